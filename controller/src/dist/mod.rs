@@ -1,0 +1,1 @@
+//! Image store, BitTorrent seeder, tracker, HTTP serving: placeholder.

@@ -1,0 +1,1 @@
+//! Upgrade engine (sans-IO): placeholder.

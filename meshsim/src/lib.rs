@@ -1,0 +1,1 @@
+//! Virtual mesh for the demo and the tests: placeholder.

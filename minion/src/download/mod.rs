@@ -1,0 +1,1 @@
+//! Image downloader (BitTorrent first, HTTP fallback): placeholder.
