@@ -6,7 +6,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod image_local;
+mod keys;
 mod plan;
+mod remote;
 
 /// meshlift: upgrade every node of a wireless mesh without cutting any running node off.
 #[derive(Parser)]
@@ -20,12 +23,43 @@ struct Cli {
 enum Command {
     /// Offline dry run of the commit planner on a topology file.
     Plan(plan::PlanArgs),
+    /// Generate an ed25519 signing key pair for images.
+    Keygen(keys::KeygenArgs),
+    /// Build, inspect, add, delete and list images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Start, follow, abort and inspect upgrades on a running controller.
+    Upgrade(remote::UpgradeArgs),
+    /// Per-node table: version, slots, upgrade state, progress, last seen.
+    Status(remote::StatusArgs),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build and sign an .mlimg image.
+    Build(image_local::BuildArgs),
+    /// Show an image's manifest, signer and verdict.
+    Inspect(image_local::InspectArgs),
+    /// Add an image (path on the controller or http(s) URL) to the controller's store.
+    Add(remote::ImageAddArgs),
+    /// Delete an image from the controller's store.
+    Del(remote::ImageDelArgs),
+    /// List the controller's images.
+    List(remote::ImageListArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Keygen(args) => keys::run(args),
+        Command::Image(ImageCommand::Build(args)) => image_local::build(args),
+        Command::Image(ImageCommand::Inspect(args)) => image_local::inspect(args),
+        Command::Image(ImageCommand::Add(args)) => remote::image_add(args),
+        Command::Image(ImageCommand::Del(args)) => remote::image_del(args),
+        Command::Image(ImageCommand::List(args)) => remote::image_list(args),
+        Command::Upgrade(args) => remote::upgrade(args),
+        Command::Status(args) => remote::status(args),
     };
     ExitCode::from(code)
 }
