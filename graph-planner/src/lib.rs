@@ -1,1 +1,107 @@
-//! placeholder
+//! The commit planner: which nodes may reboot together without cutting any running node off
+//! from the controller.
+//!
+//! Management traffic is in-band, so a node reaches the controller only through the mesh and a
+//! POP. This crate is Terragraph's `GraphHelper` (see the reference study, §3): a site graph of
+//! the live topology, articulation points relative to the POPs through a virtual root, AP groups
+//! with sub-AP absorption, and a traversal biased toward upgraded sites whose leaves form the batch
+//! (at most one POP site, `limit` nodes with first-fit packing). With [`ApPolicy::Group`] every
+//! batch is one that `GraphHelper` could return for the same input under some hash order.
+//!
+//! What meshlift adds:
+//! - **Determinism**: one fixed iteration order (upgraded sites first, then by name), so the dry
+//!   run is the plan the controller will follow on an unchanged topology.
+//! - **Explanations**: per batch, the chosen sites and AP groups and why each waiting site waits;
+//!   per plan, how many outages each site will see.
+//! - **Warnings** when an AP group forces a batch larger than `limit`.
+//! - [`ApPolicy::DependentsFirst`] and `max_pops_per_batch` (see [`PlanRequest`]).
+//!
+//! The planner is pure: it takes a validated [`meshlift_protocol::Topology`] and returns values;
+//! there is no I/O and no error type. Panics are bugs: every `expect` states the invariant it
+//! relies on, and no input (however odd the topology or pending set) may trigger one.
+
+mod ap_groups;
+mod batch;
+mod plan;
+mod site_graph;
+
+pub use meshlift_protocol::ApPolicy;
+use meshlift_protocol::Topology;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One planning question. The engine asks it before every batch with the live topology.
+pub struct PlanRequest<'a> {
+    /// Live topology: `node.status` and `link.is_alive` are current.
+    pub topology: &'a Topology,
+    /// Node names still to upgrade; every other node counts as upgraded. Unknown names are
+    /// ignored with a warning.
+    pub pending: &'a BTreeSet<String>,
+    /// 0 = staged, unlimited; >0 = max nodes per batch (first-fit, the first candidate may exceed
+    /// it, as in Terragraph). Negative values are handled by the engine; here they mean 0.
+    pub limit: i64,
+    pub ap_policy: ApPolicy,
+    /// POP sites allowed in one batch; 0 is treated as 1 (Terragraph's rule). More than one is
+    /// safe because only leaves of the upgrade tree are chosen: every site outside the batch keeps
+    /// its tree path to a POP that stays up.
+    pub max_pops_per_batch: u32,
+}
+
+/// Nodes to reboot together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Sorted node names. Empty means nothing can be planned now.
+    pub nodes: Vec<String>,
+    /// Sites with nodes in the batch, sorted.
+    pub sites: Vec<String>,
+    /// Why these sites, the AP groups involved, and why each waiting site waits.
+    pub explanation: String,
+    pub warnings: Vec<String>,
+}
+
+/// A whole dry run: batches until nothing pending can be planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub batches: Vec<Batch>,
+    /// AP groups before the first batch (Terragraph's grouping, whatever the policy): each pending
+    /// articulation point and every site it cuts off from all POPs.
+    pub ap_groups: BTreeMap<String, Vec<String>>,
+    /// Pending nodes no batch will contain, with the reason.
+    pub unplanned: Vec<(String, String)>,
+    /// Per site: batches during which it is down or cut off from every POP (its own reboot and
+    /// those of sites it depends on).
+    pub outages: BTreeMap<String, u32>,
+    pub warnings: Vec<String>,
+    /// Per batch: sites without a path to a POP while the batch reboots (its own sites included).
+    pub blast_radius: Vec<usize>,
+    pub limit: i64,
+    pub ap_policy: ApPolicy,
+    pub max_pops_per_batch: u32,
+}
+
+/// The next batch for the live topology.
+pub fn next_batch(req: &PlanRequest) -> Batch {
+    let (mut planner, unknown) = plan::planner_for(req);
+    let chosen = planner.next();
+    let mut warnings = unknown_warning(&unknown).into_iter().collect::<Vec<_>>();
+    warnings.extend(chosen.warnings);
+    Batch { nodes: chosen.nodes, sites: chosen.sites, explanation: chosen.explanation, warnings }
+}
+
+/// Dry run of a whole upgrade on an unchanging topology: every batch is removed from the pending
+/// set before the next one is chosen, as the controller would after a successful commit.
+pub fn plan_all(req: &PlanRequest) -> Plan {
+    plan::plan_all(req)
+}
+
+fn unknown_warning(unknown: &[String]) -> Option<String> {
+    if unknown.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = unknown.iter().take(10).map(String::as_str).collect();
+    let more = if unknown.len() > 10 { format!(" and {} more", unknown.len() - 10) } else { String::new() };
+    Some(format!(
+        "{} pending node name(s) not in the topology, ignored: {}{more}",
+        unknown.len(),
+        shown.join(", ")
+    ))
+}

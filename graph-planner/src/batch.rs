@@ -1,0 +1,353 @@
+//! One batch: the biased traversal and leaf selection of reference §3.4, plus the explanation.
+//!
+//! The traversal is Terragraph's two-stack LIFO walk with one fixed iteration order (POPs and
+//! neighbours by name, pushed in reverse so the smallest name is popped first; upgraded sites
+//! always before pending ones), so the batch is one GraphHelper could return and never depends on
+//! hashing.
+
+use crate::ap_groups::Groups;
+use crate::site_graph::{SiteGraph, NONE};
+use crate::ApPolicy;
+use std::fmt::Write;
+
+/// Sites listed by name per reason in an explanation; the rest are counted. A 100 000-site plan
+/// would otherwise carry gigabytes of "waits because…" text.
+const EXAMPLES_PER_REASON: usize = 12;
+
+/// Why a pending site is not in this batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    None,
+    /// Other sites reach their POP through it (it discovered `child`).
+    NotLeaf(u32),
+    /// The batch already holds the allowed number of POP sites.
+    PopRule,
+    /// Its candidate does not fit in what is left of `limit`.
+    Limit,
+    /// The batch was full before the traversal reached it.
+    BatchFull,
+    /// Member of the AP group of a key that waits.
+    InGroup(u32),
+    /// A POP site with no live link to another site: Terragraph's traversal skips it.
+    NoLinks,
+    /// No path to any POP.
+    CutOff,
+}
+
+/// Mutable per-plan state over a static [`SiteGraph`].
+pub(crate) struct Planner<'t> {
+    pub g: SiteGraph<'t>,
+    /// Pending flag per topology node (offline ones included, they just never get chosen).
+    pub node_pending: Vec<bool>,
+    /// Pending online nodes per site.
+    pub site_pending: Vec<u32>,
+    pub policy: ApPolicy,
+    pub cap: usize,
+    pub limit: i64,
+    pub max_pops: u32,
+    seen: Vec<u32>,
+    epoch: u32,
+    wait: Vec<Wait>,
+}
+
+/// What [`Planner::next`] chose.
+pub(crate) struct Chosen {
+    /// Candidate sites taken (keys stand for their group), in traversal order.
+    pub candidates: Vec<u32>,
+    pub groups: Groups,
+    pub nodes: Vec<String>,
+    pub sites: Vec<String>,
+    pub explanation: String,
+    pub warnings: Vec<String>,
+}
+
+impl<'t> Planner<'t> {
+    pub fn new(
+        g: SiteGraph<'t>,
+        node_pending: Vec<bool>,
+        policy: ApPolicy,
+        limit: i64,
+        max_pops: u32,
+    ) -> Planner<'t> {
+        let mut site_pending = vec![0u32; g.len()];
+        for (i, &p) in node_pending.iter().enumerate() {
+            let s = g.site_of_node[i];
+            if p && s != NONE {
+                site_pending[s as usize] += 1;
+            }
+        }
+        let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes };
+        let n = g.len();
+        Planner {
+            g,
+            node_pending,
+            site_pending,
+            policy,
+            cap,
+            limit,
+            max_pops: max_pops.max(1),
+            seen: vec![0; n],
+            epoch: 0,
+            wait: vec![Wait::None; n],
+        }
+    }
+
+    pub fn groups(&self) -> Groups {
+        Groups::compute(&self.g, &self.site_pending, self.policy)
+    }
+
+    /// Choose the next batch without applying it.
+    pub fn next(&mut self) -> Chosen {
+        let groups = self.groups();
+        let g = &self.g;
+        let n = g.len();
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let seen = &mut self.seen;
+        let wait = &mut self.wait;
+        let pending = &self.site_pending;
+        wait.iter_mut().for_each(|w| *w = Wait::None);
+
+        let mut upd: Vec<u32> = Vec::new();
+        let mut pend: Vec<u32> = Vec::new();
+        for p in (0..n as u32).rev().filter(|&p| g.pop[p as usize]) {
+            seen[p as usize] = epoch;
+            if pending[p as usize] > 0 {
+                pend.push(p)
+            } else {
+                upd.push(p)
+            }
+        }
+        let mut candidates = Vec::new();
+        let mut batch_nodes = 0usize;
+        let mut pops_taken = 0u32;
+        while let Some(cur) = upd.pop().or_else(|| pend.pop()) {
+            let ci = cur as usize;
+            let nb = g.neighbors(cur);
+            if nb.is_empty() {
+                if pending[ci] > 0 {
+                    wait[ci] = Wait::NoLinks;
+                }
+                continue;
+            }
+            let mut first_child = NONE;
+            for &m in nb.iter().rev() {
+                if groups.is_key[ci] && groups.member_of[m as usize] == cur {
+                    continue;
+                }
+                if seen[m as usize] != epoch {
+                    seen[m as usize] = epoch;
+                    if pending[m as usize] > 0 {
+                        pend.push(m)
+                    } else {
+                        upd.push(m)
+                    }
+                    first_child = m;
+                }
+            }
+            if pending[ci] == 0 {
+                continue;
+            }
+            if first_child != NONE {
+                wait[ci] = Wait::NotLeaf(first_child);
+            } else if g.pop[ci] && pops_taken >= self.max_pops {
+                wait[ci] = Wait::PopRule;
+            } else {
+                let cand = groups.cand_nodes[ci] as usize;
+                if batch_nodes + cand <= self.cap || batch_nodes == 0 {
+                    batch_nodes += cand;
+                    candidates.push(cur);
+                    pops_taken += u32::from(g.pop[ci]);
+                    if batch_nodes >= self.cap {
+                        // Every candidate has at least one node: nothing else can fit.
+                        break;
+                    }
+                } else {
+                    wait[ci] = Wait::Limit;
+                }
+            }
+        }
+
+        let mut in_batch = vec![false; 0];
+        in_batch.resize(n, false);
+        let mut node_names: Vec<String> = Vec::with_capacity(batch_nodes);
+        let mut sites: Vec<u32> = Vec::new();
+        for &c in &candidates {
+            let members: Vec<u32> =
+                if groups.is_key[c as usize] { g.cut_off(c).collect() } else { Vec::new() };
+            for s in std::iter::once(c).chain(members) {
+                if pending[s as usize] == 0 {
+                    continue;
+                }
+                in_batch[s as usize] = true;
+                sites.push(s);
+                for &node in &g.nodes[s as usize] {
+                    if self.node_pending[node as usize] {
+                        node_names.push(g.topo.nodes[node as usize].name.clone());
+                    }
+                }
+            }
+        }
+        node_names.sort_unstable();
+        sites.sort_unstable();
+
+        // Reasons for pending sites the traversal did not decide on.
+        for v in 0..n {
+            if pending[v] == 0 || in_batch[v] || wait[v] != Wait::None {
+                continue;
+            }
+            let k = groups.member_of[v];
+            wait[v] = if k != NONE {
+                Wait::InGroup(k)
+            } else if !g.tree.reachable(v as u32) {
+                Wait::CutOff
+            } else {
+                // Reachable, not hidden behind a key, yet never popped: the walk stopped early.
+                Wait::BatchFull
+            };
+        }
+
+        let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
+        let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);
+        Chosen {
+            candidates,
+            groups,
+            nodes: node_names,
+            sites: sites.iter().map(|&s| g.name(s).to_string()).collect(),
+            explanation,
+            warnings,
+        }
+    }
+
+    /// Mark the chosen nodes upgraded.
+    pub fn apply(&mut self, chosen: &Chosen) {
+        for &c in &chosen.candidates {
+            let members: Vec<u32> =
+                if chosen.groups.is_key[c as usize] { self.g.cut_off(c).collect() } else { Vec::new() };
+            for s in std::iter::once(c).chain(members) {
+                for &node in &self.g.nodes[s as usize] {
+                    self.node_pending[node as usize] = false;
+                }
+                self.site_pending[s as usize] = 0;
+            }
+        }
+    }
+
+    /// Terragraph lets the first candidate exceed `limit`; say so, because an operator who asked
+    /// for batches of 10 should not discover a 400-node reboot in the middle of the night.
+    fn oversize_warning(&self, candidates: &[u32], groups: &Groups, batch_nodes: usize) -> Option<String> {
+        if self.limit <= 0 || batch_nodes <= self.cap {
+            return None;
+        }
+        let first = *candidates.first()?;
+        let g = &self.g;
+        let name = g.name(first);
+        if groups.is_key[first as usize] {
+            let cut = g.cut_off(first).count();
+            let mut w = format!(
+                "AP group {name} ({} sites, {batch_nodes} pending nodes) exceeds limit {}: every site in it \
+                 is cut off from all POPs while {name} reboots, so Terragraph reboots the group at once",
+                cut + 1,
+                self.limit
+            );
+            if g.pop[first as usize] && cut + 1 == g.tree.order.len() {
+                w.push_str(&format!(
+                    "; {name} is the only POP site: exclude its nodes and upgrade them last to stage the network"
+                ));
+            }
+            Some(w)
+        } else {
+            Some(format!("site {name} alone has {batch_nodes} pending nodes, more than limit {}", self.limit))
+        }
+    }
+
+    fn explain(&self, candidates: &[u32], groups: &Groups, batch_nodes: usize, pops: u32) -> String {
+        let g = &self.g;
+        let mut out = String::new();
+        if candidates.is_empty() {
+            out.push_str("nothing can be upgraded now\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "{} nodes at {} candidate site(s), {} POP site(s); limit {}",
+                batch_nodes,
+                candidates.len(),
+                pops,
+                if self.limit > 0 { self.limit.to_string() } else { "none".to_string() }
+            );
+            for &c in candidates {
+                let name = g.name(c);
+                if groups.is_key[c as usize] {
+                    let cut: Vec<&str> = g.cut_off(c).map(|s| g.name(s)).collect();
+                    let _ = writeln!(
+                        out,
+                        "  {name}: a leaf of the upgrade tree and an articulation point; its AP group {{{}}} \
+                         loses every POP while it reboots, so it goes along",
+                        list(&cut)
+                    );
+                } else {
+                    let kind = if g.pop[c as usize] { "POP site, " } else { "" };
+                    let _ = writeln!(out, "  {name}: {kind}a leaf of the upgrade tree: nobody depends on it");
+                }
+            }
+        }
+        // Bucket by reason without formatting per site: explanations are built for every batch of
+        // plans with thousands of batches over 100 000 sites.
+        const KINDS: usize = 7;
+        let mut count = [0usize; KINDS];
+        let mut examples: [Vec<String>; KINDS] = Default::default();
+        for v in 0..g.len() {
+            let (kind, label) = match self.wait[v] {
+                Wait::None => continue,
+                Wait::NotLeaf(c) => (0, Some(c)),
+                Wait::PopRule => (1, None),
+                Wait::Limit => (2, None),
+                Wait::BatchFull => (3, None),
+                Wait::InGroup(k) => (4, Some(k)),
+                Wait::NoLinks => (5, None),
+                Wait::CutOff => (6, None),
+            };
+            count[kind] += 1;
+            if examples[kind].len() < EXAMPLES_PER_REASON {
+                examples[kind].push(match (kind, label) {
+                    (0, Some(c)) => format!("{} (for {})", g.names[v], g.name(c)),
+                    (4, Some(k)) => format!("{} (group {})", g.names[v], g.name(k)),
+                    _ => g.names[v].to_string(),
+                });
+            }
+        }
+        let waiting: usize = count.iter().sum();
+        if waiting > 0 {
+            let _ = writeln!(out, "{waiting} pending site(s) wait:");
+            let reasons = [
+                "other sites still reach a POP through them".to_string(),
+                format!("the batch already has {} POP site(s), the most allowed", self.max_pops),
+                "their nodes do not fit in what is left of the limit".to_string(),
+                "the batch was full before the traversal reached them".to_string(),
+                "in the AP group of an articulation point that waits".to_string(),
+                "no live link to another site (Terragraph's planner never picks such a site)".to_string(),
+                "cut off from every POP".to_string(),
+            ];
+            for kind in 0..KINDS {
+                if count[kind] == 0 {
+                    continue;
+                }
+                let mut names = examples[kind].join(", ");
+                if count[kind] > examples[kind].len() {
+                    let _ = write!(names, " … and {} more", count[kind] - examples[kind].len());
+                }
+                let _ = writeln!(out, "  {}: {names}", reasons[kind]);
+            }
+        }
+        out
+    }
+}
+
+/// Names joined with ", ", the tail summarised as "… and N more".
+fn list(names: &[&str]) -> String {
+    let mut s = names.iter().take(EXAMPLES_PER_REASON).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > EXAMPLES_PER_REASON {
+        let _ = write!(s, " … and {} more", names.len() - EXAMPLES_PER_REASON);
+    }
+    s
+}

@@ -1,0 +1,205 @@
+//! The whole-plan dry run and its human rendering.
+
+use crate::ap_groups::Groups;
+use crate::batch::Planner;
+use crate::site_graph::{SiteGraph, NONE};
+use crate::{unknown_warning, ApPolicy, Batch, Plan, PlanRequest};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Sites listed one by one in the rendered outage table; larger meshes get a histogram.
+const OUTAGE_TABLE_MAX: usize = 200;
+
+/// A planner over the request's topology, and the pending names that are not in it.
+pub(crate) fn planner_for<'t>(req: &PlanRequest<'t>) -> (Planner<'t>, Vec<String>) {
+    let g = SiteGraph::build(req.topology);
+    let index: std::collections::HashMap<&str, usize> =
+        req.topology.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let mut node_pending = vec![false; req.topology.nodes.len()];
+    let mut unknown = Vec::new();
+    for name in req.pending {
+        match index.get(name.as_str()) {
+            Some(&i) => node_pending[i] = true,
+            None => unknown.push(name.clone()),
+        }
+    }
+    (Planner::new(g, node_pending, req.ap_policy, req.limit, req.max_pops_per_batch), unknown)
+}
+
+pub(crate) fn plan_all(req: &PlanRequest) -> Plan {
+    let (mut planner, unknown) = planner_for(req);
+    let mut warnings: Vec<String> = unknown_warning(&unknown).into_iter().collect();
+
+    let ap_groups = {
+        let groups = Groups::compute(&planner.g, &planner.site_pending, ApPolicy::Group);
+        let g = &planner.g;
+        (0..g.len() as u32)
+            .filter(|&k| groups.is_key[k as usize])
+            .map(|k| {
+                let mut cut: Vec<String> = g.cut_off(k).map(|s| g.name(s).to_string()).collect();
+                cut.sort_unstable();
+                (g.name(k).to_string(), cut)
+            })
+            .collect()
+    };
+
+    let mut outage = vec![0u32; planner.g.len()];
+    let mut batches = Vec::new();
+    let mut blast_radius = Vec::new();
+    loop {
+        let chosen = planner.next();
+        if chosen.nodes.is_empty() {
+            break;
+        }
+        let mut radius = 0;
+        for &c in &chosen.candidates {
+            outage[c as usize] += 1;
+            radius += 1;
+            if chosen.groups.is_key[c as usize] {
+                for m in planner.g.cut_off(c) {
+                    outage[m as usize] += 1;
+                    radius += 1;
+                }
+            }
+        }
+        planner.apply(&chosen);
+        let n = batches.len() + 1;
+        warnings.extend(chosen.warnings.iter().map(|w| format!("batch {n}: {w}")));
+        blast_radius.push(radius);
+        batches.push(Batch {
+            nodes: chosen.nodes,
+            sites: chosen.sites,
+            explanation: chosen.explanation,
+            warnings: chosen.warnings,
+        });
+    }
+
+    let g = &planner.g;
+    let mut unplanned = Vec::new();
+    for (i, node) in req.topology.nodes.iter().enumerate() {
+        if !planner.node_pending[i] {
+            continue;
+        }
+        let s = g.site_of_node[i];
+        let reason = if s == NONE {
+            "node is offline".to_string()
+        } else if !g.tree.reachable(s) {
+            format!("site {} is cut off from every POP", node.site_name)
+        } else if g.neighbors(s).is_empty() {
+            format!(
+                "POP site {} has no live link to another site; Terragraph's planner never picks such a \
+                 site, upgrade it on its own",
+                node.site_name
+            )
+        } else {
+            // Invariant 3 of the reference says this cannot happen; report rather than loop.
+            format!("no safe batch could be found for site {}", node.site_name)
+        };
+        unplanned.push((node.name.clone(), reason));
+    }
+    unplanned.sort();
+    if !unplanned.is_empty() {
+        warnings.push(format!("{} pending node(s) cannot be planned (see unplanned)", unplanned.len()));
+    }
+
+    let mut outages: BTreeMap<String, u32> = req.topology.sites.iter().map(|s| (s.name.clone(), 0)).collect();
+    for (v, &count) in outage.iter().enumerate() {
+        outages.insert(g.names[v].to_string(), count);
+    }
+
+    Plan {
+        batches,
+        ap_groups,
+        unplanned,
+        outages,
+        warnings,
+        blast_radius,
+        limit: req.limit,
+        ap_policy: req.ap_policy,
+        max_pops_per_batch: req.max_pops_per_batch.max(1),
+    }
+}
+
+impl Plan {
+    /// Operator-facing dry run: batches with explanations, AP groups, unplanned nodes, outages and
+    /// warnings.
+    pub fn render_human(&self) -> String {
+        let mut out = String::new();
+        let nodes: usize = self.batches.iter().map(|b| b.nodes.len()).sum();
+        let policy = match self.ap_policy {
+            ApPolicy::Group => "group",
+            ApPolicy::DependentsFirst => "dependents-first",
+        };
+        let limit = if self.limit > 0 { self.limit.to_string() } else { "none".to_string() };
+        let _ = writeln!(
+            out,
+            "Plan: {} batch(es), {nodes} node(s); ap-policy {policy}, limit {limit}, max {} POP site(s) per batch",
+            self.batches.len(),
+            self.max_pops_per_batch
+        );
+        let total_outages: u64 = self.outages.values().map(|&c| u64::from(c)).sum();
+        let max_radius = self.blast_radius.iter().copied().max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "Cost: {total_outages} site outage(s) in total; largest blast radius {max_radius} site(s)"
+        );
+
+        if self.ap_groups.is_empty() {
+            out.push_str("\nAP groups: none\n");
+        } else {
+            out.push_str("\nAP groups (pending articulation point: sites it cuts off from every POP):\n");
+            for (key, cut) in &self.ap_groups {
+                let _ = writeln!(out, "  {key}: {}", cut.join(", "));
+            }
+        }
+
+        for (i, b) in self.batches.iter().enumerate() {
+            let radius = self.blast_radius.get(i).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "\nBatch {} — {} node(s) at {} site(s), blast radius {radius} site(s)",
+                i + 1,
+                b.nodes.len(),
+                b.sites.len()
+            );
+            let _ = writeln!(out, "  sites: {}", b.sites.join(", "));
+            let _ = writeln!(out, "  nodes: {}", b.nodes.join(", "));
+            for line in b.explanation.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+            for w in &b.warnings {
+                let _ = writeln!(out, "  WARNING: {w}");
+            }
+        }
+
+        if !self.unplanned.is_empty() {
+            out.push_str("\nUnplanned (never in any batch):\n");
+            for (node, reason) in &self.unplanned {
+                let _ = writeln!(out, "  {node}: {reason}");
+            }
+        }
+
+        out.push_str("\nOutages per site (own reboots + reboots of sites it depends on):\n");
+        if self.outages.len() <= OUTAGE_TABLE_MAX {
+            for (site, count) in &self.outages {
+                let _ = writeln!(out, "  {site}: {count}");
+            }
+        } else {
+            let mut histogram: BTreeMap<u32, usize> = BTreeMap::new();
+            for &c in self.outages.values() {
+                *histogram.entry(c).or_default() += 1;
+            }
+            for (count, sites) in histogram {
+                let _ = writeln!(out, "  {sites} site(s) with {count} outage(s)");
+            }
+        }
+
+        if !self.warnings.is_empty() {
+            out.push_str("\nWarnings:\n");
+            for w in &self.warnings {
+                let _ = writeln!(out, "  {w}");
+            }
+        }
+        out
+    }
+}
