@@ -1,0 +1,166 @@
+//! Controller configuration (TOML). Every option has a documented default, so a minimal file
+//! names only the topology; unknown keys are refused so a typo never silently falls back to a
+//! default.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `meshlift-controller --config FILE`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Terragraph topology JSON: nodes, links, sites. Node status and link liveness are then
+    /// updated live from the minions' reports.
+    pub topology_file: PathBuf,
+    /// State database (`state.db`), image store (`images/`). Default `./meshlift-data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// ROUTER socket for minions. Default `tcp://0.0.0.0:7007` (Terragraph's port).
+    #[serde(default = "default_minion_endpoint")]
+    pub minion_endpoint: String,
+    /// ROUTER socket for operator tools. Default `tcp://0.0.0.0:17077`.
+    #[serde(default = "default_app_endpoint")]
+    pub app_endpoint: String,
+    /// HTTP server: `/metrics`, `/healthz`, `/announce` (tracker), `/images/…`. Default `0.0.0.0:8080`.
+    #[serde(default = "default_http_listen")]
+    pub http_listen: String,
+    /// Host name or address the minions use to reach this controller's HTTP server and seeder
+    /// (goes into magnet and HTTP URIs). Default `127.0.0.1`.
+    #[serde(default = "default_public_host")]
+    pub public_host: String,
+    /// A node is offline when no status report arrived for this long. Default 30 s (Terragraph).
+    #[serde(default = "default_alive")]
+    pub node_alive_timeout_s: u64,
+    /// Engine tick period. Default 1000 ms (Terragraph: 5 s; faster ticks cost nothing here).
+    #[serde(default = "default_tick")]
+    pub tick_interval_ms: u64,
+    /// Largest accepted frame. Default 1 MiB.
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Public keys (`meshlift keygen` `.pub` files) whose images `image add` accepts.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Trial-boot confirm timeout sent with every COMMIT unless the request sets one. Default 120 s.
+    #[serde(default = "default_confirm")]
+    pub confirm_timeout_s: u64,
+    /// Refuse `image add` when less than this many bytes would stay free. Default 1 GiB.
+    #[serde(default = "default_min_free")]
+    pub image_min_free_bytes: u64,
+    #[serde(default)]
+    pub bittorrent: BitTorrentConfig,
+}
+
+/// The controller's BitTorrent seeder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitTorrentConfig {
+    /// Seed images over BitTorrent. Default true; false = HTTP only.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seeder listen port. Default 6881 (outside the ephemeral range, which collides with
+    /// outgoing connections).
+    #[serde(default = "default_bt_port")]
+    pub listen_port: u16,
+    /// External tracker announce URL (opentracker, chihaya). Empty = the embedded tracker at
+    /// `http://<public_host>:<http port>/announce`.
+    #[serde(default)]
+    pub tracker_url: String,
+    /// Seeder upload limit in bytes/s (like a POP's in-band uplink). None = unlimited.
+    #[serde(default)]
+    pub upload_limit: Option<u64>,
+}
+
+impl Default for BitTorrentConfig {
+    fn default() -> Self {
+        BitTorrentConfig { enabled: true, listen_port: default_bt_port(), tracker_url: String::new(), upload_limit: None }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("meshlift-data")
+}
+fn default_minion_endpoint() -> String {
+    "tcp://0.0.0.0:7007".into()
+}
+fn default_app_endpoint() -> String {
+    "tcp://0.0.0.0:17077".into()
+}
+fn default_http_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+fn default_public_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_alive() -> u64 {
+    30
+}
+fn default_tick() -> u64 {
+    1000
+}
+fn default_max_frame() -> usize {
+    meshlift_protocol::MAX_FRAME_DEFAULT
+}
+fn default_confirm() -> u64 {
+    120
+}
+fn default_min_free() -> u64 {
+    1 << 30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_bt_port() -> u16 {
+    6881
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl ControllerConfig {
+    /// Load a TOML file; relative paths inside it are taken relative to the file's directory.
+    pub fn load(path: &Path) -> Result<ControllerConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut cfg: ControllerConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.topology_file = resolve(base, &cfg.topology_file);
+        cfg.data_dir = resolve(base, &cfg.data_dir);
+        cfg.trusted_keys = cfg.trusted_keys.iter().map(|k| resolve(base, k)).collect();
+        Ok(cfg)
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let cfg: ControllerConfig = toml::from_str(r#"topology_file = "t.json""#).unwrap();
+        assert_eq!(cfg.minion_endpoint, "tcp://0.0.0.0:7007");
+        assert_eq!(cfg.node_alive_timeout_s, 30);
+        assert!(cfg.bittorrent.enabled);
+        assert_eq!(cfg.bittorrent.listen_port, 6881);
+    }
+
+    #[test]
+    fn typos_are_refused() {
+        let err = toml::from_str::<ControllerConfig>("topology_file = \"t\"\nnode_alive_timout_s = 3").unwrap_err();
+        assert!(err.to_string().contains("node_alive_timout_s"), "{err}");
+    }
+}
