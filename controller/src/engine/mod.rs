@@ -1,1 +1,498 @@
-//! Upgrade engine (sans-IO): placeholder.
+//! The controller's upgrade engine: a sans-IO state machine (Terragraph's `UpgradeApp`, reference
+//! §2, without its sharp edges §2.12).
+//!
+//! # What it does
+//! Operator requests (PREPARE, COMMIT, FULL_UPGRADE = PREPARE then COMMIT under one id) queue
+//! FIFO; one runs at a time. A request's node set is evaluated when it starts. Before every batch
+//! each pending node goes through the readiness filters ([`readiness`]); a node that is filtered
+//! out gets an outcome with a reason there and then. PREPARE batches take up to `limit` nodes in
+//! a stable order (retried nodes first, then by name); COMMIT batches come from the commit planner
+//! (`meshlift-graph-planner`) run on the *live* topology before every batch. A dispatched node is
+//! judged from its reports ([`verdict`]) until it succeeds, fails, or the batch times out; a
+//! failure is retried up to `retry_limit` times, after which `skip_failure` decides whether the
+//! request goes on. A failing POP stops the request unless `skip_pop_failure`. Stopping a request
+//! (failure, POP failure) dispatches no further batch but still watches the in-flight one to its
+//! end, so every node that was sent something gets its real outcome. Scheduled commits
+//! (`schedule_to_commit_s`) are watched like any other commit; their batch deadline is extended
+//! by the delay.
+//!
+//! Every node of a request ends with exactly one outcome per stage it entered
+//! ([`meshlift_protocol::OutcomeKind`]); a FULL_UPGRADE carries only the nodes whose PREPARE
+//! succeeded into its COMMIT stage.
+//!
+//! # Contract with the shell
+//! The engine never reads a clock, a socket or a file of its own; the shell owns them.
+//! - Build it with [`Engine::new`] (optionally with a [`Store`]: if the store holds state from an
+//!   earlier run, the engine reloads it and resumes — see *Restart* below) or [`Engine::open`].
+//! - Feed it inputs, each with the current time `now` in UNIX milliseconds. **Time never goes
+//!   backwards** between calls (an earlier `now` is treated as the latest one seen):
+//!   - [`Engine::handle_status_report`] for every `StatusReport` (the node is found by MAC; an
+//!     unknown MAC is an `Err` the shell turns into a refused `StatusReportAck`);
+//!   - [`Engine::handle_operator`] for every operator message; it returns the reply to send;
+//!   - [`Engine::add_image`] / [`Engine::remove_image`] after the shell's image store has added
+//!     or deleted the file;
+//!   - [`Engine::tick`] at [`Engine::next_deadline`] and at least every status-report interval
+//!     (5 s): online/offline transitions, batch timeouts and link waits are evaluated there.
+//! - After each input, drain [`Engine::poll_action`] until it returns `None`, and carry out the
+//!   actions in order ([`Action::SendToNode`]: send the `UpgradeReq` to the node's current
+//!   routing identity; [`Action::Event`]: log / count).
+//! - Every input's state changes are written to the store in **one transaction before** its
+//!   actions become visible in `poll_action`: if the controller dies between the write and the
+//!   send, the restarted engine finds the node dispatched but silent, waits for its reports, and
+//!   re-dispatches only after the batch timeout and only if the node still reports FLASHED and
+//!   idle. It never re-sends a COMMIT blindly.
+//!
+//! # Restart
+//! [`Engine::new`] with a store that holds a running request resumes it: the open batch is
+//! reloaded with each node's progress and the baseline captured at dispatch, and its nodes are
+//! judged from the reports that arrive. No batch is formed until every pending node has reported
+//! or `node_alive_timeout` has passed since start, so a fresh controller does not mistake "no
+//! report yet" for "offline".
+//!
+//! # Store failures
+//! A store write that fails is reported as an [`EventLevel::Error`] event and in
+//! [`Engine::store_error`]; the engine carries on in memory (an upgrade half done is worse than a
+//! journal gap), and the shell decides whether to alarm or stop.
+//!
+//! # Panics
+//! Nothing from a report, an operator or the store panics the engine: unknown nodes, stale
+//! reports and corrupt rows become errors, refusals or events.
+
+pub mod dump;
+pub mod fleet;
+mod persist;
+pub mod readiness;
+pub mod request;
+mod run;
+pub mod verdict;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use meshlift_protocol::{
+    Ack, FinishedReq, Message, NodeOutcome, Operator, OutcomeKind, StatusReport, Topology, UpgradeImage,
+    UpgradeListImagesResp, UpgradeReq, UpgradeStatusType,
+};
+
+use crate::store::{JournalEntry, JournalKind, Store, StoreOp};
+use request::{Batch, RequestRun};
+pub use request::{Refusal, Stage};
+
+/// Engine settings (controller config).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// A node is online iff a status report arrived within this time (Terragraph: 30 s).
+    pub node_alive_timeout_ms: u64,
+    /// Sent in COMMITs whose template has `confirm_timeout_s == 0`.
+    pub confirm_timeout_s: u64,
+    /// Finished requests kept in memory for the state dump (all stay in the store).
+    pub finished_kept: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { node_alive_timeout_ms: 30_000, confirm_timeout_s: 120, finished_kept: 20 }
+    }
+}
+
+/// Something the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send `req` to the node (MAC as in the topology).
+    SendToNode { node: String, mac: String, req: UpgradeReq },
+    /// A line for the log and the event stream.
+    Event(EngineEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// A state transition or problem worth logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEvent {
+    pub level: EventLevel,
+    pub request_id: Option<String>,
+    pub node: Option<String>,
+    pub message: String,
+}
+
+/// Errors the shell can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A status report from a MAC that is not in the topology: refuse it (the node is not ours,
+    /// or the topology file is out of date).
+    #[error("unknown MAC {0}: not a node of the topology")]
+    UnknownMac(String),
+    /// An image removal that names no stored image.
+    #[error("no image named {0:?}")]
+    UnknownImage(String),
+    /// Removing an image a queued or running request will send would break that request.
+    #[error("image {name:?} is used by request {request_id:?}; abort or finish it first")]
+    ImageInUse { name: String, request_id: String },
+    /// The store could not be read at start.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The upgrade engine. See the module docs for the contract.
+pub struct Engine {
+    topology: Topology,
+    config: EngineConfig,
+    store: Option<Store>,
+    fleet: fleet::Fleet,
+    images: BTreeMap<String, UpgradeImage>,
+    queue: VecDeque<RequestRun>,
+    current: Option<RequestRun>,
+    batch: Option<Batch>,
+    /// Outcomes of the current request, then of the last finished ones (for the dump).
+    outcomes: Vec<NodeOutcome>,
+    recent_outcomes: VecDeque<Vec<NodeOutcome>>,
+    outcome_counts: BTreeMap<OutcomeKind, u64>,
+    finished: VecDeque<FinishedReq>,
+    used_ids: HashSet<String>,
+    next_seq: u64,
+    started_at: u64,
+    now: u64,
+    /// Actions of the input being handled; released after the store write.
+    staged: Vec<Action>,
+    actions: VecDeque<Action>,
+    ops: Vec<StoreOp>,
+    dirty: Dirty,
+    store_error: Option<String>,
+    /// Nodes online at the last tick (for online/offline transition events).
+    online: HashSet<String>,
+}
+
+/// What must be written at the end of the current input.
+#[derive(Default)]
+struct Dirty {
+    request: bool,
+    request_nodes: std::collections::BTreeSet<String>,
+    batch: bool,
+    batch_nodes: std::collections::BTreeSet<String>,
+}
+
+impl Engine {
+    /// A new engine. With a store that holds state from an earlier run, that state is reloaded
+    /// and the running request resumes (see the module docs).
+    pub fn new(
+        topology: Topology,
+        config: EngineConfig,
+        store: Option<Store>,
+        now: u64,
+    ) -> Result<Engine, EngineError> {
+        let fleet = fleet::Fleet::new(&topology, config.node_alive_timeout_ms);
+        let mut engine = Engine {
+            topology,
+            config,
+            store,
+            fleet,
+            images: BTreeMap::new(),
+            queue: VecDeque::new(),
+            current: None,
+            batch: None,
+            outcomes: Vec::new(),
+            recent_outcomes: VecDeque::new(),
+            outcome_counts: BTreeMap::new(),
+            finished: VecDeque::new(),
+            used_ids: HashSet::new(),
+            next_seq: 1,
+            started_at: now,
+            now,
+            staged: Vec::new(),
+            actions: VecDeque::new(),
+            ops: Vec::new(),
+            dirty: Dirty::default(),
+            store_error: None,
+            online: HashSet::new(),
+        };
+        engine.load()?;
+        engine.flush();
+        Ok(engine)
+    }
+
+    /// Reopen from a store (same as [`Engine::new`] with `Some(store)`).
+    pub fn open(
+        store: Store,
+        topology: Topology,
+        config: EngineConfig,
+        now: u64,
+    ) -> Result<Engine, EngineError> {
+        Engine::new(topology, config, Some(store), now)
+    }
+
+    /// A status report from a node. Judges the node (and its wireless neighbours, whose links
+    /// it reports) if they are in the in-flight batch.
+    pub fn handle_status_report(&mut self, report: StatusReport, now: u64) -> Result<(), EngineError> {
+        let now = self.clock(now);
+        let Some(node) = self.topology.node_by_mac(&report.mac) else {
+            return Err(EngineError::UnknownMac(report.mac));
+        };
+        let name = node.name.clone();
+        let came_online = self.fleet.record(&name, report, now);
+        if came_online && self.online.insert(name.clone()) {
+            self.event(EventLevel::Info, None, Some(&name), "online".into());
+        }
+        if self.batch.as_ref().is_some_and(|b| b.nodes.contains_key(&name)) {
+            self.judge(&name, now);
+        }
+        if self.batch.as_ref().is_some_and(|b| b.stage == Stage::Commit) {
+            let peers: Vec<String> =
+                self.fleet.wireless_links(&name).iter().map(|(_, p)| p.clone()).collect();
+            for p in peers {
+                if self.batch.as_ref().is_some_and(|b| b.nodes.contains_key(&p)) {
+                    self.judge(&p, now);
+                }
+            }
+        }
+        self.advance(now);
+        self.flush();
+        Ok(())
+    }
+
+    /// An operator message; returns the reply.
+    pub fn handle_operator(&mut self, msg: Message, now: u64) -> Message {
+        let now = self.clock(now);
+        let reply = match msg {
+            Message::UpgradeGroupReq(req) => Message::Ack(self.intake(req, now)),
+            Message::UpgradeAbortReq(req) => Message::Ack(self.abort(req, now)),
+            Message::UpgradeStateReq(_) => Message::UpgradeStateDump(self.state_dump()),
+            Message::UpgradeCommitPlanReq(req) => Message::UpgradeCommitPlan(self.commit_plan(&req, now)),
+            Message::UpgradeListImagesReq(_) => Message::UpgradeListImagesResp(UpgradeListImagesResp {
+                images: self.images.values().cloned().collect(),
+            }),
+            Message::NodeStatusReq(_) => Message::NodeStatusDump(self.node_status(now)),
+            Message::UpgradeAddImageReq(_) | Message::UpgradeDelImageReq(_) => Message::Ack(Ack::refused(
+                "image add/delete is carried out by the controller's image store, not the upgrade engine",
+            )),
+            other => Message::Ack(Ack::refused(format!("{} is not an operator request", other.kind()))),
+        };
+        self.advance(now);
+        self.flush();
+        reply
+    }
+
+    /// Periodic evaluation: online/offline transitions, batch timeout, link and BGP waits.
+    pub fn tick(&mut self, now: u64) {
+        let now = self.clock(now);
+        let went_offline: Vec<String> =
+            self.online.iter().filter(|n| !self.fleet.online(n, now)).cloned().collect();
+        for n in went_offline {
+            self.online.remove(&n);
+            self.event(
+                EventLevel::Warn,
+                None,
+                Some(&n),
+                "offline: no status report within node_alive_timeout".into(),
+            );
+        }
+        if let Some(b) = &self.batch {
+            let in_flight: Vec<String> = b
+                .nodes
+                .iter()
+                .filter(|(_, n)| matches!(n.progress, request::Progress::InFlight { .. }))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for n in &in_flight {
+                self.judge(n, now);
+            }
+            if self.batch.as_ref().is_some_and(|b| now >= b.deadline) {
+                self.time_out_batch(now);
+            }
+        }
+        self.advance(now);
+        self.flush();
+    }
+
+    /// Next action, in order. Drain until `None` after every input.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Engine::tick`] must run next at the latest (batch deadline, end of the start-up
+    /// grace period). The shell also ticks every status interval.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let mut d = self.batch.as_ref().map(|b| b.deadline);
+        if self.current.is_some() && self.batch.is_none() {
+            let grace = self.started_at + self.config.node_alive_timeout_ms;
+            if grace > self.now {
+                d = Some(d.map_or(grace, |x| x.min(grace)));
+            }
+        }
+        d
+    }
+
+    /// An image the shell's image store has verified and is seeding.
+    pub fn add_image(&mut self, image: UpgradeImage, operator: Operator, now: u64) {
+        let now = self.clock(now);
+        let msg = format!(
+            "image added: {} (version {}, sha256 {})",
+            image.name,
+            image.version,
+            image.sha256.short()
+        );
+        self.command(now, None, &operator, msg);
+        self.ops.push(StoreOp::PutImage { image: image.clone(), at: now });
+        self.images.insert(image.name.clone(), image);
+        self.flush();
+    }
+
+    /// Forget an image. Refused while a queued or running request will send it.
+    pub fn remove_image(&mut self, name: &str, operator: Operator, now: u64) -> Result<(), EngineError> {
+        let now = self.clock(now);
+        if !self.images.contains_key(name) {
+            return Err(EngineError::UnknownImage(name.to_string()));
+        }
+        let user =
+            self.current.iter().chain(self.queue.iter()).find(|r| {
+                r.image.as_ref().is_some_and(|i| i.name == name) && r.stage() == Some(Stage::Prepare)
+            });
+        if let Some(r) = user {
+            return Err(EngineError::ImageInUse { name: name.to_string(), request_id: r.id.clone() });
+        }
+        self.images.remove(name);
+        self.command(now, None, &operator, format!("image removed: {name}"));
+        self.ops.push(StoreOp::DeleteImage { name: name.to_string() });
+        self.flush();
+        Ok(())
+    }
+
+    // ---- read-only accessors (metrics, tests) ----
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn images(&self) -> impl Iterator<Item = &UpgradeImage> {
+        self.images.values()
+    }
+
+    /// Id of the running request.
+    pub fn current_request_id(&self) -> Option<&str> {
+        self.current.as_ref().map(|r| r.id.as_str())
+    }
+
+    /// Stage of the running request.
+    pub fn current_stage(&self) -> Option<Stage> {
+        self.current.as_ref().and_then(|r| r.stage())
+    }
+
+    /// Index (from 1) of the in-flight batch in the current stage, 0 if none.
+    pub fn current_batch_index(&self) -> u32 {
+        self.batch.as_ref().map_or(0, |b| b.index)
+    }
+
+    /// Nodes of the in-flight batch still being waited for.
+    pub fn in_flight_nodes(&self) -> Vec<&str> {
+        self.batch.as_ref().map_or_else(Vec::new, |b| {
+            b.nodes
+                .iter()
+                .filter(|(_, n)| matches!(n.progress, request::Progress::InFlight { .. }))
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
+    }
+
+    /// Last reported upgrade status of a node.
+    pub fn node_upgrade_status(&self, node: &str) -> Option<UpgradeStatusType> {
+        self.fleet.get(node).map(|s| s.report.upgrade_status.us_type)
+    }
+
+    /// Whether a node reported within `node_alive_timeout` of `now`.
+    pub fn node_online(&self, node: &str, now: u64) -> bool {
+        self.fleet.online(node, now)
+    }
+
+    pub fn online_count(&self, now: u64) -> usize {
+        self.fleet.online_count(now)
+    }
+
+    /// Outcomes recorded since this engine started, by kind.
+    pub fn outcome_counts(&self) -> &BTreeMap<OutcomeKind, u64> {
+        &self.outcome_counts
+    }
+
+    /// Retries used per node in the running request.
+    pub fn retries(&self) -> BTreeMap<String, u32> {
+        self.current.as_ref().map_or_else(BTreeMap::new, |r| {
+            r.node_state.iter().filter(|(_, s)| s.retries > 0).map(|(k, s)| (k.clone(), s.retries)).collect()
+        })
+    }
+
+    /// Requests waiting behind the running one.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Outcomes of the running request so far (or of the last finished one).
+    pub fn outcomes(&self) -> &[NodeOutcome] {
+        if self.current.is_some() || self.recent_outcomes.is_empty() {
+            &self.outcomes
+        } else {
+            self.recent_outcomes.back().map(Vec::as_slice).unwrap_or(&[])
+        }
+    }
+
+    /// Finished requests, most recent last.
+    pub fn finished_requests(&self) -> impl Iterator<Item = &FinishedReq> {
+        self.finished.iter()
+    }
+
+    /// The last store write error, if the store is failing.
+    pub fn store_error(&self) -> Option<&str> {
+        self.store_error.as_deref()
+    }
+
+    /// The store, for the shell's read-only queries (journal listing).
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    // ---- internals shared by the submodules ----
+
+    fn clock(&mut self, now: u64) -> u64 {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn event(&mut self, level: EventLevel, request_id: Option<&str>, node: Option<&str>, message: String) {
+        self.staged.push(Action::Event(EngineEvent {
+            level,
+            request_id: request_id.map(str::to_string),
+            node: node.map(str::to_string),
+            message,
+        }));
+    }
+
+    /// Journal a state transition and log it.
+    fn transition(&mut self, now: u64, request_id: Option<&str>, node: Option<&str>, message: String) {
+        self.ops.push(StoreOp::Journal(JournalEntry {
+            seq: 0,
+            at: now,
+            kind: JournalKind::Transition,
+            request_id: request_id.map(str::to_string),
+            node: node.map(str::to_string),
+            operator: None,
+            message: message.clone(),
+        }));
+        self.event(EventLevel::Info, request_id, node, message);
+    }
+
+    /// Journal an operator command with who and why.
+    fn command(&mut self, now: u64, request_id: Option<&str>, operator: &Operator, message: String) {
+        self.ops.push(StoreOp::Journal(JournalEntry {
+            seq: 0,
+            at: now,
+            kind: JournalKind::Command,
+            request_id: request_id.map(str::to_string),
+            node: None,
+            operator: Some(operator.clone()),
+            message: message.clone(),
+        }));
+        let who = if operator.who.is_empty() { "unknown operator" } else { operator.who.as_str() };
+        self.event(EventLevel::Info, request_id, None, format!("{who}: {message}"));
+    }
+}

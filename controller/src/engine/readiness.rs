@@ -1,0 +1,140 @@
+//! Readiness filters, run on every pending node before every batch.
+//!
+//! Terragraph drops unready nodes silently (reference §2.5, sharp edge §2.12.7): they end up
+//! neither succeeded nor failed. Here every filtered node gets an outcome with a reason, and a
+//! node already rebooting from an earlier commit of the same request is *watched*, never sent a
+//! second COMMIT.
+
+use meshlift_protocol::{Node, OutcomeKind, UpgradeStatusType};
+
+use super::fleet::Fleet;
+use super::request::RequestRun;
+
+/// What to do with a pending node at batch formation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Send it the request.
+    Dispatch,
+    /// It is already working on this request (an earlier COMMIT of the same request is still
+    /// going through its reboot): put it in the batch and watch it, send nothing.
+    Watch(String),
+    /// It leaves the request now with this outcome.
+    Outcome(OutcomeKind, String),
+}
+
+/// Offline is checked first by both stages: nothing else about a silent node is current.
+fn offline(fleet: &Fleet, node: &Node, now: u64) -> Option<Readiness> {
+    if fleet.online(&node.name, now) {
+        return None;
+    }
+    let why = match fleet.last_seen(&node.name) {
+        Some(at) => format!("offline: last status report {}s ago", now.saturating_sub(at) / 1000),
+        None => "offline: no status report since the controller started".to_string(),
+    };
+    Some(Readiness::Outcome(OutcomeKind::SkippedOffline, why))
+}
+
+/// PREPARE readiness (Terragraph's `isPrepareReady`, with reasons).
+pub fn prepare(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readiness {
+    if let Some(r) = offline(fleet, node, now) {
+        return r;
+    }
+    let Some(seen) = fleet.get(&node.name) else {
+        return Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into());
+    };
+    let r = &seen.report;
+    if let Some(v) = run.target_version() {
+        if r.version.trim() == v.trim() {
+            return Readiness::Outcome(OutcomeKind::AlreadyAtVersion, format!("already running {v}"));
+        }
+    }
+    let us = &r.upgrade_status;
+    if us.us_type == UpgradeStatusType::CommitScheduled {
+        return Readiness::Outcome(
+            OutcomeKind::SkippedNotReady,
+            format!("a commit is scheduled on the node (request {:?}); reset it first", us.upgrade_req_id),
+        );
+    }
+    if let Some(sha) = run.target_sha() {
+        if us.us_type == UpgradeStatusType::Flashed && us.next_image.sha256 == Some(sha) {
+            return Readiness::Outcome(
+                OutcomeKind::Succeeded,
+                "standby slot already holds this image".into(),
+            );
+        }
+    }
+    if let Some(image) = &run.image {
+        if !image.hardware_board_ids.is_empty()
+            && !r.hardware_board_id.is_empty()
+            && !image.hardware_board_ids.iter().any(|b| b == &r.hardware_board_id)
+        {
+            return Readiness::Outcome(
+                OutcomeKind::SkippedNotReady,
+                format!(
+                    "hardware board {:?} is not one of the image's boards {:?}",
+                    r.hardware_board_id, image.hardware_board_ids
+                ),
+            );
+        }
+    }
+    Readiness::Dispatch
+}
+
+/// COMMIT readiness (Terragraph's `isCommitReady`, with reasons, and never a blind re-commit).
+pub fn commit(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readiness {
+    if let Some(r) = offline(fleet, node, now) {
+        return r;
+    }
+    let Some(seen) = fleet.get(&node.name) else {
+        return Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into());
+    };
+    let r = &seen.report;
+    let us = &r.upgrade_status;
+    let confirmed_slot = r.slots.booted == r.slots.active && r.slots.running().confirmed;
+    let sent = run.node_state.get(&node.name).is_some_and(|s| s.commit_sent);
+    if let Some(v) = run.target_version() {
+        if r.version.trim() == v.trim() && confirmed_slot {
+            return if sent {
+                Readiness::Outcome(OutcomeKind::Succeeded, format!("running {v} from a confirmed slot"))
+            } else {
+                Readiness::Outcome(OutcomeKind::AlreadyAtVersion, format!("already running {v}"))
+            };
+        }
+    }
+    if sent
+        && us.upgrade_req_id == run.id
+        && matches!(
+            us.us_type,
+            UpgradeStatusType::CommitScheduled
+                | UpgradeStatusType::Rebooting
+                | UpgradeStatusType::Trial
+                | UpgradeStatusType::Confirmed
+        )
+    {
+        return Readiness::Watch(format!("still {} from an earlier COMMIT", us.us_type.as_str()));
+    }
+    if us.us_type != UpgradeStatusType::Flashed {
+        let mut why = format!("upgrade status is {}, not FLASHED", us.us_type.as_str());
+        if !us.reason.is_empty() {
+            why.push_str(&format!(" ({})", us.reason));
+        }
+        return Readiness::Outcome(OutcomeKind::SkippedNotReady, why);
+    }
+    if let Some(v) = run.target_version() {
+        if us.next_image.version.as_deref().map(str::trim) != Some(v.trim()) {
+            return Readiness::Outcome(
+                OutcomeKind::SkippedNotReady,
+                format!("flashed image is version {:?}, the request wants {v:?}", us.next_image.version),
+            );
+        }
+    }
+    if let Some(sha) = run.target_sha() {
+        if us.next_image.sha256 != Some(sha) {
+            return Readiness::Outcome(
+                OutcomeKind::SkippedNotReady,
+                "flashed image's sha256 differs from the request's image".into(),
+            );
+        }
+    }
+    Readiness::Dispatch
+}

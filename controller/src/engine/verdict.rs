@@ -1,0 +1,162 @@
+//! Judging a dispatched node from its reports.
+//!
+//! Terragraph counts a commit as good when the node reports status NONE and the expected version
+//! string (reference §2.7): a node that booted the new image but has not yet decided whether to
+//! keep it would pass. meshlift asks for more: the new version **from a confirmed slot** (booted
+//! == active, slot confirmed), the node's wireless links back (except `skip_links` and links that
+//! were already dead at dispatch) and, on a POP, its uplink/BGP peers back.
+
+use meshlift_protocol::{OutcomeKind, UpgradeStatusType};
+
+use super::fleet::{Fleet, Seen};
+use super::request::CommitBaseline;
+
+/// What the latest report says about a dispatched node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Still working; the text says on what (shown in the state dump).
+    Pending(String),
+    Success(String),
+    /// `retry`: another attempt could help (a failed download, a commit that could not start);
+    /// a fallback is final — the node refuses an image that already failed its trial.
+    Failure {
+        outcome: OutcomeKind,
+        reason: String,
+        retry: bool,
+    },
+}
+
+/// Only reports that arrived after the dispatch count: the one before says nothing about it.
+fn fresh(seen: Option<&Seen>, dispatched_at: u64) -> Option<&Seen> {
+    seen.filter(|s| s.at >= dispatched_at)
+}
+
+/// PREPARE: success is FLASHED with the image's sha256 (Terragraph: `nextImage.md5`).
+pub fn prepare(
+    req_id: &str,
+    sha: Option<meshlift_protocol::Sha256Digest>,
+    seen: Option<&Seen>,
+    dispatched_at: u64,
+) -> Verdict {
+    let Some(s) = fresh(seen, dispatched_at) else {
+        return Verdict::Pending("waiting for a status report since the PREPARE was sent".into());
+    };
+    let us = &s.report.upgrade_status;
+    match us.us_type {
+        UpgradeStatusType::Flashed if sha.is_some() && us.next_image.sha256 == sha => {
+            Verdict::Success("standby slot written and verified".into())
+        }
+        UpgradeStatusType::DownloadFailed | UpgradeStatusType::FlashFailed if us.upgrade_req_id == req_id => {
+            Verdict::Failure {
+                outcome: OutcomeKind::Failed,
+                reason: format!("{}: {}", us.us_type.as_str(), us.reason),
+                retry: true,
+            }
+        }
+        t => {
+            let mut text = t.as_str().to_string();
+            if let Some(p) = &us.progress {
+                text.push_str(&format!(" {:.1}%", p.ppm() as f64 / 10_000.0));
+            }
+            if !us.reason.is_empty() {
+                text.push_str(&format!(" ({})", us.reason));
+            }
+            Verdict::Pending(text)
+        }
+    }
+}
+
+/// COMMIT: see the module docs.
+pub fn commit(
+    req_id: &str,
+    node: &str,
+    base: &CommitBaseline,
+    fleet: &Fleet,
+    dispatched_at: u64,
+    boot_id_at_dispatch: &str,
+    now: u64,
+) -> Verdict {
+    let Some(s) = fresh(fleet.get(node), dispatched_at) else {
+        return Verdict::Pending("waiting for a status report since the COMMIT was sent".into());
+    };
+    let r = &s.report;
+    let us = &r.upgrade_status;
+    if us.us_type == UpgradeStatusType::FellBack && us.upgrade_req_id == req_id {
+        return Verdict::Failure {
+            outcome: OutcomeKind::FellBack,
+            reason: format!("fell back to {}: {}", r.version, us.reason),
+            retry: false,
+        };
+    }
+    if let Some(f) = r.last_fallback.as_ref().filter(|f| f.upgrade_req_id == req_id) {
+        return Verdict::Failure {
+            outcome: OutcomeKind::FellBack,
+            reason: format!("fell back from {}: {}", f.version, f.reason),
+            retry: false,
+        };
+    }
+    if us.us_type == UpgradeStatusType::CommitFailed && us.upgrade_req_id == req_id {
+        return Verdict::Failure {
+            outcome: OutcomeKind::Failed,
+            reason: format!("COMMIT_FAILED: {}", us.reason),
+            retry: true,
+        };
+    }
+    let confirmed_slot = r.slots.booted == r.slots.active && r.slots.running().confirmed;
+    let rebooted = r.boot_id != boot_id_at_dispatch;
+    let claims_done = (us.us_type == UpgradeStatusType::Confirmed && us.upgrade_req_id == req_id)
+        || (us.us_type == UpgradeStatusType::None && rebooted && confirmed_slot);
+    if claims_done {
+        if r.version.trim() != base.expected_version.trim() {
+            return Verdict::Failure {
+                outcome: OutcomeKind::Failed,
+                reason: format!("rebooted and runs {:?}, expected {:?}", r.version, base.expected_version),
+                retry: false,
+            };
+        }
+        if !confirmed_slot {
+            return Verdict::Pending(format!(
+                "runs {} but slot {} is not confirmed yet",
+                r.version,
+                r.slots.booted.as_str()
+            ));
+        }
+        if let (Some(want), Some(have)) = (base.expected_sha, r.slots.running().sha256) {
+            if want != have {
+                return Verdict::Failure {
+                    outcome: OutcomeKind::Failed,
+                    reason: "running slot's sha256 differs from the committed image".into(),
+                    retry: false,
+                };
+            }
+        }
+        let waiting: Vec<&str> = fleet
+            .wireless_links(node)
+            .iter()
+            .filter(|(l, _)| !base.ignored_links.contains(l))
+            .filter(|(l, peer)| !fleet.wireless_alive(l, node, peer, now))
+            .map(|(l, _)| l.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            return Verdict::Pending(format!("waiting for links to come back: {}", waiting.join(", ")));
+        }
+        if let Some(want) = base.bgp_peers {
+            let have = r.bgp_peers_up.unwrap_or(0);
+            if have < want {
+                return Verdict::Pending(format!("waiting for BGP peers (expecting {want}, have {have})"));
+            }
+        }
+        return Verdict::Success(format!(
+            "running {} from confirmed slot {}, links back",
+            r.version,
+            r.slots.booted.as_str()
+        ));
+    }
+    Verdict::Pending(match us.us_type {
+        UpgradeStatusType::Flashed => "FLASHED: waiting for the reboot".to_string(),
+        UpgradeStatusType::CommitScheduled => format!("commit scheduled at {}", us.when_to_commit),
+        UpgradeStatusType::Rebooting => "rebooting".to_string(),
+        UpgradeStatusType::Trial => "trial boot: post-boot checks running".to_string(),
+        t => format!("status {}", t.as_str()),
+    })
+}
