@@ -87,8 +87,13 @@ impl<'t> SiteGraph<'t> {
             else {
                 continue; // Topology::new guarantees both ends exist
             };
-            let (sa, sz) = (site_of_node[a as usize], site_of_node[z as usize]);
-            if sa == NONE || sz == NONE || sa == sz {
+            // Terragraph maps a live link to the sites of its ends whatever the ends' status: a
+            // live link of an offline node still joins two sites that have other online nodes.
+            let site = |node: u32| index.get(topo.nodes[node as usize].site_name.as_str()).copied();
+            let (Some(sa), Some(sz)) = (site(a), site(z)) else {
+                continue; // a site with no online node is not a vertex
+            };
+            if sa == sz {
                 continue;
             }
             edges.push((sa, sz));
