@@ -195,7 +195,12 @@ fn one_pop_per_batch_unless_more_are_allowed() {
     assert_eq!(plan_of(&t, &pending, 0), vec![v(&["q1"]), v(&["p1"]), v(&["r1"])]);
     let plan = plan_all(&req(&t, &pending, 0, ApPolicy::Group, 2));
     assert_eq!(batches(&plan), vec![v(&["q1", "r1"]), v(&["p1"])]);
-    assert!(plan.batches[0].explanation.contains("POP site(s), the most allowed"));
+    let one = plan_all(&req(&t, &pending, 0, ApPolicy::Group, 1));
+    assert!(
+        one.batches[0].explanation.contains("POP site(s), the most allowed: R"),
+        "{}",
+        one.batches[0].explanation
+    );
     // 0 means Terragraph's 1.
     assert_eq!(batches(&plan_all(&req(&t, &pending, 0, ApPolicy::Group, 0))).len(), 3);
 }
