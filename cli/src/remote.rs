@@ -1,33 +1,561 @@
-//! Commands that talk to a running controller: placeholder.
-use clap::Args;
+//! Commands that talk to a running controller: `upgrade`, `status`, `image add/del/list`.
+//!
+//! Every command sends one request to the controller's app socket and waits for one reply
+//! ([`meshlift_protocol::transport::request`]); `--watch` repeats a state request once a second.
+//! Exit codes, the same for every command: 0 done, 1 refused by the controller or failed, 2 usage
+//! error or the controller could not be reached (the message names the endpoint tried).
+//!
+//! Operator requests carry `who` (`$USER@host`) and the free-text `--reason`: the controller
+//! journals both, so "who rebooted half the network at 3 am, and why" has an answer.
 
-#[derive(Args)]
-pub struct UpgradeArgs {}
-#[derive(Args)]
-pub struct StatusArgs {}
-#[derive(Args)]
-pub struct ImageAddArgs {}
-#[derive(Args)]
-pub struct ImageDelArgs {}
-#[derive(Args)]
-pub struct ImageListArgs {}
+mod connection;
+mod group_req;
+mod render;
+mod watch;
 
-fn todo_(what: &str) -> u8 {
-    eprintln!("meshlift {what}: not implemented yet");
-    2
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use connection::{CallError, Controller};
+use meshlift_protocol::{
+    ApPolicy, Message, UpgradeAbortReq, UpgradeAddImageReq, UpgradeDelImageReq, UpgradeListImagesReq,
+    UpgradeStateReq,
+};
+use serde_json::json;
+use std::time::Duration;
+
+/// The command did what was asked.
+pub const EXIT_OK: u8 = 0;
+/// The controller refused, or the upgrade finished with failed nodes.
+pub const EXIT_FAILED: u8 = 1;
+/// Bad usage, or the controller could not be reached.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Where the controller listens when neither `--controller` nor `MESHLIFT_CONTROLLER` say otherwise
+/// (DESIGN §4: the app socket is port 17077).
+pub const DEFAULT_CONTROLLER: &str = "tcp://127.0.0.1:17077";
+
+/// Options shared by every remote command.
+#[derive(Args, Debug, Clone)]
+pub struct ControllerOpts {
+    /// Controller app socket.
+    #[arg(long, global = true, env = "MESHLIFT_CONTROLLER", default_value = DEFAULT_CONTROLLER)]
+    pub controller: String,
+    /// Seconds to wait for each reply [default: 5; 300 for `image add`, which verifies the image
+    /// before answering].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub reply_timeout: Option<u64>,
+    /// Why this is being done; journaled by the controller with who did it.
+    #[arg(long, global = true)]
+    pub reason: Option<String>,
+    /// Print exactly one JSON object instead of tables and progress.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
-pub fn upgrade(_a: UpgradeArgs) -> u8 {
-    todo_("upgrade")
+
+impl ControllerOpts {
+    fn connect(&self, default_timeout: Duration) -> Result<Controller, u8> {
+        let timeout = self.reply_timeout.map(Duration::from_secs).unwrap_or(default_timeout);
+        Controller::new(&self.controller, timeout).map_err(|e| {
+            eprintln!("meshlift: {e}");
+            EXIT_USAGE
+        })
+    }
 }
-pub fn status(_a: StatusArgs) -> u8 {
-    todo_("status")
+
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const IMAGE_ADD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `meshlift upgrade …`
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+    /// Boxed: the upgrade options are large and `main`'s command enum holds this by value.
+    #[command(subcommand)]
+    pub command: Box<UpgradeCommand>,
 }
-pub fn image_add(_a: ImageAddArgs) -> u8 {
-    todo_("image add")
+
+#[derive(Subcommand, Debug)]
+pub enum UpgradeCommand {
+    /// Every node of the topology (as it is when the request starts), except `--exclude`.
+    Network {
+        /// Nodes to leave out, comma separated.
+        #[arg(long, short = 'e', value_delimiter = ',')]
+        exclude: Vec<String>,
+        #[command(subcommand)]
+        action: Action,
+    },
+    /// Only the listed nodes.
+    Nodes {
+        /// Node names, comma separated.
+        #[arg(long = "nodes", short = 'n', value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[command(subcommand)]
+        action: Action,
+    },
+    /// Abort queued or running requests.
+    Abort(AbortArgs),
+    /// Show the controller's upgrade state (current batch, queue, outcomes).
+    State(StateArgs),
 }
-pub fn image_del(_a: ImageDelArgs) -> u8 {
-    todo_("image del")
+
+/// What to do with the selected nodes.
+#[derive(Subcommand, Debug)]
+pub enum Action {
+    /// Download, verify and write the image to each node's standby slot.
+    Prepare(PrepareArgs),
+    /// Reboot prepared nodes into the new slot in batches that cut no one off; `--dry-run` shows
+    /// the plan instead.
+    Commit(CommitArgs),
+    /// Prepare then commit, under one request id.
+    Full(FullArgs),
+    /// Cancel downloads and scheduled commits on the nodes; immediate, not queued.
+    Reset,
 }
-pub fn image_list(_a: ImageListArgs) -> u8 {
-    todo_("image list")
+
+#[derive(Args, Debug)]
+pub struct PrepareArgs {
+    /// Image name in the controller's store (see `meshlift image list`).
+    #[arg(long, short = 'i')]
+    pub image: String,
+    #[command(flatten)]
+    pub batch: BatchOpts,
+    #[command(flatten)]
+    pub torrent: TorrentOpts,
+    /// Allow an image older than the running one (recorded in the journal).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    #[command(flatten)]
+    pub submit: SubmitOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    #[command(flatten)]
+    pub batch: BatchOpts,
+    #[command(flatten)]
+    pub commit: CommitOpts,
+    /// Ask the controller for the commit plan (batches, AP groups, nodes left out and why)
+    /// without committing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub submit: SubmitOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct FullArgs {
+    /// Image name in the controller's store (see `meshlift image list`).
+    #[arg(long, short = 'i')]
+    pub image: String,
+    #[command(flatten)]
+    pub batch: BatchOpts,
+    #[command(flatten)]
+    pub torrent: TorrentOpts,
+    #[command(flatten)]
+    pub commit: CommitOpts,
+    /// Allow an image older than the running one (recorded in the journal).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    #[command(flatten)]
+    pub submit: SubmitOpts,
+}
+
+/// Batching, retries and failure policy (Terragraph `UpgradeGroupReq` fields).
+#[derive(Args, Debug, Clone)]
+pub struct BatchOpts {
+    /// Per-batch timeout in seconds [default: prepare 180, commit 300, full 300].
+    #[arg(long, short = 't', value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Max nodes per batch. Prepare: 0 or less = all at once. Commit: -1 = all at once,
+    /// 0 = staged by the planner without a size limit, N = staged, at most N per batch.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub batch_size: i64,
+    /// Retries per node before it counts as failed.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Drop a node that failed and go on (`--skip-failure=false` to stop the request instead)
+    /// [default: true for prepare and full, false for commit].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_failure: Option<bool>,
+    /// No uplink check on POPs, and a failing POP does not stop the request
+    /// [default: true for prepare, false for commit and full].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_pop_failure: Option<bool>,
+    /// Expected image version: nodes already running it are skipped; a commit requires the
+    /// flashed image to be it.
+    #[arg(long)]
+    pub version: Option<String>,
+}
+
+/// BitTorrent and HTTP download limits (Terragraph `UpgradeTorrentParams`).
+#[derive(Args, Debug, Clone)]
+pub struct TorrentOpts {
+    /// Download rate limit per node, bytes per second [default: unlimited].
+    #[arg(long, value_name = "BYTES_PER_S")]
+    pub download_limit: Option<u64>,
+    /// Upload rate limit per node, bytes per second [default: unlimited].
+    #[arg(long, value_name = "BYTES_PER_S")]
+    pub upload_limit: Option<u64>,
+    /// Peer connections per torrent [default: unlimited].
+    #[arg(long)]
+    pub max_connections: Option<u32>,
+    /// Seconds the whole download may take [default: the batch timeout].
+    #[arg(long, value_name = "SECS")]
+    pub download_timeout: Option<u64>,
+    /// HTTP download attempts (1..=10).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub download_attempts: u32,
+}
+
+/// Commit policy: reboot delay, link check, planner policy, trial boot.
+#[derive(Args, Debug, Clone)]
+pub struct CommitOpts {
+    /// Seconds between the commit command and the reboot.
+    #[arg(long, short = 'd', default_value_t = 0, value_name = "SECS")]
+    pub delay: u64,
+    /// Link names the post-boot link check ignores, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_links: Vec<String>,
+    /// What to do with articulation points.
+    #[arg(long, value_enum, default_value_t = ApPolicyArg::Group)]
+    pub ap_policy: ApPolicyArg,
+    /// POP sites allowed in one commit batch.
+    #[arg(long, default_value_t = 1)]
+    pub max_pops_per_batch: u32,
+    /// Seconds a trial boot has to pass its checks before the node falls back.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub confirm_timeout: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ApPolicyArg {
+    /// Terragraph: an articulation point reboots with everything it cuts off.
+    Group,
+    /// What an articulation point isolates goes first, the articulation point last.
+    DependentsFirst,
+}
+
+impl From<ApPolicyArg> for ApPolicy {
+    fn from(p: ApPolicyArg) -> ApPolicy {
+        match p {
+            ApPolicyArg::Group => ApPolicy::Group,
+            ApPolicyArg::DependentsFirst => ApPolicy::DependentsFirst,
+        }
+    }
+}
+
+/// How a request is submitted and followed.
+#[derive(Args, Debug, Clone)]
+pub struct SubmitOpts {
+    /// Request id [default: UTC time as %Y%m%d%H%M%S plus a random suffix].
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Follow the request until it finishes; exit 0 only if every node succeeded.
+    #[arg(long)]
+    pub watch: bool,
+    /// Poll period of `--watch`, milliseconds (tests shorten it).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub poll_ms: u64,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("which").required(true).args(["all", "request_ids"])))]
+pub struct AbortArgs {
+    /// Abort the running request and every queued one.
+    #[arg(long)]
+    pub all: bool,
+    /// Request ids to abort, comma separated or repeated.
+    #[arg(long = "request-id", short = 'r', value_delimiter = ',', num_args = 1..)]
+    pub request_ids: Vec<String>,
+    /// Also send RESET_STATUS to every node of the aborted requests (cancels downloads and
+    /// scheduled reboots; without it they still happen).
+    #[arg(long)]
+    pub reset: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StateArgs {
+    /// Follow a request (the running one unless `--request-id`) until it finishes.
+    #[arg(long)]
+    pub watch: bool,
+    /// Request to follow with `--watch`.
+    #[arg(long, short = 'r')]
+    pub request_id: Option<String>,
+    /// Poll period of `--watch`, milliseconds.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub poll_ms: u64,
+}
+
+/// `meshlift status`
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+}
+
+/// `meshlift image add PATH|URL`
+#[derive(Args, Debug)]
+pub struct ImageAddArgs {
+    /// An .mlimg file (a local file is sent as an absolute path: the controller reads it from the
+    /// same file system) or an http(s) URL the controller downloads.
+    pub source: String,
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+}
+
+/// `meshlift image del NAME`
+#[derive(Args, Debug)]
+pub struct ImageDelArgs {
+    /// Image name (see `meshlift image list`).
+    pub name: String,
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+}
+
+/// `meshlift image list`
+#[derive(Args, Debug)]
+pub struct ImageListArgs {
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+}
+
+pub fn upgrade(args: UpgradeArgs) -> u8 {
+    let opts = args.opts;
+    match *args.command {
+        UpgradeCommand::Network { exclude, action } => {
+            submit(&opts, group_req::Target::network(exclude), action)
+        }
+        UpgradeCommand::Nodes { nodes, action } => submit(&opts, group_req::Target::nodes(nodes), action),
+        UpgradeCommand::Abort(a) => abort(&opts, a),
+        UpgradeCommand::State(s) => state(&opts, s),
+    }
+}
+
+pub fn status(args: StatusArgs) -> u8 {
+    let opts = args.opts;
+    read(&opts, "status", Message::NodeStatusReq(Default::default()), |reply| match reply {
+        Message::NodeStatusDump(dump) => {
+            Some(if opts.json { to_json(&dump) } else { render::status_table(&dump, render::now_millis()) })
+        }
+        _ => None,
+    })
+}
+
+pub fn image_add(args: ImageAddArgs) -> u8 {
+    let image_url = match group_req::image_source(&args.source) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("meshlift image add: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let msg = Message::UpgradeAddImageReq(UpgradeAddImageReq {
+        image_url,
+        operator: group_req::operator(args.opts.reason.clone()),
+    });
+    command(&args.opts, IMAGE_ADD_TIMEOUT, "image add", msg)
+}
+
+pub fn image_del(args: ImageDelArgs) -> u8 {
+    let msg = Message::UpgradeDelImageReq(UpgradeDelImageReq {
+        name: args.name,
+        operator: group_req::operator(args.opts.reason.clone()),
+    });
+    command(&args.opts, READ_TIMEOUT, "image del", msg)
+}
+
+pub fn image_list(args: ImageListArgs) -> u8 {
+    let opts = args.opts;
+    read(&opts, "image list", Message::UpgradeListImagesReq(UpgradeListImagesReq {}), |reply| match reply {
+        Message::UpgradeListImagesResp(resp) => {
+            Some(if opts.json { to_json(&resp) } else { render::images_table(&resp) })
+        }
+        _ => None,
+    })
+}
+
+/// Submit a prepare / commit / full / reset request (or ask for the commit plan).
+fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u8 {
+    let target = match target.validated() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("meshlift upgrade: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Action::Commit(c) = &action {
+        if c.dry_run {
+            return dry_run(opts, &target, c);
+        }
+    }
+    let (req, submit) = match group_req::build(&target, &action, group_req::operator(opts.reason.clone())) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("meshlift upgrade: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let ctrl = match opts.connect(READ_TIMEOUT) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let our_id = req.ur_req.upgrade_req_id.clone();
+    let kind = format!("{:?}", req.ur_req.ur_type);
+    let ack = match ctrl.call(Message::UpgradeGroupReq(req)) {
+        Ok(Message::Ack(ack)) => ack,
+        Ok(other) => return unexpected(&ctrl, "upgrade", &other),
+        Err(e) => return report_call_error("upgrade", e),
+    };
+    if !ack.success {
+        if opts.json {
+            println!("{}", json!({"request_id": our_id, "accepted": false, "message": ack.message}));
+        }
+        eprintln!("meshlift upgrade: refused by the controller: {}", ack.message);
+        return EXIT_FAILED;
+    }
+    // The controller answers with the request id; it is ours unless it had to change it.
+    let request_id = accepted_id(&ack.message).unwrap_or(our_id);
+    if submit.as_ref().is_some_and(|s| s.watch) {
+        let poll = Duration::from_millis(submit.as_ref().map_or(1000, |s| s.poll_ms));
+        return watch::follow(&ctrl, &request_id, poll, opts.json);
+    }
+    if opts.json {
+        println!("{}", json!({"request_id": request_id, "accepted": true}));
+    } else {
+        println!("{kind} request {request_id} accepted");
+        println!("follow it with: meshlift upgrade state --watch -r {request_id}");
+    }
+    EXIT_OK
+}
+
+/// The request id in a success ack, when the message is one (a single word).
+fn accepted_id(message: &str) -> Option<String> {
+    let m = message.trim();
+    (!m.is_empty() && !m.contains(char::is_whitespace)).then(|| m.to_string())
+}
+
+fn dry_run(opts: &ControllerOpts, target: &group_req::Target, c: &CommitArgs) -> u8 {
+    let req = match group_req::commit_plan_req(target, c) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("meshlift upgrade commit --dry-run: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    read(opts, "upgrade commit --dry-run", Message::UpgradeCommitPlanReq(req), |reply| match reply {
+        Message::UpgradeCommitPlan(plan) => {
+            Some(if opts.json { to_json(&plan) } else { render::plan_text(&plan) })
+        }
+        _ => None,
+    })
+}
+
+fn abort(opts: &ControllerOpts, a: AbortArgs) -> u8 {
+    let msg = Message::UpgradeAbortReq(UpgradeAbortReq {
+        abort_all: a.all,
+        req_ids: a.request_ids.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        reset_status: a.reset,
+        operator: group_req::operator(opts.reason.clone()),
+    });
+    command(opts, READ_TIMEOUT, "upgrade abort", msg)
+}
+
+fn state(opts: &ControllerOpts, s: StateArgs) -> u8 {
+    if s.watch {
+        let ctrl = match opts.connect(READ_TIMEOUT) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let request_id = match s.request_id {
+            Some(id) => id,
+            None => match ctrl.call(Message::UpgradeStateReq(UpgradeStateReq {})) {
+                Ok(Message::UpgradeStateDump(d)) => match d.cur_req {
+                    Some(cur) => cur.request.ur_req.upgrade_req_id,
+                    None => {
+                        eprintln!("meshlift upgrade state --watch: no request is running");
+                        return EXIT_OK;
+                    }
+                },
+                Ok(other) => return unexpected(&ctrl, "upgrade state", &other),
+                Err(e) => return report_call_error("upgrade state", e),
+            },
+        };
+        return watch::follow(&ctrl, &request_id, Duration::from_millis(s.poll_ms), opts.json);
+    }
+    read(opts, "upgrade state", Message::UpgradeStateReq(UpgradeStateReq {}), |reply| match reply {
+        Message::UpgradeStateDump(dump) => {
+            Some(if opts.json { to_json(&dump) } else { render::state_text(&dump, render::now_millis()) })
+        }
+        _ => None,
+    })
+}
+
+/// A read: one request, print what `show` makes of the reply.
+fn read(opts: &ControllerOpts, what: &str, msg: Message, show: impl FnOnce(Message) -> Option<String>) -> u8 {
+    let ctrl = match opts.connect(READ_TIMEOUT) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ctrl.call(msg) {
+        Ok(Message::Ack(ack)) if !ack.success => {
+            eprintln!("meshlift {what}: refused by the controller: {}", ack.message);
+            EXIT_FAILED
+        }
+        Ok(reply) => {
+            let shown = show(reply.clone());
+            match shown {
+                Some(text) => {
+                    println!("{text}");
+                    EXIT_OK
+                }
+                None => unexpected(&ctrl, what, &reply),
+            }
+        }
+        Err(e) => report_call_error(what, e),
+    }
+}
+
+/// A command answered by an [`meshlift_protocol::Ack`].
+fn command(opts: &ControllerOpts, default_timeout: Duration, what: &str, msg: Message) -> u8 {
+    let ctrl = match opts.connect(default_timeout) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ctrl.call(msg) {
+        Ok(Message::Ack(ack)) => {
+            if opts.json {
+                println!("{}", json!({"accepted": ack.success, "message": ack.message}));
+            } else if ack.success {
+                println!("{}", ack.message);
+            }
+            if ack.success {
+                EXIT_OK
+            } else {
+                eprintln!("meshlift {what}: refused by the controller: {}", ack.message);
+                EXIT_FAILED
+            }
+        }
+        Ok(other) => unexpected(&ctrl, what, &other),
+        Err(e) => report_call_error(what, e),
+    }
+}
+
+fn report_call_error(what: &str, e: CallError) -> u8 {
+    eprintln!("meshlift {what}: {e}");
+    e.exit_code()
+}
+
+fn unexpected(ctrl: &Controller, what: &str, reply: &Message) -> u8 {
+    eprintln!(
+        "meshlift {what}: unexpected {} reply from the controller at {} (incompatible versions?)",
+        reply.kind(),
+        ctrl.endpoint()
+    );
+    EXIT_USAGE
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing our own protocol types to JSON cannot fail: they hold no maps with non-string
+    // keys and no non-finite floats.
+    serde_json::to_string_pretty(v).expect("protocol types serialize to JSON")
 }
