@@ -5,4 +5,5 @@ pub mod config;
 pub mod dist;
 pub mod engine;
 pub mod metrics;
+pub mod server;
 pub mod store;

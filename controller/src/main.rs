@@ -1,1 +1,69 @@
-fn main() {}
+//! `meshlift-controller --config FILE`: the controller process.
+
+use clap::Parser;
+use meshlift_controller::config::ControllerConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// meshlift controller: keeps signed images and seeds them (BitTorrent, HTTP fallback), drives
+/// the minions over ZeroMQ, answers operator requests, keeps its state in SQLite and publishes
+/// Prometheus metrics.
+///
+/// Configuration (TOML), every key optional except `topology_file`:
+///   topology_file         Terragraph topology JSON (required)
+///   data_dir              state.db and images/ (default ./meshlift-data)
+///   minion_endpoint       ROUTER for minions (default tcp://0.0.0.0:7007)
+///   app_endpoint          ROUTER for operator tools (default tcp://0.0.0.0:17077)
+///   http_listen           /metrics, /healthz, /announce, /images (default 0.0.0.0:8080)
+///   public_host           host minions use to reach us, in magnet/HTTP URIs (default 127.0.0.1)
+///   node_alive_timeout_s  node offline after this long without a report (default 30)
+///   tick_interval_ms      engine tick (default 1000)
+///   max_frame_bytes       largest accepted frame (default 1048576)
+///   trusted_keys          public keys whose images `image add` accepts
+///   confirm_timeout_s     trial-boot confirm timeout for commits (default 120)
+///   image_min_free_bytes  free space kept by `image add` (default 1 GiB)
+///   [bittorrent] enabled (true), listen_port (6881), tracker_url ("" = embedded), upload_limit
+#[derive(Parser)]
+#[command(name = "meshlift-controller", version, verbatim_doc_comment)]
+struct Args {
+    /// Path of the TOML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Log filter (tracing EnvFilter syntax), overrides RUST_LOG. Default "info".
+    #[arg(long)]
+    log: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info,librqbit=warn,zeromq=warn".to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .init();
+    let cfg = match ControllerConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("meshlift-controller: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshlift-controller: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(meshlift_controller::server::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshlift-controller: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
