@@ -1,12 +1,33 @@
-//! Image downloader: BitTorrent first, HTTP fallback. (Interface stub; the distribution work
-//! replaces the body, keeping the signatures.)
+//! Image downloader: BitTorrent first, HTTP fallback.
 //!
 //! The minion's shell calls [`start`] when its core asks for a download, forwards every progress
 //! update into the core, and hands the finished file to verification. The downloader never writes
 //! a slot: it only produces a file in `work_dir`.
+//!
+//! Order of sources: the swarm (magnet URI, the controller's seeder as initial peer, peers from
+//! the tracker); when the swarm makes no progress for `bt_stall_timeout_s` or fails, HTTP Range
+//! requests fill the pieces still missing, `download_attempts` times with exponential backoff.
+//! Everything must finish within `download_timeout_s`. State lives in `work_dir` (the data file
+//! and the cached `.torrent`), so a restarted minion resumes instead of starting from zero.
+//! After success the handle keeps seeding to the rest of the batch until it is dropped.
 
-use meshlift_protocol::{DownloadProgress, UpgradeReq};
+mod http;
+pub mod metainfo;
+pub mod policy;
+mod swarm;
+
+use librqbit::{AddTorrent, Session};
+use meshlift_protocol::{DownloadProgress, Sha256Digest, UpgradeReq};
+use metainfo::Pieces;
+use policy::StallWatch;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use swarm::TorrentHandle;
+
+/// How often progress is published (and the swarm checked for stalls).
+const POLL: Duration = Duration::from_millis(200);
 
 /// What to download and where.
 #[derive(Debug, Clone)]
@@ -16,30 +37,38 @@ pub struct DownloadJob {
     /// Directory owned by the downloader for partial data and resume state; survives restarts.
     pub work_dir: PathBuf,
     /// Local address for the BitTorrent listener (peers connect here to fetch pieces from us).
+    /// `None`: all interfaces, a free port outside the ephemeral range.
     pub bt_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why a download failed; the text goes to the operator as the DOWNLOAD_FAILED reason.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
+    /// `download_timeout_s` passed before any source delivered the whole image.
     #[error("download timed out after {0} s")]
     Timeout(u64),
+    /// Every source was tried; the text says what each one did.
     #[error("no source could deliver the image: {0}")]
     AllSourcesFailed(String),
+    /// The sources agree on bytes that are not the requested image (wrong magnet or URL).
     #[error("downloaded image does not match the requested sha256")]
     HashMismatch,
+    /// The handle was dropped before the download finished.
     #[error("download cancelled")]
     Cancelled,
+    /// The work directory cannot be written; check the node's disk.
     #[error("i/o error in the download directory: {0}")]
     Io(#[from] std::io::Error),
-    #[error("not implemented yet")]
-    NotImplemented,
+    /// The request lacks what a download needs (the controller sent an incomplete PREPARE).
+    #[error("bad download request: {0}")]
+    BadRequest(String),
 }
 
 /// A running download. Dropping it cancels the download (and stops seeding).
 pub struct DownloadHandle {
     pub progress: tokio::sync::watch::Receiver<DownloadProgress>,
     result: Option<tokio::sync::oneshot::Receiver<Result<PathBuf, DownloadError>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl DownloadHandle {
@@ -53,11 +82,378 @@ impl DownloadHandle {
     }
 }
 
-/// Start downloading. Must be called inside a tokio runtime.
+/// Start downloading. Must be called inside a (multi-threaded) tokio runtime.
 pub fn start(job: DownloadJob) -> DownloadHandle {
-    let _ = job;
-    let (_ptx, prx) = tokio::sync::watch::channel(DownloadProgress::default());
+    let (ptx, prx) = tokio::sync::watch::channel(DownloadProgress::default());
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = tx.send(Err(DownloadError::NotImplemented));
-    DownloadHandle { progress: prx, result: Some(rx) }
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut dl = Downloader::new(job, ptx);
+        let result = tokio::select! {
+            r = dl.run() => r,
+            _ = &mut stop_rx => Err(DownloadError::Cancelled),
+        };
+        let ok = result.is_ok();
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "image download failed");
+        }
+        let _ = tx.send(result);
+        if ok {
+            dl.seed_until(stop_rx).await;
+        }
+        dl.shutdown().await;
+    });
+    DownloadHandle { progress: prx, result: Some(rx), _stop: stop_tx }
+}
+
+struct Downloader {
+    job: DownloadJob,
+    progress_tx: tokio::sync::watch::Sender<DownloadProgress>,
+    progress: DownloadProgress,
+    session: Option<Arc<Session>>,
+    torrent: Option<TorrentHandle>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    pieces: Option<Pieces>,
+}
+
+impl Downloader {
+    fn new(job: DownloadJob, progress_tx: tokio::sync::watch::Sender<DownloadProgress>) -> Self {
+        let progress = DownloadProgress {
+            total_bytes: job.req.image_size.unwrap_or(0),
+            source: "bittorrent".into(),
+            ..Default::default()
+        };
+        Downloader { job, progress_tx, progress, session: None, torrent: None, reader: None, pieces: None }
+    }
+
+    async fn run(&mut self) -> Result<PathBuf, DownloadError> {
+        let sha = self
+            .job
+            .req
+            .sha256
+            .ok_or_else(|| DownloadError::BadRequest("no sha256 in the request".into()))?;
+        tokio::fs::create_dir_all(&self.job.work_dir).await?;
+        let secs = self.job.req.torrent_params.download_timeout_s;
+        match tokio::time::timeout(Duration::from_secs(secs), self.run_sources(sha)).await {
+            Ok(r) => r,
+            Err(_) => Err(DownloadError::Timeout(secs)),
+        }
+    }
+
+    async fn run_sources(&mut self, sha: Sha256Digest) -> Result<PathBuf, DownloadError> {
+        self.pieces = self.load_cached_torrent(&sha).await;
+        if let Some(path) = self.already_complete(&sha).await? {
+            return Ok(path);
+        }
+        let mut reasons = Vec::new();
+        let magnet = self.job.req.image_url.clone().filter(|u| u.starts_with("magnet:"));
+        if magnet.is_some() || self.pieces.is_some() {
+            match self.bittorrent(&sha, magnet).await {
+                Ok(()) => return self.check_sha(&sha).await,
+                Err(e) => {
+                    tracing::info!(reason = %e, "swarm gave up, falling back to HTTP");
+                    reasons.push(format!("BitTorrent: {e}"));
+                }
+            }
+            self.stop_torrent().await;
+        }
+        let Some(url) = self.job.req.http_url.clone() else {
+            reasons.push("HTTP: no URL in the request".into());
+            return Err(DownloadError::AllSourcesFailed(reasons.join("; ")));
+        };
+        let attempts = policy::attempts(self.job.req.download_attempts);
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| DownloadError::BadRequest(format!("HTTP client: {e}")))?;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            tokio::time::sleep(policy::backoff(attempt)).await;
+            self.progress.source = "http".into();
+            match self.http(&client, &url, &sha).await {
+                Ok(()) => match self.check_sha(&sha).await {
+                    Ok(path) => return Ok(path),
+                    Err(DownloadError::HashMismatch) if self.pieces.is_none() => {
+                        // Unverifiable bytes only: drop them and fetch again.
+                        let _ = tokio::fs::remove_file(self.data_path(&sha)).await;
+                        last = "the downloaded file has the wrong sha256".into();
+                    }
+                    Err(e) => return Err(e),
+                },
+                Err(e) => last = e,
+            }
+            tracing::info!(attempt, error = %last, "HTTP download attempt failed");
+        }
+        reasons.push(format!("HTTP: {last} (after {attempts} attempts)"));
+        Err(DownloadError::AllSourcesFailed(reasons.join("; ")))
+    }
+
+    /// A previous run (before a restart) may have finished already.
+    async fn already_complete(&mut self, sha: &Sha256Digest) -> Result<Option<PathBuf>, DownloadError> {
+        let path = self.data_path(sha);
+        let Ok(meta) = tokio::fs::metadata(&path).await else { return Ok(None) };
+        if self.job.req.image_size.is_some_and(|s| s != meta.len()) {
+            return Ok(None);
+        }
+        match self.check_sha(sha).await {
+            Ok(p) => Ok(Some(p)),
+            Err(DownloadError::HashMismatch) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Leech from the swarm until done; `Err` says why the swarm was given up.
+    async fn bittorrent(&mut self, sha: &Sha256Digest, magnet: Option<String>) -> Result<(), String> {
+        let stall = Duration::from_secs(self.job.req.torrent_params.bt_stall_timeout_s.max(1));
+        let session = self.session().await?;
+        let peers = resolve_peers(&self.job.req.initial_peers).await;
+        let source = match (&self.pieces, magnet) {
+            (Some(_), _) => AddTorrent::TorrentFileBytes(
+                tokio::fs::read(self.torrent_cache_path(sha)).await.map_err(|e| e.to_string())?.into(),
+            ),
+            (None, Some(m)) => AddTorrent::Url(m.into()),
+            (None, None) => return Err("no magnet URI".into()),
+        };
+        let params = self.job.req.torrent_params.clone();
+        let work_dir = self.job.work_dir.clone();
+        let handle = tokio::time::timeout(stall, swarm::add(&session, source, &params, peers, &work_dir))
+            .await
+            .map_err(|_| format!("no peer sent the torrent metadata within {} s", stall.as_secs()))??;
+        self.torrent = Some(handle.clone());
+        if self.pieces.is_none() {
+            let bytes = handle
+                .metadata
+                .load_full()
+                .map(|m| m.torrent_bytes.clone())
+                .ok_or("torrent metadata missing after add")?;
+            let pieces = Pieces::from_torrent_bytes(&bytes).map_err(|e| e.to_string())?;
+            if self.job.req.image_size.is_some_and(|s| s != pieces.total_len) {
+                return Err(format!(
+                    "the swarm's image is {} bytes, the request says {:?}",
+                    pieces.total_len, self.job.req.image_size
+                ));
+            }
+            // Cache it: after a restart the download resumes without waiting for metadata, and
+            // HTTP fallback can verify pieces.
+            let tmp = self.torrent_cache_path(sha).with_extension("torrent.tmp");
+            if tokio::fs::write(&tmp, &bytes).await.is_ok() {
+                let _ = tokio::fs::rename(&tmp, self.torrent_cache_path(sha)).await;
+            }
+            self.pieces = Some(pieces);
+        }
+        let pieces = self.pieces.clone().ok_or("no piece layout")?;
+        self.progress.total_bytes = pieces.total_len;
+        let identity = format!("{:?}|{}", self.job.bt_listen, self.job.work_dir.display());
+        let offset = metainfo::start_offset(identity.as_bytes(), &pieces);
+        self.reader = Some(swarm::unpause_from(&session, &handle, offset).await?);
+        let mut watch = StallWatch::new(stall, Instant::now());
+        loop {
+            let s = swarm::stats(&session, &handle);
+            self.publish_swarm(s);
+            if s.finished {
+                return Ok(());
+            }
+            if s.error {
+                return Err(handle.stats().error.unwrap_or_else(|| "torrent error".into()));
+            }
+            if watch.observe(s.have_bytes, Instant::now()) {
+                return Err(format!(
+                    "no progress for {} s ({} of {} bytes, {} peers)",
+                    stall.as_secs(),
+                    s.have_bytes,
+                    pieces.total_len,
+                    s.peers
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// One HTTP attempt: fill missing pieces (or continue the file without metainfo).
+    async fn http(&mut self, client: &reqwest::Client, url: &str, sha: &Sha256Digest) -> Result<(), String> {
+        let path = self.data_path(sha);
+        let mut have = match self.pieces.clone() {
+            Some(pieces) => {
+                let path2 = path.clone();
+                let have = tokio::task::spawn_blocking(move || pieces.verified_on_disk(&path2))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                Some(have)
+            }
+            None => None,
+        };
+        self.progress.have_bytes = match (&self.pieces, &have) {
+            (Some(p), Some(h)) => (0..p.count()).filter(|i| h[*i]).map(|i| p.range(i).1 - p.range(i).0).sum(),
+            _ => tokio::fs::metadata(&path).await.map_or(0, |m| m.len()),
+        };
+        self.progress_tx.send_replace(self.progress.clone());
+        let tx = self.progress_tx.clone();
+        let mut progress = self.progress.clone();
+        let mut on_bytes = move |n: u64| {
+            progress.http_downloaded_bytes += n;
+            progress.have_bytes += n;
+            tx.send_replace(progress.clone());
+        };
+        let result = match (&self.pieces, &mut have) {
+            (Some(pieces), Some(have)) => {
+                http::fill_pieces(client, url, &path, pieces, have, &mut on_bytes).await
+            }
+            _ => http::fetch_rest(client, url, &path, &mut on_bytes).await,
+        };
+        self.progress = self.progress_tx.borrow().clone();
+        result
+    }
+
+    /// Check the whole file against the requested sha256 (the only identity that counts).
+    async fn check_sha(&mut self, sha: &Sha256Digest) -> Result<PathBuf, DownloadError> {
+        let path = self.data_path(sha);
+        let p2 = path.clone();
+        let got = tokio::task::spawn_blocking(move || metainfo::sha256_file(&p2))
+            .await
+            .map_err(|e| DownloadError::Io(std::io::Error::other(e)))??;
+        if got != sha.0 {
+            return Err(DownloadError::HashMismatch);
+        }
+        self.progress.have_bytes = tokio::fs::metadata(&path).await?.len();
+        self.progress.total_bytes = self.progress.have_bytes;
+        self.progress_tx.send_replace(self.progress.clone());
+        Ok(path)
+    }
+
+    /// Keep seeding (and publishing upload figures) until the handle is dropped.
+    async fn seed_until(&mut self, mut stop: tokio::sync::oneshot::Receiver<()>) {
+        if self.torrent.is_none() && self.pieces.is_some() {
+            // Finished over HTTP: offer the file to the swarm again.
+            if let Err(e) = self.start_seeding().await {
+                tracing::info!(error = %e, "cannot seed the downloaded image");
+            }
+        }
+        loop {
+            if let (Some(s), Some(t)) = (&self.session, &self.torrent) {
+                let st = swarm::stats(s, t);
+                self.publish_swarm(st);
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn start_seeding(&mut self) -> Result<(), String> {
+        let sha = self.job.req.sha256.ok_or("no sha256")?;
+        let session = self.session().await?;
+        let bytes = tokio::fs::read(self.torrent_cache_path(&sha)).await.map_err(|e| e.to_string())?;
+        let peers = resolve_peers(&self.job.req.initial_peers).await;
+        let h = swarm::add(
+            &session,
+            AddTorrent::TorrentFileBytes(bytes.into()),
+            &self.job.req.torrent_params,
+            peers,
+            &self.job.work_dir,
+        )
+        .await?;
+        session.unpause(&h).await.map_err(|e| format!("{e:#}"))?;
+        self.torrent = Some(h);
+        Ok(())
+    }
+
+    async fn stop_torrent(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+            let _ = r.await;
+        }
+        if let (Some(s), Some(t)) = (&self.session, self.torrent.take()) {
+            swarm::remove(s, &t).await;
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.stop_torrent().await;
+        if let Some(s) = self.session.take() {
+            s.stop().await;
+        }
+    }
+
+    async fn session(&mut self) -> Result<Arc<Session>, String> {
+        if let Some(s) = &self.session {
+            return Ok(s.clone());
+        }
+        let s = match self.job.bt_listen {
+            Some(addr) => swarm::open_session(addr, &self.job.work_dir).await?,
+            None => {
+                let mut last = String::new();
+                let mut opened = None;
+                for _ in 0..20 {
+                    let addr = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), free_port());
+                    match swarm::open_session(addr, &self.job.work_dir).await {
+                        Ok(s) => {
+                            opened = Some(s);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                opened.ok_or(last)?
+            }
+        };
+        self.session = Some(s.clone());
+        Ok(s)
+    }
+
+    fn publish_swarm(&mut self, s: swarm::SwarmStats) {
+        self.progress.have_bytes = self.progress.have_bytes.max(s.have_bytes);
+        self.progress.bt_downloaded_bytes = s.fetched_bytes;
+        self.progress.bt_uploaded_bytes = s.uploaded_bytes;
+        self.progress.peers = s.peers;
+        self.progress_tx.send_replace(self.progress.clone());
+    }
+
+    async fn load_cached_torrent(&self, sha: &Sha256Digest) -> Option<Pieces> {
+        let bytes = tokio::fs::read(self.torrent_cache_path(sha)).await.ok()?;
+        Pieces::from_torrent_bytes(&bytes).ok()
+    }
+
+    fn data_path(&self, sha: &Sha256Digest) -> PathBuf {
+        match &self.pieces {
+            Some(p) => self.job.work_dir.join(&p.name),
+            None => self.job.work_dir.join(format!("{}.mlimg", sha.to_hex())),
+        }
+    }
+
+    fn torrent_cache_path(&self, sha: &Sha256Digest) -> PathBuf {
+        self.job.work_dir.join(format!("{}.torrent", sha.to_hex()))
+    }
+}
+
+/// `host:port` strings from the request; unresolvable ones are skipped (the tracker may still
+/// supply peers).
+async fn resolve_peers(peers: &[String]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for p in peers {
+        match tokio::net::lookup_host(p.as_str()).await {
+            Ok(addrs) => out.extend(addrs),
+            Err(e) => tracing::info!(peer = %p, error = %e, "initial peer not resolvable"),
+        }
+    }
+    out
+}
+
+/// A port in 20000..32000, below Linux's ephemeral range (32768–60999) where a listener would
+/// collide with outgoing connections; probed by binding once.
+fn free_port() -> u16 {
+    loop {
+        let port = 20_000 + (rand_u32() % 12_000) as u16;
+        if std::net::TcpListener::bind(("::", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() as u32
 }

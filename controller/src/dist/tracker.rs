@@ -1,0 +1,311 @@
+//! Embedded BitTorrent HTTP tracker: a pure core (no sockets, no clock) and its query parsing.
+//!
+//! Only the info-hashes of images in the store are tracked, so the controller cannot be used as
+//! an open tracker for arbitrary swarms. librqbit 9.1 only ever announces `event=started` (never
+//! `completed` or `stopped`), so peers are expired by time: a peer that has not announced for
+//! `peer_expiry` is forgotten. Responses are always compact (BEP 23: `peers` holds 6 bytes per
+//! IPv4 peer, BEP 7: `peers6` 18 bytes per IPv6 peer), which every client we meet understands.
+
+use serde_bencode::value::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// A 20-byte BitTorrent v1 info-hash.
+pub type InfoHash = [u8; 20];
+
+/// Peers handed out per announce when the client does not say (`numwant`).
+const DEFAULT_NUMWANT: usize = 50;
+/// Upper bound on `numwant`, so one announce cannot make a huge response.
+const MAX_NUMWANT: usize = 200;
+
+/// One parsed announce (BEP 3 parameters we use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    /// Address the peer accepts connections on (its IP with the announced port).
+    pub addr: SocketAddr,
+    pub numwant: usize,
+    /// `left=0`: the peer has the whole image (counted as a seeder).
+    pub seeding: bool,
+    pub stopped: bool,
+}
+
+/// Why an announce is refused; the text goes back as bencoded `failure reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceError {
+    /// The client sent a malformed query (missing or wrong-length parameter).
+    #[error("malformed announce: {0}")]
+    Malformed(String),
+    /// The info-hash is not one of the images this controller serves.
+    #[error("unknown info_hash: this tracker only tracks images in the controller's store")]
+    UnknownInfoHash,
+}
+
+/// Compact peer lists for one announce response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnounceResponse {
+    pub interval: Duration,
+    pub complete: u32,
+    pub incomplete: u32,
+    /// BEP 23: 4-byte IPv4 + 2-byte port per peer.
+    pub peers: Vec<u8>,
+    /// BEP 7: 16-byte IPv6 + 2-byte port per peer.
+    pub peers6: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct PeerEntry {
+    addr: SocketAddr,
+    seeding: bool,
+    last_seen: Instant,
+}
+
+/// The tracker's state: known swarms and their peers. Time is passed in by the caller and must
+/// never go backwards between calls.
+#[derive(Debug)]
+pub struct Tracker {
+    interval: Duration,
+    peer_expiry: Duration,
+    swarms: HashMap<InfoHash, BTreeMap<[u8; 20], PeerEntry>>,
+}
+
+impl Tracker {
+    pub fn new(interval: Duration, peer_expiry: Duration) -> Self {
+        Tracker { interval, peer_expiry, swarms: HashMap::new() }
+    }
+
+    /// Start tracking a swarm (called when an image is added or re-seeded).
+    pub fn track(&mut self, info_hash: InfoHash) {
+        self.swarms.entry(info_hash).or_default();
+    }
+
+    /// Stop tracking a swarm (image deleted): later announces for it are refused.
+    pub fn untrack(&mut self, info_hash: &InfoHash) {
+        self.swarms.remove(info_hash);
+    }
+
+    pub fn tracked(&self) -> HashSet<InfoHash> {
+        self.swarms.keys().copied().collect()
+    }
+
+    /// Live peers of a swarm at `now` (expired ones not counted).
+    pub fn peer_count(&self, info_hash: &InfoHash, now: Instant) -> usize {
+        self.swarms.get(info_hash).map_or(0, |s| {
+            s.values().filter(|p| now.saturating_duration_since(p.last_seen) < self.peer_expiry).count()
+        })
+    }
+
+    /// Record the announce and answer with other live peers of the swarm.
+    pub fn handle_announce(&mut self, a: &Announce, now: Instant) -> Result<AnnounceResponse, AnnounceError> {
+        let expiry = self.peer_expiry;
+        let swarm = self.swarms.get_mut(&a.info_hash).ok_or(AnnounceError::UnknownInfoHash)?;
+        swarm.retain(|_, p| now.saturating_duration_since(p.last_seen) < expiry);
+        if a.stopped {
+            swarm.remove(&a.peer_id);
+        } else {
+            swarm.insert(a.peer_id, PeerEntry { addr: a.addr, seeding: a.seeding, last_seen: now });
+        }
+        let mut resp = AnnounceResponse { interval: self.interval, ..Default::default() };
+        for p in swarm.values() {
+            if p.seeding {
+                resp.complete += 1;
+            } else {
+                resp.incomplete += 1;
+            }
+        }
+        // Start the list at a position derived from the requester's id, so that with more peers
+        // than `numwant` different peers learn different subsets (deterministic, no RNG).
+        let others: Vec<&PeerEntry> =
+            swarm.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
+        if !others.is_empty() {
+            let start = usize::from(a.peer_id[19]) % others.len();
+            for p in others.iter().cycle().skip(start).take(others.len().min(a.numwant)) {
+                match p.addr {
+                    SocketAddr::V4(v4) => {
+                        resp.peers.extend_from_slice(&v4.ip().octets());
+                        resp.peers.extend_from_slice(&v4.port().to_be_bytes());
+                    }
+                    SocketAddr::V6(v6) => {
+                        resp.peers6.extend_from_slice(&v6.ip().octets());
+                        resp.peers6.extend_from_slice(&v6.port().to_be_bytes());
+                    }
+                }
+            }
+        }
+        Ok(resp)
+    }
+}
+
+impl AnnounceResponse {
+    /// Bencoded response body.
+    pub fn to_bencode(&self) -> Vec<u8> {
+        let mut d = HashMap::new();
+        d.insert(b"interval".to_vec(), Value::Int(self.interval.as_secs() as i64));
+        d.insert(b"min interval".to_vec(), Value::Int((self.interval.as_secs() / 2) as i64));
+        d.insert(b"complete".to_vec(), Value::Int(i64::from(self.complete)));
+        d.insert(b"incomplete".to_vec(), Value::Int(i64::from(self.incomplete)));
+        d.insert(b"peers".to_vec(), Value::Bytes(self.peers.clone()));
+        d.insert(b"peers6".to_vec(), Value::Bytes(self.peers6.clone()));
+        encode(Value::Dict(d))
+    }
+}
+
+/// Bencoded `failure reason` body (BEP 3), sent with status 200 as clients expect.
+pub fn failure_bencode(reason: &str) -> Vec<u8> {
+    let mut d = HashMap::new();
+    d.insert(b"failure reason".to_vec(), Value::Bytes(reason.as_bytes().to_vec()));
+    encode(Value::Dict(d))
+}
+
+fn encode(v: Value) -> Vec<u8> {
+    // Encoding an in-memory Value into a Vec cannot fail (no I/O, keys are byte strings).
+    serde_bencode::to_bytes(&v).expect("bencoding a Value into memory cannot fail")
+}
+
+/// Parse the raw (still percent-encoded) query string of an announce. `info_hash` and `peer_id`
+/// are arbitrary bytes, so the query is decoded byte-wise with `percent-encoding` rather than as
+/// UTF-8 text. `remote` is the address the request came from; the `ip` parameter is ignored (a
+/// peer could otherwise point the swarm at a third party).
+pub fn parse_announce(raw_query: &str, remote: IpAddr) -> Result<Announce, AnnounceError> {
+    let mut info_hash = None;
+    let mut peer_id = None;
+    let mut port = None;
+    let mut numwant = DEFAULT_NUMWANT;
+    let mut left = None;
+    let mut stopped = false;
+    for pair in raw_query.as_bytes().split(|b| *b == b'&') {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let key = decode(kv.next().unwrap_or_default());
+        let value = decode(kv.next().unwrap_or_default());
+        match key.as_slice() {
+            b"info_hash" => info_hash = Some(to20(&value, "info_hash")?),
+            b"peer_id" => peer_id = Some(to20(&value, "peer_id")?),
+            b"port" => port = Some(parse_num::<u16>(&value, "port")?),
+            b"numwant" => numwant = parse_num::<usize>(&value, "numwant")?.min(MAX_NUMWANT),
+            b"left" => left = Some(parse_num::<u64>(&value, "left")?),
+            b"event" => stopped = value == b"stopped",
+            _ => {}
+        }
+    }
+    let info_hash = info_hash.ok_or_else(|| AnnounceError::Malformed("missing info_hash".into()))?;
+    let peer_id = peer_id.ok_or_else(|| AnnounceError::Malformed("missing peer_id".into()))?;
+    let port = port.ok_or_else(|| AnnounceError::Malformed("missing port".into()))?;
+    if port == 0 {
+        return Err(AnnounceError::Malformed("port 0".into()));
+    }
+    let ip = match remote {
+        IpAddr::V6(v6) => v6.to_canonical(),
+        v4 => v4,
+    };
+    Ok(Announce {
+        info_hash,
+        peer_id,
+        addr: SocketAddr::new(ip, port),
+        numwant,
+        seeding: left == Some(0),
+        stopped,
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value, as bytes.
+fn decode(raw: &[u8]) -> Vec<u8> {
+    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    percent_encoding::percent_decode(&plus_as_space).collect()
+}
+
+fn to20(v: &[u8], what: &str) -> Result<[u8; 20], AnnounceError> {
+    v.try_into().map_err(|_| AnnounceError::Malformed(format!("{what} must be 20 bytes, got {}", v.len())))
+}
+
+fn parse_num<T: std::str::FromStr>(v: &[u8], what: &str) -> Result<T, AnnounceError> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| AnnounceError::Malformed(format!("{what} is not a number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn enc(b: &[u8]) -> String {
+        percent_encoding::percent_encode(b, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    fn query(ih: &[u8; 20], id: &[u8; 20], port: u16, left: u64) -> String {
+        format!(
+            "info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}&compact=1&event=started",
+            enc(ih),
+            enc(id)
+        )
+    }
+
+    #[test]
+    fn parses_raw_byte_info_hash() {
+        let ih: [u8; 20] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(200));
+        let id = [b'-'; 20];
+        let a = parse_announce(&query(&ih, &id, 6881, 5), "127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(a.info_hash, ih);
+        assert_eq!(a.addr, "127.0.0.1:6881".parse().unwrap());
+        assert!(!a.seeding);
+    }
+
+    #[test]
+    fn rejects_short_info_hash_and_missing_port() {
+        let q = format!("info_hash={}&peer_id={}&port=1", enc(&[1; 19]), enc(&[2; 20]));
+        assert!(matches!(parse_announce(&q, "::1".parse().unwrap()), Err(AnnounceError::Malformed(_))));
+        let q = format!("info_hash={}&peer_id={}", enc(&[1; 20]), enc(&[2; 20]));
+        assert!(matches!(parse_announce(&q, "::1".parse().unwrap()), Err(AnnounceError::Malformed(_))));
+    }
+
+    #[test]
+    fn mapped_v4_is_reported_as_v4() {
+        let q = query(&[1; 20], &[2; 20], 7000, 0);
+        let a = parse_announce(&q, "::ffff:10.0.0.7".parse().unwrap()).unwrap();
+        assert_eq!(a.addr, "10.0.0.7:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_swarm_is_refused_and_peers_are_compact_and_expire() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::from_secs(30), Duration::from_secs(90));
+        let ih = [9u8; 20];
+        let a1 = parse_announce(&query(&ih, &[1; 20], 7001, 10), "127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(t.handle_announce(&a1, t0), Err(AnnounceError::UnknownInfoHash));
+        t.track(ih);
+        let r1 = t.handle_announce(&a1, t0).unwrap();
+        assert!(r1.peers.is_empty(), "a peer is never told about itself");
+        let a2 = parse_announce(&query(&ih, &[2; 20], 7002, 0), IpAddr::V6(Ipv6Addr::LOCALHOST)).unwrap();
+        let r2 = t.handle_announce(&a2, t0 + Duration::from_secs(10)).unwrap();
+        assert_eq!(r2.peers, vec![127, 0, 0, 1, 0x1b, 0x59]);
+        assert_eq!((r2.complete, r2.incomplete), (1, 1));
+        let r1 = t.handle_announce(&a1, t0 + Duration::from_secs(20)).unwrap();
+        let mut want6 = Ipv6Addr::LOCALHOST.octets().to_vec();
+        want6.extend_from_slice(&7002u16.to_be_bytes());
+        assert_eq!(r1.peers6, want6);
+        // a2 silent for 90 s: expired.
+        let r1 = t.handle_announce(&a1, t0 + Duration::from_secs(101)).unwrap();
+        assert!(r1.peers6.is_empty());
+        assert_eq!(t.peer_count(&ih, t0 + Duration::from_secs(101)), 1);
+    }
+
+    #[test]
+    fn response_is_bencoded_with_binary_peers() {
+        let r = AnnounceResponse {
+            interval: Duration::from_secs(30),
+            complete: 1,
+            incomplete: 0,
+            peers: vec![127, 0, 0, 1, 0x1b, 0x59],
+            peers6: vec![],
+        };
+        let b = r.to_bencode();
+        let v: Value = serde_bencode::from_bytes(&b).unwrap();
+        let Value::Dict(d) = v else { panic!("not a dict") };
+        assert_eq!(d.get(&b"peers"[..]), Some(&Value::Bytes(vec![127, 0, 0, 1, 0x1b, 0x59])));
+        assert_eq!(d.get(&b"interval"[..]), Some(&Value::Int(30)));
+        assert!(failure_bencode("nope").starts_with(b"d14:failure reason4:nope"));
+    }
+}

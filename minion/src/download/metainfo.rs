@@ -1,0 +1,169 @@
+//! What the downloader knows about the image's torrent: piece size and SHA-1 piece hashes.
+//!
+//! The piece hashes are what make HTTP fallback resumable: bytes are kept only for pieces whose
+//! hash matches, whoever delivered them, so a half-finished swarm download (or a download cut by
+//! a restart) is continued over HTTP without trusting a single unverified byte.
+
+use librqbit_sha1_wrapper::{ISha1, Sha1};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+
+/// Piece layout of a single-file torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pieces {
+    pub info_hash: [u8; 20],
+    /// File name inside the torrent (the controller uses `<sha256>.mlimg`).
+    pub name: String,
+    pub piece_length: u64,
+    pub total_len: u64,
+    pub hashes: Vec<[u8; 20]>,
+}
+
+/// The metainfo cannot be used: the swarm or the cache gave us something we cannot download.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unusable torrent metainfo: {0}")]
+pub struct BadMetainfo(pub String);
+
+impl Pieces {
+    /// Parse `.torrent` bytes; only single-file v1 torrents are images.
+    pub fn from_torrent_bytes(bytes: &[u8]) -> Result<Pieces, BadMetainfo> {
+        let t = librqbit::torrent_from_bytes(bytes).map_err(|e| BadMetainfo(e.to_string()))?;
+        let info = &t.info.data;
+        let total_len = info.length.ok_or_else(|| BadMetainfo("more than one file in the torrent".into()))?;
+        let name = info
+            .name
+            .as_ref()
+            .and_then(|n| std::str::from_utf8(n.0).ok())
+            .filter(|n| !n.is_empty() && !n.contains('/') && !n.contains('\\') && *n != "..")
+            .ok_or_else(|| BadMetainfo("missing or unsafe file name".into()))?
+            .to_string();
+        let piece_length = u64::from(info.piece_length);
+        if piece_length == 0 || info.pieces.0.len() % 20 != 0 {
+            return Err(BadMetainfo("bad piece length or piece hash list".into()));
+        }
+        let hashes: Vec<[u8; 20]> = info
+            .pieces
+            .0
+            .chunks_exact(20)
+            .map(|c| c.try_into().expect("chunks_exact(20) yields 20-byte slices"))
+            .collect();
+        if hashes.len() as u64 != total_len.div_ceil(piece_length) {
+            return Err(BadMetainfo("piece count does not match the file length".into()));
+        }
+        Ok(Pieces { info_hash: t.info_hash.0, name, piece_length, total_len, hashes })
+    }
+
+    pub fn count(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Byte range `[start, end)` of piece `i`.
+    pub fn range(&self, i: usize) -> (u64, u64) {
+        let start = i as u64 * self.piece_length;
+        (start, (start + self.piece_length).min(self.total_len))
+    }
+
+    pub fn piece_ok(&self, i: usize, data: &[u8]) -> bool {
+        let mut h = Sha1::new();
+        h.update(data);
+        h.finish() == self.hashes[i]
+    }
+
+    /// Which pieces of `file` already hold the right bytes (a missing or short file has none).
+    pub fn verified_on_disk(&self, file: &Path) -> std::io::Result<Vec<bool>> {
+        let mut have = vec![false; self.count()];
+        let mut f = match std::fs::File::open(file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(have),
+            Err(e) => return Err(e),
+        };
+        let mut buf = vec![0u8; self.piece_length as usize];
+        for (i, slot) in have.iter_mut().enumerate() {
+            let (s, e) = self.range(i);
+            let want = (e - s) as usize;
+            if read_full(&mut f, &mut buf[..want])? < want {
+                break;
+            }
+            *slot = self.piece_ok(i, &buf[..want]);
+        }
+        Ok(have)
+    }
+}
+
+/// SHA-256 of a whole file (the image identity the controller asked for).
+pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// The offset this node starts reading the swarm at: piece-aligned, spread over the file by a
+/// hash of the node's identity. Nodes that start together then ask for different pieces first and
+/// have something to trade at once; librqbit on its own fetches in index order (lockstep).
+pub fn start_offset(identity: &[u8], pieces: &Pieces) -> u64 {
+    let h: [u8; 32] = Sha256::digest(identity).into();
+    let x = u64::from_le_bytes(h[..8].try_into().expect("8 bytes of a 32-byte digest"));
+    (x % pieces.count().max(1) as u64) * pieces.piece_length
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces_for(data: &[u8], piece_length: u64) -> Pieces {
+        let hashes = data
+            .chunks(piece_length as usize)
+            .map(|c| {
+                let mut h = Sha1::new();
+                h.update(c);
+                h.finish()
+            })
+            .collect();
+        Pieces { info_hash: [0; 20], name: "x".into(), piece_length, total_len: data.len() as u64, hashes }
+    }
+
+    #[test]
+    fn verified_on_disk_finds_good_pieces_only() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let p = pieces_for(&data, 1024);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("img");
+        assert_eq!(p.verified_on_disk(&f).unwrap(), vec![false; 10]);
+        let mut bad = data.clone();
+        bad[3000] ^= 1;
+        bad.truncate(9500);
+        std::fs::write(&f, &bad).unwrap();
+        let have = p.verified_on_disk(&f).unwrap();
+        assert_eq!(have, vec![true, true, false, true, true, true, true, true, true, false]);
+        std::fs::write(&f, &data).unwrap();
+        assert!(p.verified_on_disk(&f).unwrap().iter().all(|h| *h));
+    }
+
+    #[test]
+    fn start_offsets_are_aligned_and_spread() {
+        let p = pieces_for(&vec![0u8; 64 * 1024], 1024);
+        let offs: std::collections::HashSet<u64> =
+            (0..20).map(|i| start_offset(format!("node-{i}").as_bytes(), &p)).collect();
+        assert!(offs.iter().all(|o| o % 1024 == 0 && *o < 64 * 1024));
+        assert!(offs.len() >= 15, "offsets should differ between nodes: {offs:?}");
+    }
+}
