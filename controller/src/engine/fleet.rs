@@ -22,6 +22,9 @@ use meshlift_protocol::{LinkType, StatusReport, Topology};
 pub struct Seen {
     pub report: StatusReport,
     pub at: u64,
+    /// Reports received from this node since the engine started (1 for the first): tells a
+    /// report that arrived after a dispatch from one that arrived at the same millisecond before it.
+    pub rx: u64,
     /// Link name → up, as this node reported it.
     links: HashMap<String, bool>,
 }
@@ -48,10 +51,11 @@ impl Fleet {
     /// Record a report. Returns whether the node was offline (or never seen) before.
     pub fn record(&mut self, node: &str, report: StatusReport, now: u64) -> bool {
         let links = report.links.iter().map(|l| (l.name.clone(), l.up)).collect();
-        let seen = Seen { report, at: now, links };
+        let mut seen = Seen { report, at: now, rx: 1, links };
         match self.seen.get_mut(node) {
             Some(old) => {
                 let was_offline = now.saturating_sub(old.at) > self.alive_timeout_ms;
+                seen.rx = old.rx + 1;
                 *old = seen;
                 was_offline
             }
@@ -64,6 +68,11 @@ impl Fleet {
 
     pub fn get(&self, node: &str) -> Option<&Seen> {
         self.seen.get(node)
+    }
+
+    /// Reports received from `node` so far.
+    pub fn rx(&self, node: &str) -> u64 {
+        self.seen.get(node).map_or(0, |s| s.rx)
     }
 
     pub fn last_seen(&self, node: &str) -> Option<u64> {

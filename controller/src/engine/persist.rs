@@ -137,7 +137,8 @@ impl Engine {
                 let mut b: Batch =
                     from_json(&format!("batches({}, {})", row.request_id, row.index), &row.body)?;
                 for (node, body) in store.batch_nodes(&run.id, &row.stage, row.index)? {
-                    let bn: BatchNode = from_json(&format!("batch_nodes({}, {node})", run.id), &body)?;
+                    let mut bn: BatchNode = from_json(&format!("batch_nodes({}, {node})", run.id), &body)?;
+                    bn.rx_at_dispatch = 0;
                     b.nodes.insert(node, bn);
                 }
                 b.recount();

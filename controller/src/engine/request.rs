@@ -134,6 +134,10 @@ impl RequestRun {
 pub struct BatchNode {
     pub mac: String,
     pub dispatched_at: u64,
+    /// Reports received from the node before dispatch; only later ones are judged. Reset to 0
+    /// on reload (the restarted engine has seen no report yet).
+    #[serde(default)]
+    pub rx_at_dispatch: u64,
     pub progress: Progress,
     /// COMMIT only: what the node must come back to.
     pub commit: Option<CommitBaseline>,

@@ -457,6 +457,7 @@ impl Engine {
                 BatchNode {
                     mac: node.mac_addr.clone(),
                     dispatched_at: now,
+                    rx_at_dispatch: self.fleet.rx(n),
                     progress: Progress::InFlight { detail },
                     commit,
                 },
@@ -495,11 +496,11 @@ impl Engine {
         }
         let v = match batch.stage {
             Stage::Prepare => {
-                verdict::prepare(&run.id, run.target_sha(), self.fleet.get(node), bn.dispatched_at)
+                verdict::prepare(&run.id, run.target_sha(), self.fleet.get(node), bn.rx_at_dispatch)
             }
             Stage::Commit => match &bn.commit {
                 Some(base) => {
-                    verdict::commit(&run.id, node, base, &self.fleet, bn.dispatched_at, &base.boot_id, now)
+                    verdict::commit(&run.id, node, base, &self.fleet, bn.rx_at_dispatch, &base.boot_id, now)
                 }
                 None => Verdict::Pending("no commit baseline recorded; waiting for the batch timeout".into()),
             },

@@ -26,9 +26,10 @@ pub enum Verdict {
     },
 }
 
-/// Only reports that arrived after the dispatch count: the one before says nothing about it.
-fn fresh(seen: Option<&Seen>, dispatched_at: u64) -> Option<&Seen> {
-    seen.filter(|s| s.at >= dispatched_at)
+/// Only reports that arrived after the dispatch count: the one before says nothing about it
+/// (a DOWNLOAD_FAILED from the previous attempt would fail the retry at once).
+fn fresh(seen: Option<&Seen>, rx_at_dispatch: u64) -> Option<&Seen> {
+    seen.filter(|s| s.rx > rx_at_dispatch)
 }
 
 /// PREPARE: success is FLASHED with the image's sha256 (Terragraph: `nextImage.md5`).
@@ -36,9 +37,9 @@ pub fn prepare(
     req_id: &str,
     sha: Option<meshlift_protocol::Sha256Digest>,
     seen: Option<&Seen>,
-    dispatched_at: u64,
+    rx_at_dispatch: u64,
 ) -> Verdict {
-    let Some(s) = fresh(seen, dispatched_at) else {
+    let Some(s) = fresh(seen, rx_at_dispatch) else {
         return Verdict::Pending("waiting for a status report since the PREPARE was sent".into());
     };
     let us = &s.report.upgrade_status;
@@ -72,11 +73,11 @@ pub fn commit(
     node: &str,
     base: &CommitBaseline,
     fleet: &Fleet,
-    dispatched_at: u64,
+    rx_at_dispatch: u64,
     boot_id_at_dispatch: &str,
     now: u64,
 ) -> Verdict {
-    let Some(s) = fresh(fleet.get(node), dispatched_at) else {
+    let Some(s) = fresh(fleet.get(node), rx_at_dispatch) else {
         return Verdict::Pending("waiting for a status report since the COMMIT was sent".into());
     };
     let r = &s.report;

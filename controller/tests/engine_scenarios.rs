@@ -1,0 +1,388 @@
+//! Engine scenarios on generated meshes with a scripted fleet and a fake clock.
+
+mod engine_support;
+
+use engine_support::*;
+use meshlift_controller::engine::Action;
+use meshlift_protocol::*;
+
+fn kinds(sim: &Sim, stage: UpgradeReqType) -> std::collections::BTreeMap<String, OutcomeKind> {
+    sim.outcomes(stage).into_iter().map(|(k, (o, _))| (k, o)).collect()
+}
+
+#[test]
+fn full_upgrade_of_a_20_site_mesh_isolates_no_one() {
+    let mut sim = Sim::new(grid(4, 5, &[]));
+    let ack = sim.submit(full_upgrade("full-1"));
+    assert!(ack.success, "{ack:?}");
+    assert_eq!(ack.message, "full-1");
+    sim.run_to_idle(300);
+
+    let f = sim.last_finished();
+    assert!(f.success, "{f:?}");
+    let prep = kinds(&sim, UpgradeReqType::PrepareUpgrade);
+    let com = kinds(&sim, UpgradeReqType::CommitUpgrade);
+    assert_eq!(prep.len(), 20);
+    assert_eq!(com.len(), 20);
+    assert!(com.values().all(|k| *k == OutcomeKind::Succeeded), "{com:?}");
+    for m in sim.fleet.values() {
+        assert_eq!(m.version, NEW, "{}", m.name);
+        assert_eq!(m.slots.active, m.slots.booted);
+    }
+    // Staged: more than one wave, every node committed exactly once, no running node cut off.
+    assert!(sim.commit_waves.len() > 1, "{:?}", sim.commit_waves);
+    for m in sim.fleet.keys() {
+        assert_eq!(sim.commits_sent(m), 1, "{m}");
+    }
+    assert!(sim.isolation_events.is_empty(), "{:?}", sim.isolation_events);
+    // PREPARE carried the image fields from the store.
+    let prep_req =
+        sim.fleet["n12"].received.iter().find(|r| r.ur_type == UpgradeReqType::PrepareUpgrade).unwrap();
+    assert_eq!(prep_req.sha256, Some(sha(7)));
+    assert_eq!(prep_req.image_url.as_deref(), Some("magnet:?xt=urn:btih:abc"));
+    assert_eq!(prep_req.http_url.as_deref(), Some("http://ctrl/images/new.mlimg"));
+    assert_eq!(prep_req.image_size, Some(1 << 20));
+    assert_eq!(prep_req.hardware_board_ids, vec![BOARD.to_string()]);
+    assert_eq!(prep_req.version.as_deref(), Some(NEW));
+    let commit_req =
+        sim.fleet["n12"].received.iter().find(|r| r.ur_type == UpgradeReqType::CommitUpgrade).unwrap();
+    assert_eq!(commit_req.confirm_timeout_s, 120);
+}
+
+#[test]
+fn a_node_failing_prepare_is_retried_then_succeeds() {
+    let mut sim = Sim::new(grid(2, 2, &[]));
+    sim.node("n11").prepare_failures = 2;
+    assert!(sim.submit(prepare("p1", &["n01", "n11"])).success);
+    sim.run_to_idle(60);
+    let out = sim.outcomes(UpgradeReqType::PrepareUpgrade);
+    assert_eq!(out["n11"].0, OutcomeKind::Succeeded);
+    let prepares =
+        sim.fleet["n11"].received.iter().filter(|r| r.ur_type == UpgradeReqType::PrepareUpgrade).count();
+    assert_eq!(prepares, 3, "two failures, two retries");
+    assert!(sim.last_finished().success);
+}
+
+#[test]
+fn a_node_failing_prepare_beyond_its_retries_fails_with_the_minions_reason() {
+    let mut sim = Sim::new(grid(2, 2, &[]));
+    sim.node("n11").prepare_failures = 10;
+    let mut req = prepare("p1", &["n01", "n11"]);
+    req.retry_limit = 1;
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(60);
+    let out = sim.outcomes(UpgradeReqType::PrepareUpgrade);
+    assert_eq!(out["n11"].0, OutcomeKind::Failed);
+    assert!(out["n11"].1.contains("tracker unreachable"), "{}", out["n11"].1);
+    assert!(out["n11"].1.contains("after 1 retries"), "{}", out["n11"].1);
+    assert_eq!(out["n01"].0, OutcomeKind::Succeeded);
+    assert!(!sim.last_finished().success);
+}
+
+#[test]
+fn a_node_falling_back_on_commit_is_fell_back_with_its_reason_and_not_recommitted() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    flash(&mut sim, &["n01", "n02", "n12"]);
+    sim.node("n02").on_commit = OnCommit::FallBack("post-boot check: link-n01-n02 stayed down".into());
+    let mut req = commit("c1", &["n01", "n02", "n12"]);
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(100);
+    let out = sim.outcomes(UpgradeReqType::CommitUpgrade);
+    assert_eq!(out["n02"].0, OutcomeKind::FellBack, "{out:?}");
+    assert!(out["n02"].1.contains("link-n01-n02 stayed down"), "{}", out["n02"].1);
+    assert_eq!(sim.commits_sent("n02"), 1);
+    assert_eq!(out["n01"].0, OutcomeKind::Succeeded);
+    assert_eq!(out["n12"].0, OutcomeKind::Succeeded);
+    assert_eq!(sim.fleet["n02"].version, OLD);
+}
+
+#[test]
+fn a_node_offline_at_batch_formation_is_skipped_offline_and_stops_the_request_without_skip_failure() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    flash(&mut sim, &["n01", "n02", "n12"]);
+    sim.node("n12").killed = true;
+    for _ in 0..8 {
+        sim.step();
+    }
+    assert!(!sim.engine.node_online("n12", sim.now));
+    assert!(sim.submit(commit("c1", &["n01", "n02", "n12"])).success);
+    sim.run_to_idle(100);
+    let out = sim.outcomes(UpgradeReqType::CommitUpgrade);
+    assert_eq!(out["n12"].0, OutcomeKind::SkippedOffline);
+    assert!(out["n12"].1.contains("offline"), "{}", out["n12"].1);
+    // skip_failure = false: nothing was committed, the others are aborted with the reason.
+    assert_eq!(out["n01"].0, OutcomeKind::Aborted);
+    assert!(out["n01"].1.contains("n12 failed"), "{}", out["n01"].1);
+    assert_eq!(sim.commits_sent("n01"), 0);
+    assert!(!sim.last_finished().success);
+}
+
+#[test]
+fn with_skip_failure_an_offline_node_is_skipped_and_the_rest_upgrade() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    flash(&mut sim, &["n01", "n02", "n12"]);
+    sim.node("n12").killed = true;
+    for _ in 0..8 {
+        sim.step();
+    }
+    let mut req = commit("c1", &["n01", "n02", "n12"]);
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(100);
+    let out = sim.outcomes(UpgradeReqType::CommitUpgrade);
+    assert_eq!(out["n12"].0, OutcomeKind::SkippedOffline);
+    assert_eq!(out["n01"].0, OutcomeKind::Succeeded);
+    assert_eq!(out["n02"].0, OutcomeKind::Succeeded);
+}
+
+#[test]
+fn batch_timeout_retries_then_fails_and_skip_failure_off_stops_the_request() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    sim.node("n02").prepare_hangs = true;
+    let mut req = prepare("p1", &["n02", "n11", "n12"]);
+    req.limit = 1;
+    req.retry_limit = 1;
+    req.timeout_s = 30;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(100);
+    let out = sim.outcomes(UpgradeReqType::PrepareUpgrade);
+    assert_eq!(out["n02"].0, OutcomeKind::Failed);
+    assert!(out["n02"].1.contains("batch timed out after 30s"), "{}", out["n02"].1);
+    assert!(out["n02"].1.contains("DOWNLOADING_IMAGE"), "{}", out["n02"].1);
+    // n02 goes first (name order), so the others never got their turn.
+    assert_eq!(out["n11"].0, OutcomeKind::Aborted);
+    assert_eq!(out["n12"].0, OutcomeKind::Aborted);
+    assert!(sim.fleet["n11"].received.is_empty());
+}
+
+#[test]
+fn batch_timeout_with_skip_failure_goes_on() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    sim.node("n02").prepare_hangs = true;
+    let mut req = prepare("p1", &["n02", "n11", "n12"]);
+    req.limit = 1;
+    req.retry_limit = 0;
+    req.timeout_s = 30;
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(100);
+    let out = sim.outcomes(UpgradeReqType::PrepareUpgrade);
+    assert_eq!(out["n02"].0, OutcomeKind::Failed);
+    assert_eq!(out["n11"].0, OutcomeKind::Succeeded);
+    assert_eq!(out["n12"].0, OutcomeKind::Succeeded);
+}
+
+#[test]
+fn a_failing_pop_stops_the_request_unless_skip_pop_failure() {
+    for skip_pop in [false, true] {
+        let mut sim = Sim::new(grid(2, 3, &[]));
+        flash(&mut sim, &["n00", "n01", "n02", "n10", "n11", "n12"]);
+        sim.node("n00").on_commit = OnCommit::Fail("bootenv write failed".into());
+        let mut req = commit("c1", &["n00", "n01", "n02", "n10", "n11", "n12"]);
+        req.skip_failure = true;
+        req.skip_pop_failure = skip_pop;
+        req.limit = 1;
+        req.retry_limit = 0;
+        assert!(sim.submit(req).success);
+        sim.run_to_idle(200);
+        let out = kinds(&sim, UpgradeReqType::CommitUpgrade);
+        assert_eq!(out["n00"], OutcomeKind::Failed);
+        if skip_pop {
+            assert!(
+                out.iter().filter(|(k, _)| *k != "n00").all(|(_, o)| *o == OutcomeKind::Succeeded),
+                "{out:?}"
+            );
+        } else {
+            // The POP is planned last (leaves first); whatever was still pending is aborted.
+            assert!(sim.last_finished().summary.contains("POP n00 failed"), "{:?}", sim.last_finished());
+            assert_eq!(sim.commits_sent("n00"), 1);
+        }
+    }
+}
+
+#[test]
+fn a_pop_that_does_not_get_its_bgp_peers_back_is_not_a_success() {
+    let mut sim = Sim::new(grid(1, 2, &[]));
+    flash(&mut sim, &["n00"]);
+    let mut req = commit("c1", &["n00"]);
+    req.timeout_s = 60;
+    req.retry_limit = 0;
+    assert!(sim.submit(req).success);
+    sim.run_until(20, |s| s.fleet["n00"].status.us_type == UpgradeStatusType::Trial);
+    sim.node("n00").bgp = Some(1); // had 2 at dispatch
+    sim.step();
+    sim.step();
+    let d = sim.dump();
+    assert!(
+        d.cur_batch[0].detail.contains("waiting for BGP peers (expecting 2, have 1)"),
+        "{:?}",
+        d.cur_batch
+    );
+    sim.run_to_idle(40);
+    assert_eq!(kinds(&sim, UpgradeReqType::CommitUpgrade)["n00"], OutcomeKind::Failed);
+}
+
+#[test]
+fn abort_mid_commit_aborts_in_flight_and_pending_nodes_and_resets_on_request() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    flash(&mut sim, &["n01", "n02", "n11", "n12"]);
+    let mut req = commit("c1", &["n01", "n02", "n11", "n12"]);
+    req.limit = 1;
+    assert!(sim.submit(req).success);
+    assert!(sim.submit(commit("c2", &["n01"])).success);
+    sim.step();
+    let in_flight: Vec<String> = sim.engine.in_flight_nodes().iter().map(|s| s.to_string()).collect();
+    assert_eq!(in_flight.len(), 1);
+    let reply = sim.operator(Message::UpgradeAbortReq(UpgradeAbortReq {
+        abort_all: true,
+        req_ids: vec![],
+        reset_status: true,
+        operator: Operator { who: "bob".into(), reason: Some("storm coming".into()) },
+    }));
+    assert!(matches!(&reply, Message::Ack(a) if a.success), "{reply:?}");
+    assert_eq!(sim.engine.current_request_id(), None);
+    assert_eq!(sim.engine.queue_len(), 0);
+    let c1: Vec<_> = sim.engine.state_dump().outcomes.into_iter().filter(|o| o.request_id == "c1").collect();
+    assert_eq!(c1.len(), 4);
+    assert!(c1
+        .iter()
+        .all(|o| o.outcome == OutcomeKind::Aborted && o.reason.contains("aborted by bob: storm coming")));
+    let resets = sim
+        .all_actions
+        .iter()
+        .filter(|a| matches!(a, Action::SendToNode { req, .. } if req.ur_type == UpgradeReqType::ResetStatus))
+        .count();
+    assert_eq!(resets, 4);
+    assert!(sim.engine.finished_requests().any(|f| f.request_id == "c2" && !f.success));
+}
+
+#[test]
+fn intake_refuses_with_clear_reasons() {
+    let mut sim = Sim::new(grid(2, 2, &[]));
+    let refuse = |sim: &mut Sim, r: UpgradeGroupReq, want: &str| {
+        let a = sim.submit(r);
+        assert!(!a.success && a.message.contains(want), "{a:?} should say {want:?}");
+    };
+    refuse(&mut sim, prepare("x", &["n00", "ghost"]), "invalid node: ghost");
+    refuse(&mut sim, prepare("x", &[]), "nodes field is empty");
+    let mut r = prepare("x", &["n00"]);
+    r.timeout_s = 0;
+    refuse(&mut sim, r, "invalid timeout: 0");
+    let mut r = prepare("x", &["n00"]);
+    r.ur_req.image_name = Some("nope".into());
+    refuse(&mut sim, r, "unknown image \"nope\"");
+    let mut r = prepare("x", &["n00"]);
+    r.ur_req.image_name = None;
+    refuse(&mut sim, r, "needs image_name");
+    let mut r = prepare("x", &["n00"]);
+    r.version = Some("meshlift-9".into());
+    refuse(&mut sim, r, "does not match image");
+    let mut r = full_upgrade("x");
+    r.exclude_nodes = vec!["ghost".into()];
+    refuse(&mut sim, r, "invalid node: ghost");
+    assert!(sim.submit(prepare("x", &["n00"])).success);
+    refuse(&mut sim, prepare("x", &["n01"]), "already used");
+    // The journal holds every command with who and why, refusals included.
+    sim.run_to_idle(30);
+}
+
+#[test]
+fn readiness_filters_give_every_node_an_outcome_with_a_reason() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    sim.node("n01").version = NEW.into(); // already at version
+    sim.node("n02").board = "OTHER_BOARD".into(); // board mismatch
+    sim.report_all();
+    let mut req = full_upgrade("f1");
+    req.exclude_nodes = vec!["n12".into()];
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(200);
+    let prep = sim.outcomes(UpgradeReqType::PrepareUpgrade);
+    assert_eq!(prep["n01"].0, OutcomeKind::AlreadyAtVersion);
+    assert_eq!(prep["n02"].0, OutcomeKind::SkippedNotReady);
+    assert!(prep["n02"].1.contains("OTHER_BOARD"), "{}", prep["n02"].1);
+    assert_eq!(prep["n12"].0, OutcomeKind::Excluded);
+    let com = kinds(&sim, UpgradeReqType::CommitUpgrade);
+    assert_eq!(com.len(), 3, "only prepared nodes go on to commit: {com:?}");
+    assert!(com.values().all(|k| *k == OutcomeKind::Succeeded));
+    // A commit of nodes that are not FLASHED: skipped_not_ready with the status in the reason.
+    let mut c = commit("c2", &["n02"]);
+    c.skip_failure = true;
+    assert!(sim.submit(c).success);
+    sim.run_to_idle(20);
+    let out = sim.outcomes(UpgradeReqType::CommitUpgrade);
+    assert_eq!(out["n02"].0, OutcomeKind::SkippedNotReady);
+    assert!(out["n02"].1.contains("not FLASHED"), "{}", out["n02"].1);
+}
+
+#[test]
+fn dry_run_is_readiness_aware_and_matches_execution() {
+    let mut sim = Sim::new(grid(3, 3, &[]));
+    let all: Vec<String> = sim.topology.nodes.iter().map(|n| n.name.clone()).collect();
+    let all_ref: Vec<&str> = all.iter().map(String::as_str).collect();
+    flash(&mut sim, &all_ref[..8]); // n22 not flashed
+    let plan = match sim.operator(Message::UpgradeCommitPlanReq(UpgradeCommitPlanReq {
+        limit: 0,
+        exclude_nodes: vec![],
+        ap_policy: ApPolicy::Group,
+        max_pops_per_batch: 1,
+        version: Some(NEW.into()),
+    })) {
+        Message::UpgradeCommitPlan(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(plan.filtered.len(), 1);
+    assert_eq!(plan.filtered[0].node, "n22");
+    assert!(plan.filtered[0].reason.contains("not FLASHED"));
+    let planned: usize = plan.commit_batches.iter().map(Vec::len).sum();
+    assert_eq!(planned, 8);
+    let mut req = commit("c1", &all_ref);
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(200);
+    assert_eq!(sim.commit_waves, plan.commit_batches, "execution follows the dry run on an unchanged mesh");
+}
+
+#[test]
+fn reset_status_is_immediate_and_node_status_dump_shows_reports() {
+    let mut sim = Sim::new(grid(1, 3, &[]));
+    let mut r =
+        UpgradeGroupReq::new(UpgradeGroupType::Nodes, UpgradeReq::new(UpgradeReqType::ResetStatus, "r1"), 0);
+    r.nodes = vec!["n01".into()];
+    let a = sim.submit(r);
+    assert!(a.success, "{a:?}");
+    assert_eq!(sim.fleet["n01"].received.len(), 1);
+    assert_eq!(sim.engine.current_request_id(), None);
+    let st = match sim.operator(Message::NodeStatusReq(NodeStatusReq {})) {
+        Message::NodeStatusDump(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(st.nodes.len(), 3);
+    assert!(st.nodes.iter().all(|n| n.online && n.version.as_deref() == Some(OLD)));
+    assert!(st.nodes.iter().find(|n| n.name == "n00").unwrap().is_pop);
+}
+
+#[test]
+fn unknown_mac_is_refused() {
+    let mut sim = Sim::new(grid(1, 2, &[]));
+    let mut r = StatusReport {
+        mac: "ff:ff:ff:ff:ff:ff".into(),
+        boot_id: "x".into(),
+        timestamp: 0,
+        version: OLD.into(),
+        hardware_board_id: BOARD.into(),
+        upgrade_status: UpgradeStatus::default(),
+        slots: sim.fleet["n00"].slots.clone(),
+        links: vec![],
+        bgp_peers_up: None,
+        last_fallback: None,
+        seq: 1,
+    };
+    let now = sim.now;
+    let e = sim.engine.handle_status_report(r.clone(), now).unwrap_err();
+    assert!(e.to_string().contains("unknown MAC ff:ff:ff:ff:ff:ff"));
+    r.mac = sim.fleet["n00"].mac.to_uppercase();
+    assert!(sim.engine.handle_status_report(r, now).is_ok());
+}
