@@ -1,4 +1,38 @@
 //! meshlift minion: the node agent (sans-IO core), slots and boot environment, downloader,
 //! flasher, post-boot checks and hooks.
+//!
+//! - [`boot`]: what U-Boot does at start (consume a trial, notice a fallback, first-boot factory
+//!   install) and the few boot-environment changes (arm, confirm, record failure, revert).
+//! - [`boot_env`], [`slots`]: the hardware behind traits ([`Bootloader`], [`SlotStore`]) with
+//!   file-backed implementations; the running slot cannot be written through the API.
+//! - [`flasher`]: verify an image, write the standby slot, read it back.
+//! - [`agent`]: the upgrade state machine; its docs hold the contract with the binary shell.
+//! - [`state`]: the persisted upgrade state; [`hooks`]: image hooks; [`radio`]: link states;
+//!   [`config`]: the TOML config.
+//!
+//! # Panics
+//! Nothing read from the network, the disk or the operator panics: every failure is a typed error
+//! whose text becomes a status reason. The few `expect`s state the invariant they rely on; a
+//! panic is a bug.
 
+pub mod agent;
+pub mod boot;
+pub mod boot_env;
+pub mod config;
 pub mod download;
+mod durable;
+pub mod flasher;
+pub mod hooks;
+pub mod radio;
+pub mod slots;
+pub mod state;
+
+pub use agent::{exit_code_reboot, Action, Agent, AgentInit, NodeFacts, REBOOT_EXIT_CODE};
+pub use boot::{boot, BootError, BootOutcome, Factory};
+pub use boot_env::{BootEnv, Bootloader, FailedImage, FileBootloader, TrialAttempt};
+pub use config::{ConfigError, MinionConfig};
+pub use durable::write_atomically;
+pub use flasher::{verify_and_flash, FlashError, FlashRequest, FlashedImage};
+pub use radio::{FileRadio, Radio, RadioError};
+pub use slots::{slots_report, FileSlotStore, SlotImage, SlotStore, StandbySlot};
+pub use state::{load_state, save_state, PersistedState};

@@ -1,0 +1,712 @@
+//! The node agent: the sans-IO upgrade state machine of one minion.
+//!
+//! ```text
+//! NONE ─PREPARE→ DOWNLOADING_IMAGE ─→ DOWNLOAD_FAILED
+//!                      └─→ FLASHING_IMAGE ─→ FLASH_FAILED
+//!                               └─→ FLASHED ─COMMIT→ [COMMIT_SCHEDULED →] REBOOTING
+//!   (reboot; boot step consumes the trial) → TRIAL ─checks pass→ CONFIRMED
+//!                                                └─fail/timeout→ (reboot to old slot) FELL_BACK
+//! COMMIT when not FLASHED → COMMIT_FAILED;  RESET_STATUS → NONE (cancels download / scheduled commit)
+//! ```
+//!
+//! # Contract with the shell (the `meshlift-minion` binary)
+//! 1. At start: [`crate::boot::boot`] (the U-Boot step), open the slots with the booted slot,
+//!    [`crate::state::load_state`], then [`Agent::new`].
+//! 2. Feed events as they happen, each with `now` (UNIX ms; never going backwards within a
+//!    process): `handle_upgrade_req` (reply its [`Ack`] to the controller), `handle_controller_ack`
+//!    (any `StatusReportAck`), `handle_links` (radio polls), `handle_download_progress`,
+//!    `handle_download_done`, `handle_flash_done`, `handle_hook_done`, `handle_confirm_failed`,
+//!    and `handle_timeout` when [`Agent::next_deadline`] has passed.
+//! 3. After every call, drain [`Agent::poll_action`] until `None` and carry out each [`Action`] in
+//!    order (see each variant). Then sleep until the next event, the status timer, or
+//!    `next_deadline()`.
+//! 4. Status reports: [`Agent::status_report`] every `status_interval_s` and on `SendStatusNow`.
+//!
+//! Nothing here commits without a controller request: the only path to `Reboot` is a COMMIT (or
+//! FULL_UPGRADE) request.
+
+use crate::boot::{BootOutcome, SILENT_TRIAL_FAILURE};
+use crate::boot_env::TrialAttempt;
+use crate::flasher::FlashedImage;
+use crate::state::{FlashedInfo, PersistedState, TrialPlan, RECENT_REQUESTS};
+use meshlift_image::HookKind;
+use meshlift_protocol::{
+    Ack, DownloadProgress, FallbackRecord, ImageMeta, LinkReport, Sha256Digest, SlotId, SlotsReport,
+    StatusReport, UpgradeReq, UpgradeReqType, UpgradeStatus, UpgradeStatusType as S,
+};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+/// Exit code with which the minion asks its supervisor (meshsim, systemd) for a reboot.
+pub const REBOOT_EXIT_CODE: i32 = 10;
+
+pub fn exit_code_reboot() -> i32 {
+    REBOOT_EXIT_CODE
+}
+
+/// What the shell must do, in the order drained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start the downloader for this request (work dir: `MinionConfig::download_dir`).
+    StartDownload(UpgradeReq),
+    /// Stop the running download (RESET_STATUS).
+    CancelDownload,
+    /// Run [`crate::flasher::verify_and_flash`] on the standby slot in a blocking task, then call
+    /// `handle_flash_done`.
+    Flash { image_path: PathBuf, allow_downgrade: bool, expected_sha256: Option<Sha256Digest> },
+    /// Run the running slot's hook of this kind ([`crate::hooks::run_hook`], state argument
+    /// `state`) in a blocking task, then call `handle_hook_done`.
+    RunHook { kind: HookKind, state: &'static str },
+    /// Write this to `<data>/upgrade_state.json` ([`crate::state::save_state`]) before acting on
+    /// anything drained after it.
+    Persist(PersistedState),
+    /// Send a status report now (state changed).
+    SendStatusNow,
+    /// Commit: [`crate::boot::arm_trial`] with this attempt, then exit with [`REBOOT_EXIT_CODE`].
+    /// If arming fails, call `handle_commit_failed`.
+    Reboot { attempt: TrialAttempt },
+    /// The trial passed: [`crate::boot::confirm_trial`]. If it fails, call `handle_confirm_failed`.
+    Confirm { slot: SlotId, image_sha256: Sha256Digest },
+    /// The trial failed: [`crate::boot::record_trial_failure`] with `reason`, then exit with
+    /// [`REBOOT_EXIT_CODE`] (the boot step returns to the old slot).
+    FallBack { reason: String },
+}
+
+/// Everything the agent learns at start.
+#[derive(Debug, Clone)]
+pub struct AgentInit {
+    pub persisted: Option<PersistedState>,
+    pub boot: BootOutcome,
+    pub slots: SlotsReport,
+    /// Hook kinds the running slot's image carries.
+    pub running_hooks: Vec<HookKind>,
+    pub board: String,
+    pub now: u64,
+}
+
+/// Facts for a status report that the agent does not own.
+#[derive(Debug, Clone)]
+pub struct NodeFacts {
+    pub mac: String,
+    pub boot_id: String,
+    pub hardware_board_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Downloading {
+        req: UpgradeReq,
+    },
+    /// `cancelled`: a reset arrived while the (uninterruptible) flash ran; its result is dropped.
+    Flashing {
+        req: UpgradeReq,
+        cancelled: bool,
+    },
+    Flashed,
+    CommitScheduled {
+        req: UpgradeReq,
+        at: u64,
+    },
+    Rebooting,
+    Trial(TrialChecks),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TrialChecks {
+    deadline: u64,
+    acked: bool,
+    hook: HookCheck,
+    confirm_sent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HookCheck {
+    NotNeeded,
+    Running,
+    Passed,
+}
+
+/// The state machine. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Agent {
+    phase: Phase,
+    state: PersistedState,
+    board: String,
+    booted: SlotId,
+    running_version: String,
+    running_sha: Option<Sha256Digest>,
+    links: Vec<LinkReport>,
+    actions: VecDeque<Action>,
+}
+
+impl Agent {
+    /// Reconciles what was persisted with what actually booted: a crash or reboot anywhere
+    /// resumes from disk, and in-flight work that cannot survive a restart (download, flash)
+    /// ends as failed with a reason instead of hanging.
+    pub fn new(init: AgentInit) -> Agent {
+        let AgentInit { persisted, boot, slots, running_hooks, board, now } = init;
+        let running = slots.running().clone();
+        let standby_sha = slots.standby().sha256;
+        let mut agent = Agent {
+            phase: Phase::Idle,
+            state: persisted.unwrap_or_default(),
+            board,
+            booted: boot.booted,
+            running_version: running.version.clone().unwrap_or_default(),
+            running_sha: running.sha256,
+            links: Vec::new(),
+            actions: VecDeque::new(),
+        };
+        let before = agent.state.clone();
+
+        if let Some(failed) = &boot.fallback {
+            agent.state.last_fallback = Some(failed.to_record());
+            agent.state.flashed = None;
+            agent.state.trial = None;
+            agent.set_status(S::FellBack, &failed.reason);
+            agent.state.status.upgrade_req_id = failed.upgrade_req_id.clone();
+            agent.state.status.next_image.version = Some(failed.version.clone());
+            agent.state.status.next_image.sha256 = Some(failed.sha256);
+        } else if boot.trial {
+            agent.start_trial(&boot, &running_hooks, now);
+        } else {
+            agent.resume_after_restart(&boot, standby_sha);
+        }
+        if agent.state != before {
+            agent.persist_and_report();
+        } else {
+            agent.actions.push_back(Action::SendStatusNow);
+        }
+        agent
+    }
+
+    fn start_trial(&mut self, boot: &BootOutcome, running_hooks: &[HookKind], now: u64) {
+        let plan = match self.state.trial.clone().filter(|p| p.slot == boot.booted) {
+            Some(plan) => plan,
+            // The plan was lost (state file unreadable): check what we can, the controller ack.
+            None => {
+                let attempt = boot.env.attempt.clone();
+                TrialPlan {
+                    upgrade_req_id: attempt.as_ref().map(|a| a.upgrade_req_id.clone()).unwrap_or_default(),
+                    slot: boot.booted,
+                    sha256: self.running_sha.unwrap_or_default(),
+                    version: self.running_version.clone(),
+                    links_required: Vec::new(),
+                    confirm_timeout_s: UpgradeReq::new(UpgradeReqType::CommitUpgrade, "").confirm_timeout_s,
+                }
+            }
+        };
+        let hook = if running_hooks.contains(&HookKind::PostBootCheck) {
+            self.actions
+                .push_back(Action::RunHook { kind: HookKind::PostBootCheck, state: S::Trial.as_str() });
+            HookCheck::Running
+        } else {
+            HookCheck::NotNeeded
+        };
+        self.phase = Phase::Trial(TrialChecks {
+            deadline: now.saturating_add(plan.confirm_timeout_s.saturating_mul(1000)),
+            acked: false,
+            hook,
+            confirm_sent: false,
+        });
+        self.state.status.us_type = S::Trial;
+        self.state.status.reason = "post-boot checks running".into();
+        self.state.status.upgrade_req_id = plan.upgrade_req_id.clone();
+        self.state.status.next_image.version = Some(plan.version.clone());
+        self.state.status.next_image.sha256 = Some(plan.sha256);
+        self.state.status.when_to_commit = 0;
+        self.state.trial = Some(plan);
+    }
+
+    fn resume_after_restart(&mut self, boot: &BootOutcome, standby_sha: Option<Sha256Digest>) {
+        let flashed_still_there = self.state.flashed.as_ref().is_some_and(|f| Some(f.sha256) == standby_sha);
+        match self.state.status.us_type {
+            S::DownloadingImage => {
+                self.set_status(S::DownloadFailed, "minion restarted during the download");
+            }
+            S::FlashingImage => {
+                self.state.flashed = None;
+                self.set_status(
+                    S::FlashFailed,
+                    "minion restarted during the flash; standby slot left invalid",
+                );
+            }
+            S::Flashed | S::CommitScheduled | S::Rebooting if flashed_still_there => {
+                let reason = match self.state.status.us_type {
+                    S::CommitScheduled => "restarted before the scheduled commit; commit again",
+                    S::Rebooting => "restarted before the trial boot was armed; commit again",
+                    _ => self.state.status.reason.as_str(),
+                }
+                .to_string();
+                self.state.status.when_to_commit = 0;
+                self.state.trial = None;
+                self.set_status(S::Flashed, &reason);
+                self.phase = Phase::Flashed;
+            }
+            S::Flashed | S::CommitScheduled | S::Rebooting => {
+                self.state.flashed = None;
+                self.state.trial = None;
+                self.set_status(S::None, "standby slot no longer holds the flashed image");
+            }
+            S::Trial => {
+                let plan = self.state.trial.take();
+                let target = plan.as_ref().map(|p| p.sha256);
+                let confirmed_here = target.is_some()
+                    && target == self.running_sha
+                    && boot.env.confirmed(boot.booted) == target;
+                if confirmed_here {
+                    // Confirmed in the boot environment, then crashed before persisting it.
+                    self.state.flashed = None;
+                    self.set_status(S::Confirmed, "");
+                } else {
+                    let failed = target.and_then(|sha| boot.env.failed_image(&sha).cloned());
+                    let reason = failed
+                        .as_ref()
+                        .map(|f| f.reason.clone())
+                        .unwrap_or_else(|| SILENT_TRIAL_FAILURE.into());
+                    if let Some(f) = failed {
+                        self.state.last_fallback = Some(f.to_record());
+                    }
+                    self.state.flashed = None;
+                    self.set_status(S::FellBack, &reason);
+                }
+            }
+            _ => {}
+        }
+        if self.state.flashed.is_some() && self.phase == Phase::Idle {
+            // FLASHED survives in the idle states too only if it is still on the slot.
+            if !flashed_still_there {
+                self.state.flashed = None;
+            }
+        }
+    }
+
+    // ---- inputs ----
+
+    /// UPGRADE_REQ from the controller. The returned [`Ack`] is the answer to send back.
+    pub fn handle_upgrade_req(&mut self, req: UpgradeReq, now: u64) -> Ack {
+        let key = (req.upgrade_req_id.clone(), req.ur_type);
+        if self.state.recent_requests.contains(&key) {
+            return Ack::ok(format!(
+                "request {} ({:?}) already handled; status {}",
+                req.upgrade_req_id,
+                req.ur_type,
+                self.state.status.us_type.as_str()
+            ));
+        }
+        // Remembered before acting, so that the state persisted by the action already knows it.
+        self.state.recent_requests.push(key.clone());
+        let excess = self.state.recent_requests.len().saturating_sub(RECENT_REQUESTS);
+        self.state.recent_requests.drain(..excess);
+        let ack = match req.ur_type {
+            UpgradeReqType::ResetStatus => self.reset(&req),
+            UpgradeReqType::PrepareUpgrade | UpgradeReqType::FullUpgrade => self.prepare(req),
+            UpgradeReqType::CommitUpgrade => self.commit(req, now),
+        };
+        if ack.success {
+            self.persist_unless_rebooting();
+        } else {
+            self.state.recent_requests.retain(|k| k != &key);
+        }
+        ack
+    }
+
+    /// A `StatusReportAck` arrived: the controller session is up.
+    pub fn handle_controller_ack(&mut self, now: u64) {
+        if let Phase::Trial(checks) = &mut self.phase {
+            checks.acked = true;
+            self.check_trial(now);
+        }
+    }
+
+    /// The radio's current view (call on every poll).
+    pub fn handle_links(&mut self, links: Vec<LinkReport>, now: u64) {
+        self.links = links;
+        self.check_trial(now);
+    }
+
+    pub fn handle_download_progress(&mut self, progress: DownloadProgress) {
+        if matches!(self.phase, Phase::Downloading { .. }) {
+            self.state.status.reason =
+                format!("downloading: {:.1}% via {}", progress.ppm() as f64 / 1e4, progress.source);
+            self.state.status.progress = Some(progress);
+        }
+    }
+
+    /// The downloader finished: a file whose SHA-256 matched the request, or why not.
+    pub fn handle_download_done(&mut self, result: Result<PathBuf, String>, _now: u64) {
+        let Phase::Downloading { req } = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        match result {
+            Ok(image_path) => {
+                self.actions.push_back(Action::Flash {
+                    image_path,
+                    allow_downgrade: req.allow_downgrade,
+                    expected_sha256: req.sha256,
+                });
+                self.phase = Phase::Flashing { req, cancelled: false };
+                self.set_status(S::FlashingImage, "");
+            }
+            Err(reason) => self.set_status(S::DownloadFailed, &reason),
+        }
+        self.persist_and_report();
+    }
+
+    /// The flasher finished (the `Err` is the [`crate::flasher::FlashError`] text).
+    pub fn handle_flash_done(&mut self, result: Result<FlashedImage, String>, now: u64) {
+        let Phase::Flashing { req, cancelled } = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        if cancelled {
+            // RESET_STATUS already reported NONE; the slot may hold the image but nobody asked
+            // for it any more, so it is not offered for commit.
+            return;
+        }
+        match result {
+            Ok(flashed) => {
+                let reason = if is_downgrade(&self.running_version, flashed.version()) {
+                    format!(
+                        "downgrade from {} to {} allowed by request {}",
+                        self.running_version,
+                        flashed.version(),
+                        req.upgrade_req_id
+                    )
+                } else {
+                    String::new()
+                };
+                self.state.flashed = Some(FlashedInfo {
+                    slot: flashed.slot,
+                    sha256: flashed.sha256(),
+                    version: flashed.version().to_string(),
+                    upgrade_req_id: req.upgrade_req_id.clone(),
+                });
+                self.state.status.next_image.version = Some(flashed.version().to_string());
+                self.state.status.next_image.sha256 = Some(flashed.sha256());
+                self.state.status.progress = None;
+                self.phase = Phase::Flashed;
+                self.set_status(S::Flashed, &reason);
+                if req.ur_type == UpgradeReqType::FullUpgrade {
+                    let _ = self.commit(req, now);
+                }
+            }
+            Err(reason) => {
+                self.state.flashed = None;
+                self.set_status(S::FlashFailed, &reason);
+            }
+        }
+        self.persist_unless_rebooting();
+    }
+
+    /// A hook run by [`Action::RunHook`] finished (the `Err` is the [`crate::hooks::HookError`] text).
+    pub fn handle_hook_done(&mut self, kind: HookKind, result: Result<(), String>, now: u64) {
+        let Phase::Trial(checks) = &mut self.phase else { return };
+        if kind != HookKind::PostBootCheck || checks.hook != HookCheck::Running || checks.confirm_sent {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                checks.hook = HookCheck::Passed;
+                self.check_trial(now);
+            }
+            Err(reason) => self.fall_back(reason),
+        }
+    }
+
+    /// [`Action::Confirm`] could not be written: the trial cannot be made permanent, so fall back.
+    pub fn handle_confirm_failed(&mut self, reason: String, _now: u64) {
+        self.fall_back(format!("could not confirm the trial slot: {reason}"));
+    }
+
+    /// [`Action::Reboot`] could not arm the trial: nothing changed on the node.
+    pub fn handle_commit_failed(&mut self, reason: String, _now: u64) {
+        if self.phase != Phase::Rebooting {
+            return;
+        }
+        self.state.trial = None;
+        self.phase = Phase::Flashed;
+        self.set_status(S::CommitFailed, &format!("could not arm the trial boot: {reason}"));
+        self.phase = Phase::Idle;
+        self.state.flashed = None;
+        self.persist_and_report();
+    }
+
+    /// Call when `next_deadline()` has passed.
+    pub fn handle_timeout(&mut self, now: u64) {
+        match &self.phase {
+            Phase::CommitScheduled { req, at } if now >= *at => {
+                let req = req.clone();
+                self.phase = Phase::Flashed;
+                self.commit_now(&req);
+            }
+            Phase::Trial(checks) if now >= checks.deadline && !checks.confirm_sent => {
+                let reason = format!(
+                    "post-boot checks not passed within {}s: {}",
+                    self.state.trial.as_ref().map(|p| p.confirm_timeout_s).unwrap_or_default(),
+                    self.missing_checks().join("; ")
+                );
+                self.fall_back(reason);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn next_deadline(&self) -> Option<u64> {
+        match &self.phase {
+            Phase::CommitScheduled { at, .. } => Some(*at),
+            Phase::Trial(checks) if !checks.confirm_sent => Some(checks.deadline),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> &UpgradeStatus {
+        &self.state.status
+    }
+
+    pub fn last_fallback(&self) -> Option<&FallbackRecord> {
+        self.state.last_fallback.as_ref()
+    }
+
+    pub fn persisted(&self) -> &PersistedState {
+        &self.state
+    }
+
+    /// The full report the controller receives.
+    pub fn status_report(
+        &self,
+        node: &NodeFacts,
+        slots: SlotsReport,
+        bgp_peers_up: Option<u32>,
+        seq: u64,
+        now: u64,
+    ) -> StatusReport {
+        StatusReport {
+            mac: node.mac.clone(),
+            boot_id: node.boot_id.clone(),
+            timestamp: now,
+            version: self.running_version.clone(),
+            hardware_board_id: node.hardware_board_id.clone(),
+            upgrade_status: self.state.status.clone(),
+            slots,
+            links: self.links.clone(),
+            bgp_peers_up,
+            last_fallback: self.state.last_fallback.clone(),
+            seq,
+        }
+    }
+
+    // ---- transitions ----
+
+    fn busy(&self) -> Option<&'static str> {
+        match self.phase {
+            Phase::Downloading { .. } => Some("a download is running"),
+            Phase::Flashing { .. } => Some("a flash is running"),
+            Phase::CommitScheduled { .. } => Some("a commit is scheduled"),
+            Phase::Rebooting => Some("the node is rebooting into its trial"),
+            Phase::Trial(_) => Some("a trial boot is being checked"),
+            Phase::Idle | Phase::Flashed => None,
+        }
+    }
+
+    fn prepare(&mut self, req: UpgradeReq) -> Ack {
+        if let Some(why) = self.busy() {
+            return Ack::refused(format!("PREPARE {} refused: {why}", req.upgrade_req_id));
+        }
+        self.state.status = UpgradeStatus {
+            upgrade_req_id: req.upgrade_req_id.clone(),
+            next_image: ImageMeta {
+                sha256: req.sha256,
+                version: req.version.clone(),
+                hardware_board_ids: req.hardware_board_ids.clone(),
+            },
+            ..UpgradeStatus::default()
+        };
+        self.state.flashed = None;
+        self.state.last_fallback = None;
+        if req.sha256.is_none() || (req.image_url.is_none() && req.http_url.is_none()) {
+            self.set_status(S::DownloadFailed, "PREPARE needs sha256 and an image or http URL");
+            return Ack::ok("accepted; download failed at once");
+        }
+        if !req.hardware_board_ids.is_empty() && !req.hardware_board_ids.contains(&self.board) {
+            let reason = format!(
+                "image is for boards [{}], this node is {}",
+                req.hardware_board_ids.join(", "),
+                self.board
+            );
+            self.set_status(S::DownloadFailed, &reason);
+            return Ack::ok("accepted; refused the image for this board");
+        }
+        self.set_status(S::DownloadingImage, "");
+        self.actions.push_back(Action::StartDownload(req.clone()));
+        self.phase = Phase::Downloading { req };
+        Ack::ok("PREPARE accepted")
+    }
+
+    fn commit(&mut self, req: UpgradeReq, now: u64) -> Ack {
+        if let Some(why) = self.busy() {
+            return Ack::refused(format!("COMMIT {} refused: {why}", req.upgrade_req_id));
+        }
+        self.state.status.upgrade_req_id = req.upgrade_req_id.clone();
+        let Some(flashed) = self.state.flashed.clone().filter(|_| self.phase == Phase::Flashed) else {
+            let reason = format!("not ready to commit: status is {}", self.state.status.us_type.as_str());
+            self.set_status(S::CommitFailed, &reason);
+            return Ack::ok("accepted; commit failed at once");
+        };
+        if let Some(want) = &req.version {
+            if want != &flashed.version {
+                let reason = format!("commit asks for version {want}, standby holds {}", flashed.version);
+                self.phase = Phase::Idle;
+                self.set_status(S::CommitFailed, &reason);
+                return Ack::ok("accepted; commit failed at once");
+            }
+        }
+        if req.schedule_to_commit_s > 0 {
+            let at = now.saturating_add(req.schedule_to_commit_s.saturating_mul(1000));
+            self.state.status.when_to_commit = at;
+            self.set_status(S::CommitScheduled, "");
+            self.phase = Phase::CommitScheduled { req, at };
+            return Ack::ok("COMMIT scheduled");
+        }
+        self.commit_now(&req);
+        Ack::ok("COMMIT accepted; rebooting into the trial slot")
+    }
+
+    /// Snapshots the links, moves to REBOOTING, persists (the trial plan must be on disk before
+    /// the trial is armed) and queues the reboot.
+    fn commit_now(&mut self, req: &UpgradeReq) {
+        let flashed =
+            self.state.flashed.clone().expect("commit_now is only reached from FLASHED with flashed info");
+        let links_required = self
+            .links
+            .iter()
+            .filter(|l| l.up && !req.skip_links.contains(&l.name))
+            .map(|l| l.name.clone())
+            .collect();
+        self.state.trial = Some(TrialPlan {
+            upgrade_req_id: req.upgrade_req_id.clone(),
+            slot: flashed.slot,
+            sha256: flashed.sha256,
+            version: flashed.version.clone(),
+            links_required,
+            confirm_timeout_s: req.confirm_timeout_s,
+        });
+        self.state.status.upgrade_req_id = req.upgrade_req_id.clone();
+        self.state.status.when_to_commit = 0;
+        self.phase = Phase::Rebooting;
+        self.set_status(S::Rebooting, "");
+        self.persist_and_report();
+        self.actions.push_back(Action::Reboot {
+            attempt: TrialAttempt {
+                slot: flashed.slot,
+                image_sha256: flashed.sha256,
+                version: flashed.version,
+                upgrade_req_id: req.upgrade_req_id.clone(),
+                fail_reason: None,
+            },
+        });
+    }
+
+    /// Persists and reports, unless a reboot is already queued (which persisted just before it:
+    /// nothing after a reboot runs).
+    fn persist_unless_rebooting(&mut self) {
+        if !matches!(self.actions.back(), Some(Action::Reboot { .. })) {
+            self.persist_and_report();
+        }
+    }
+
+    fn reset(&mut self, req: &UpgradeReq) -> Ack {
+        match &mut self.phase {
+            Phase::Rebooting | Phase::Trial(_) => {
+                return Ack::refused(format!(
+                "RESET_STATUS {} refused: a trial boot is in progress; it confirms or falls back on its own",
+                req.upgrade_req_id
+            ))
+            }
+            Phase::Downloading { .. } => self.actions.push_back(Action::CancelDownload),
+            Phase::Flashing { cancelled, .. } => *cancelled = true,
+            Phase::Idle | Phase::Flashed | Phase::CommitScheduled { .. } => {}
+        }
+        if !matches!(self.phase, Phase::Flashing { .. }) {
+            self.phase = Phase::Idle;
+        }
+        self.state.flashed = None;
+        self.state.trial = None;
+        self.state.status =
+            UpgradeStatus { upgrade_req_id: req.upgrade_req_id.clone(), ..UpgradeStatus::default() };
+        Ack::ok("RESET_STATUS done")
+    }
+
+    fn check_trial(&mut self, now: u64) {
+        let Phase::Trial(checks) = &self.phase else { return };
+        if checks.confirm_sent || now >= checks.deadline || !self.missing_checks().is_empty() {
+            return;
+        }
+        let plan = self.state.trial.clone().expect("a trial phase always has a plan (set in start_trial)");
+        self.actions.push_back(Action::Confirm { slot: self.booted, image_sha256: plan.sha256 });
+        if let Phase::Trial(checks) = &mut self.phase {
+            checks.confirm_sent = true;
+        }
+        self.state.trial = None;
+        self.state.flashed = None;
+        self.set_status(S::Confirmed, "");
+        self.phase = Phase::Idle;
+        self.persist_and_report();
+    }
+
+    /// What the trial still waits for, in words for the FELL_BACK reason.
+    fn missing_checks(&self) -> Vec<String> {
+        let Phase::Trial(checks) = &self.phase else { return Vec::new() };
+        let mut missing = Vec::new();
+        if !checks.acked {
+            missing.push("no ack from the controller".to_string());
+        }
+        let required = self.state.trial.as_ref().map(|p| p.links_required.clone()).unwrap_or_default();
+        let down: Vec<String> =
+            required.into_iter().filter(|name| !self.links.iter().any(|l| &l.name == name && l.up)).collect();
+        if !down.is_empty() {
+            missing.push(format!("links still down: {}", down.join(", ")));
+        }
+        if checks.hook == HookCheck::Running {
+            missing.push("post-boot-check hook has not finished".to_string());
+        }
+        missing
+    }
+
+    /// Ends the trial: the shell records `reason` in the boot environment and reboots into the old
+    /// slot, where the boot step turns it into FELL_BACK.
+    fn fall_back(&mut self, reason: String) {
+        self.phase = Phase::Rebooting;
+        self.state.status.us_type = S::Trial;
+        self.state.status.reason = format!("falling back: {reason}");
+        self.persist_and_report();
+        self.actions.push_back(Action::FallBack { reason });
+    }
+
+    fn set_status(&mut self, us_type: S, reason: &str) {
+        self.state.status.us_type = us_type;
+        self.state.status.reason = reason.to_string();
+        if us_type != S::DownloadingImage {
+            self.state.status.progress = None;
+        }
+    }
+
+    fn persist_and_report(&mut self) {
+        self.actions.push_back(Action::Persist(self.state.clone()));
+        self.actions.push_back(Action::SendStatusNow);
+    }
+}
+
+fn is_downgrade(running: &str, new: &str) -> bool {
+    match (meshlift_image::Version::parse(running), meshlift_image::Version::parse(new)) {
+        (Ok(r), Ok(n)) => n < r,
+        _ => false,
+    }
+}
