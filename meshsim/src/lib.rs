@@ -14,6 +14,26 @@
 //! [`relay`] the in-band path of one node, [`MeshSim`] the async shell around them, and
 //! [`generate_mesh`] builds topologies of any size.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), meshlift_meshsim::MeshError> {
+//! use meshlift_meshsim::{generate_mesh, MeshConfig, MeshSim};
+//! use std::time::Duration;
+//!
+//! let mut config = MeshConfig::new(generate_mesh(30, 1), "target/debug/meshlift-minion", "/tmp/mesh");
+//! config.node_template.board = "sim-board".into();
+//! config.node_template.trusted_keys = vec!["/tmp/keys/demo.pub".into()];
+//! config.node_template.factory_image = "/tmp/images/v1.mlimg".into();
+//! config.node_template.extra_toml = "confirm_timeout_s = 60\n".into();
+//! config.boot_delay = Duration::from_secs(2);
+//! let sim = MeshSim::start(config).await?;
+//! let mut events = sim.subscribe();
+//! // ... run the upgrade against the controller at tcp://127.0.0.1:7007 ...
+//! # let _ = events.try_recv();
+//! println!("{}", sim.isolation().to_prometheus());
+//! sim.stop().await;
+//! # Ok(()) }
+//! ```
+//!
 //! # Panics
 //! Nothing here panics on a topology, a node's behaviour or an operator's request: unknown names
 //! and I/O failures are errors. The `expect`s guard lock poisoning, which cannot happen because

@@ -83,3 +83,20 @@ async fn power_cut_during_flash_kills_mid_write() {
     assert_eq!(sim.stats("pop").unwrap().kills, 0);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_node_offline_in_the_topology_starts_powered_off() {
+    let work = tempfile::TempDir::new().unwrap();
+    let offline = CHAIN.replace(
+        r#""pop_node": false, "status": 2, "site_name": "L""#,
+        r#""pop_node": false, "status": 1, "site_name": "L""#,
+    );
+    let sim = meshlift_meshsim::MeshSim::start(config(&offline, &work, BOOT_DELAY)).await.unwrap();
+    wait_until("ap booted", Duration::from_secs(5), || boots(&sim, "ap") == 1).await;
+    assert_eq!(sim.node_state("leaf"), Some(NodeState::Down));
+    assert_eq!(boots(&sim, "leaf"), 0);
+    sim.power_on("leaf").unwrap();
+    wait_until("leaf booted", Duration::from_secs(5), || boots(&sim, "leaf") == 1).await;
+    assert_eq!(sim.has_path("leaf"), Some(true));
+    sim.stop().await;
+}
