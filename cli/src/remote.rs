@@ -8,6 +8,15 @@
 //! Operator requests carry `who` (`$USER@host`) and the free-text `--reason`: the controller
 //! journals both, so "who rebooted half the network at 3 am, and why" has an answer.
 
+/// `println!` that does not panic when stdout is closed early (`meshlift status | head`): the
+/// output is best effort, the exit code still tells what happened.
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod connection;
 mod group_req;
 mod render;
@@ -408,7 +417,7 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
     };
     if !ack.success {
         if opts.json {
-            println!("{}", json!({"request_id": our_id, "accepted": false, "message": ack.message}));
+            emit!("{}", json!({"request_id": our_id, "accepted": false, "message": ack.message}));
         }
         eprintln!("meshlift upgrade: refused by the controller: {}", ack.message);
         return EXIT_FAILED;
@@ -420,10 +429,10 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
         return watch::follow(&ctrl, &request_id, poll, opts.json);
     }
     if opts.json {
-        println!("{}", json!({"request_id": request_id, "accepted": true}));
+        emit!("{}", json!({"request_id": request_id, "accepted": true}));
     } else {
-        println!("{kind} request {request_id} accepted");
-        println!("follow it with: meshlift upgrade state --watch -r {request_id}");
+        emit!("{kind} request {request_id} accepted");
+        emit!("follow it with: meshlift upgrade state --watch -r {request_id}");
     }
     EXIT_OK
 }
@@ -505,7 +514,7 @@ fn read(opts: &ControllerOpts, what: &str, msg: Message, show: impl FnOnce(Messa
             let shown = show(reply.clone());
             match shown {
                 Some(text) => {
-                    println!("{text}");
+                    emit!("{text}");
                     EXIT_OK
                 }
                 None => unexpected(&ctrl, what, &reply),
@@ -524,9 +533,9 @@ fn command(opts: &ControllerOpts, default_timeout: Duration, what: &str, msg: Me
     match ctrl.call(msg) {
         Ok(Message::Ack(ack)) => {
             if opts.json {
-                println!("{}", json!({"accepted": ack.success, "message": ack.message}));
+                emit!("{}", json!({"accepted": ack.success, "message": ack.message}));
             } else if ack.success {
-                println!("{}", ack.message);
+                emit!("{}", ack.message);
             }
             if ack.success {
                 EXIT_OK

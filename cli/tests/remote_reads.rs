@@ -118,8 +118,8 @@ fn dry_run_sends_plan_request_and_prints_the_plan() {
         "Batch 1 (2 node(s)): leaf1, leaf2",
         "Batch 2 (1 node(s)): hub",
         "hub-site: leaf-site",
-        "ghost: offline",
-        "old: not flashed",
+        "offline (1): ghost",
+        "not flashed (1): old",
         "leaves before the hub",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");

@@ -7,6 +7,7 @@ use meshlift_protocol::{
     BatchNodeView, NodeOutcome, NodeStatusDump, RequestView, SlotReport, UnixMillis, UpgradeCommitPlan,
     UpgradeGroupType, UpgradeListImagesResp, UpgradeReqType, UpgradeStateDump,
 };
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -291,8 +292,13 @@ pub fn plan_text(p: &UpgradeCommitPlan) -> String {
     for (title, rows) in [("Never planned", &p.unplanned), ("Filtered before planning", &p.filtered)] {
         if !rows.is_empty() {
             let _ = writeln!(out, "\n{title}:");
-            for r in rows {
-                let _ = writeln!(out, "  {}: {}", r.node, r.reason);
+            // Grouped by reason: on a large network one reason usually covers many nodes.
+            let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for r in rows.iter() {
+                by_reason.entry(r.reason.trim()).or_default().push(r.node.clone());
+            }
+            for (reason, nodes) in by_reason {
+                let _ = writeln!(out, "  {reason} ({}): {}", nodes.len(), list(&nodes));
             }
         }
     }
@@ -390,7 +396,7 @@ mod tests {
         assert!(t.contains("2 batch(es), 3 node(s)"));
         assert!(t.contains("Batch 1 (2 node(s)): a, b"));
         assert!(t.contains("S1: S2"));
-        assert!(t.contains("z: offline"));
+        assert!(t.contains("offline (1): z"), "{t}");
         assert!(t.contains("batch 1 exceeds limit"));
         assert!(t.contains("leaves first"));
     }

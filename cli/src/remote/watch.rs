@@ -185,11 +185,11 @@ pub fn follow(ctrl: &Controller, request_id: &str, poll: Duration, json_out: boo
                         "finished": f,
                         "outcomes": outcomes,
                     });
-                    println!("{doc}");
+                    emit!("{doc}");
                 } else {
-                    println!("{}", snap.line(request_id));
+                    emit!("{}", snap.line(request_id));
                     if !outcomes.is_empty() {
-                        println!("{}", render::outcomes_table(&outcomes));
+                        emit!("{}", render::outcomes_table(&outcomes));
                     }
                 }
                 return if ok { EXIT_OK } else { EXIT_FAILED };
@@ -241,7 +241,7 @@ impl Display for Lines {
     fn show(&mut self, snap: &Snapshot, request_id: &str) {
         let line = snap.line(request_id);
         if line != self.last {
-            println!("{line}");
+            emit!("{line}");
             self.last = line;
         }
     }
