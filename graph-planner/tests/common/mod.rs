@@ -197,7 +197,7 @@ impl Naive {
     ) -> BTreeSet<String> {
         let groups = self.groups(policy);
         let total: usize = self.site_nodes.values().map(Vec::len).sum::<usize>();
-        let cap = if limit > 0 { limit as usize } else { usize::MAX.min(total.max(1) * 1000) };
+        let cap = if limit > 0 { limit as usize } else { total.max(1) };
         let (mut upd, mut pend): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
         let mut seen: BTreeSet<String> = self.pops.clone();
         for p in order(self.pops.iter().cloned().collect()) {
