@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod demo;
 mod image_local;
 mod keys;
 mod plan;
@@ -21,6 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a virtual mesh (controller and one minion process per node on this machine) and upgrade
+    /// it end to end, then print a summary.
+    Demo(demo::DemoArgs),
     /// Offline dry run of the commit planner on a topology file.
     Plan(plan::PlanArgs),
     /// Generate an ed25519 signing key pair for images.
@@ -51,6 +55,7 @@ enum ImageCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Keygen(args) => keys::run(args),
         Command::Image(ImageCommand::Build(args)) => image_local::build(args),

@@ -41,6 +41,7 @@
 
 pub mod generate;
 pub mod isolation;
+pub mod lab;
 pub mod model;
 pub mod node_config;
 pub mod relay;

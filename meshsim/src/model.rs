@@ -145,6 +145,10 @@ pub struct MeshModel {
     restored: BTreeSet<String>,
     link_up: BTreeMap<String, bool>,
     has_path: BTreeMap<String, bool>,
+    /// Nodes that started and have not yet reached the controller since: still coming up. A node
+    /// of a commit batch that boots faster than the articulation point it hangs off is finishing
+    /// its own outage, not suffering collateral damage; a node that never went down is never here.
+    booting: BTreeSet<String>,
     isolation: IsolationMeter,
 }
 
@@ -162,6 +166,7 @@ impl MeshModel {
             restored: BTreeSet::new(),
             link_up,
             has_path,
+            booting: BTreeSet::new(),
             isolation: IsolationMeter::new(now),
         };
         let effects = model
@@ -193,11 +198,14 @@ impl MeshModel {
         self.has_path.get(node).copied()
     }
 
-    /// Nodes whose process runs but that cannot reach the controller: collateral damage.
+    /// Nodes whose process runs but that cannot reach the controller: collateral damage. A node
+    /// still coming up from its own restart (it has not had a path since) is not counted.
     pub fn isolated_nodes(&self) -> BTreeSet<String> {
         self.state
             .iter()
-            .filter(|(n, s)| s.is_powered() && !self.has_path[n.as_str()])
+            .filter(|(n, s)| {
+                s.is_powered() && !self.has_path[n.as_str()] && !self.booting.contains(n.as_str())
+            })
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -211,7 +219,11 @@ impl MeshModel {
         let mut effects = Vec::new();
         match change {
             Change::NodeUp(node) => {
-                if self.set_state(&node, NodeState::Up)? != NodeState::Up {
+                let from = self.set_state(&node, NodeState::Up)?;
+                if from == NodeState::Down {
+                    self.booting.insert(node.clone());
+                }
+                if from != NodeState::Up {
                     effects.push(Effect::Event(MeshEvent::NodeUp { node }));
                 }
             }
@@ -317,6 +329,9 @@ impl MeshModel {
         let reachable = self.reachable_from_pops();
         for node in &self.topology.nodes {
             let now_path = reachable.contains(&node.name);
+            if now_path {
+                self.booting.remove(&node.name);
+            }
             let before = self.has_path.insert(node.name.clone(), now_path);
             if before != Some(now_path) {
                 effects.push(Effect::SetPath { node: node.name.clone(), has_path: now_path });
@@ -461,6 +476,27 @@ mod tests {
         assert_eq!(report.per_node.get("ap2").copied(), Some(3.0));
         assert_eq!(report.per_node.get("ap"), None, "a rebooting node is not collateral");
         assert_eq!(report.total_s, 6.0);
+    }
+
+    #[test]
+    fn a_batch_mate_booting_before_its_ap_is_not_collateral() {
+        let t0 = Instant::now();
+        let (mut m, _) = MeshModel::new(chain(), t0);
+        all_up(&mut m, t0);
+        // ap and leaf reboot together (one commit batch); leaf comes back first.
+        let t1 = t0 + Duration::from_secs(10);
+        m.handle(Change::NodeDown("ap".into(), DownCause::Reboot), t1).unwrap();
+        m.handle(Change::NodeDown("leaf".into(), DownCause::Reboot), t1).unwrap();
+        m.handle(Change::NodeUp("leaf".into()), t1 + Duration::from_secs(1)).unwrap();
+        m.handle(Change::NodeUp("ap".into()), t1 + Duration::from_secs(3)).unwrap();
+        // Later the ap reboots alone: now leaf, which is up and long past its own boot, suffers.
+        let t2 = t1 + Duration::from_secs(20);
+        m.handle(Change::NodeDown("ap".into(), DownCause::Reboot), t2).unwrap();
+        m.handle(Change::NodeUp("ap".into()), t2 + Duration::from_secs(2)).unwrap();
+        let report = m.isolation(t2 + Duration::from_secs(100));
+        assert_eq!(report.per_node.get("leaf").copied(), Some(2.0), "only the second outage counts for leaf");
+        // ap2 never went down: both outages of its site mate count.
+        assert_eq!(report.per_node.get("ap2").copied(), Some(5.0));
     }
 
     #[test]

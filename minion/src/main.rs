@@ -1,1 +1,469 @@
-fn main() {}
+//! `meshlift-minion --config FILE`: the node agent process.
+//!
+//! The shell around [`meshlift_minion::agent::Agent`]: it runs the boot step (what U-Boot does on
+//! a device), owns the ZeroMQ DEALER to the controller, the status timer, the radio, the
+//! downloader, the flasher and hooks (blocking tasks), and process exit for a reboot. Every
+//! decision is the agent's.
+
+use anyhow::Context;
+use clap::Parser;
+use meshlift_image::{HookKind, VerifyingKey};
+use meshlift_minion::agent::{Action, Agent, AgentInit, NodeFacts, REBOOT_EXIT_CODE};
+use meshlift_minion::boot::{self, Factory};
+use meshlift_minion::boot_env::{Bootloader, FileBootloader};
+use meshlift_minion::config::MinionConfig;
+use meshlift_minion::download::{self, DownloadHandle, DownloadJob};
+use meshlift_minion::flasher::{self, FlashRequest, FlashedImage};
+use meshlift_minion::hooks::{self, HookContext};
+use meshlift_minion::radio::{FileRadio, Radio};
+use meshlift_minion::slots::{slots_report, FileSlotStore, SlotStore};
+use meshlift_minion::state;
+use meshlift_protocol::transport::{Dealer, DealerConfig, DealerEvent};
+use meshlift_protocol::*;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// meshlift minion: downloads a signed image, verifies it, writes the standby slot, and on commit
+/// boots it once on trial, checks itself, then confirms or falls back to the old slot.
+///
+/// Configuration (TOML): name, mac, data_dir, controller (tcp://host:port), board, trusted_keys,
+/// factory_image (first boot only), radio_file (default <data_dir>/radio.json), status_interval_s
+/// (default 5), hook_timeout_s (default 60), bt_listen_port, uplink_peers_file.
+///
+/// Exit code 10 asks the supervisor (systemd, meshsim) for a reboot.
+#[derive(Parser)]
+#[command(name = "meshlift-minion", version, verbatim_doc_comment)]
+struct Args {
+    /// Path of the TOML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Log filter (tracing EnvFilter syntax), overrides RUST_LOG. Default "info".
+    #[arg(long)]
+    log: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info,librqbit=warn,zeromq=warn".to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cfg = match MinionConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("meshlift-minion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshlift-minion: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let node = cfg.name.clone();
+    let span = tracing::info_span!("minion", node = %node);
+    let _g = span.enter();
+    match rt.block_on(run(cfg)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("meshlift-minion: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Results of background work, fed back into the agent.
+enum Work {
+    Downloaded(u64, Result<PathBuf, String>),
+    Flashed(Result<FlashedImage, String>),
+    Hook(HookKind, Result<(), String>),
+}
+
+/// A download in progress, or finished and still seeding to the batch's other nodes. Dropping it
+/// stops the task, which drops the downloader's handle (and so stops downloading or seeding).
+struct RunningDownload {
+    id: u64,
+    progress: tokio::sync::watch::Receiver<DownloadProgress>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Shell {
+    cfg: MinionConfig,
+    keys: Vec<VerifyingKey>,
+    slots: FileSlotStore,
+    agent: Agent,
+    facts: NodeFacts,
+    dealer: Dealer,
+    seq: u64,
+    download: Option<RunningDownload>,
+    next_download_id: u64,
+    work_tx: mpsc::Sender<Work>,
+    exit: Option<i32>,
+}
+
+async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
+    let keys = cfg
+        .trusted_keys
+        .iter()
+        .map(|p| meshlift_image::load_public_key(p).with_context(|| format!("trusted key {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+
+    // The boot step: consume a pending trial, or boot the active slot (first boot: factory image).
+    let outcome = boot::boot(
+        &cfg.data_dir,
+        Factory { image: cfg.factory_image.as_deref(), trusted_keys: &keys, board: &cfg.board },
+        now_ms(),
+    )
+    .context("boot step failed")?;
+    tracing::info!(
+        slot = outcome.booted.as_str(),
+        trial = outcome.trial,
+        first_boot = outcome.first_boot,
+        "booted"
+    );
+    let slots = FileSlotStore::open(&cfg.data_dir, outcome.booted).context("cannot open slots")?;
+    let running_hooks = slots
+        .image(outcome.booted)
+        .ok()
+        .flatten()
+        .map(|img| img.manifest.hooks.iter().map(|h| h.kind).collect())
+        .unwrap_or_default();
+    let persisted = match state::load_state(&cfg.upgrade_state_file()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "upgrade state unreadable; starting from NONE");
+            None
+        }
+    };
+    let report = slots_report(&slots, &outcome.env);
+    let agent = Agent::new(AgentInit {
+        persisted,
+        boot: outcome,
+        slots: report,
+        running_hooks,
+        board: cfg.board.clone(),
+        now: now_ms(),
+    });
+
+    let boot_id = format!("{:016x}", rand_u64());
+    let facts =
+        NodeFacts { mac: cfg.mac.clone(), boot_id: boot_id.clone(), hardware_board_id: cfg.board.clone() };
+    let identity = format!("{}/{}", cfg.mac, boot_id);
+    let mut dcfg = DealerConfig::new(&cfg.controller, identity, "minion-upgrade");
+    dcfg.backoff_max = Duration::from_secs(2);
+    let (dealer, mut events) = Dealer::spawn(dcfg);
+    let (work_tx, mut work_rx) = mpsc::channel(8);
+    let radio = FileRadio { path: cfg.radio_file() };
+    let interval = Duration::from_secs(cfg.status_interval_s.max(1));
+
+    let mut sh = Shell {
+        cfg,
+        keys,
+        slots,
+        agent,
+        facts,
+        dealer,
+        seq: 0,
+        download: None,
+        next_download_id: 0,
+        work_tx,
+        exit: None,
+    };
+    sh.poll_radio(&radio);
+    sh.drain().await;
+
+    let mut status_timer = tokio::time::interval(interval);
+    let mut radio_timer = tokio::time::interval(Duration::from_millis(500));
+    let mut last_ack = tokio::time::Instant::now();
+    let mut acked_since_connect = false;
+    loop {
+        if let Some(code) = sh.exit {
+            return Ok(code);
+        }
+        let deadline = sh.agent.next_deadline().map(|d| {
+            let wait = d.saturating_sub(now_ms());
+            tokio::time::Instant::now() + Duration::from_millis(wait)
+        });
+        let progress_changed = async {
+            match sh.download.as_mut() {
+                Some(d) => {
+                    if d.progress.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => anyhow::bail!("transport task ended"),
+                Some(DealerEvent::Connected) => {
+                    tracing::info!(controller = %sh.cfg.controller, "connected to controller");
+                    acked_since_connect = false;
+                    sh.send_status();
+                }
+                Some(DealerEvent::Disconnected(why)) => tracing::warn!(%why, "controller connection lost"),
+                Some(DealerEvent::BadFrame(e)) => tracing::warn!(error = %e, "refused frame from controller"),
+                Some(DealerEvent::Message(env)) => match env.body {
+                    Message::StatusReportAck(ack) => {
+                        last_ack = tokio::time::Instant::now();
+                        if let Some(why) = ack.refused {
+                            tracing::error!(%why, "controller refuses this node");
+                        } else {
+                            if !acked_since_connect {
+                                acked_since_connect = true;
+                            }
+                            sh.agent.handle_controller_ack(now_ms());
+                            if ack.request_full_status_report {
+                                sh.send_status();
+                            }
+                        }
+                    }
+                    Message::UpgradeReq(req) => {
+                        let _span = tracing::info_span!("request", req = %req.upgrade_req_id, kind = ?req.ur_type).entered();
+                        let ack = sh.agent.handle_upgrade_req(req, now_ms());
+                        if ack.success { tracing::info!("{}", ack.message) } else { tracing::warn!("{}", ack.message) }
+                        let reply = Envelope::new(env.request_id, Message::Ack(ack));
+                        if let Err(e) = sh.dealer.send(&reply) {
+                            tracing::warn!(error = %e, "ack not sent");
+                        }
+                    }
+                    other => tracing::warn!(kind = other.kind(), "unexpected message from controller"),
+                },
+            },
+            _ = status_timer.tick() => {
+                sh.send_status();
+                // No ack for three intervals: the controller restarted or the path broke; the
+                // zeromq DEALER would wait forever, so rebuild it.
+                if last_ack.elapsed() > interval * 3 {
+                    tracing::debug!("no ack from controller; reconnecting");
+                    sh.dealer.reconnect();
+                    last_ack = tokio::time::Instant::now();
+                }
+            }
+            _ = radio_timer.tick() => sh.poll_radio(&radio),
+            _ = progress_changed => {
+                if let Some(d) = sh.download.as_ref() {
+                    let p = d.progress.borrow().clone();
+                    sh.agent.handle_download_progress(p);
+                }
+            }
+            Some(w) = work_rx.recv() => match w {
+                Work::Downloaded(id, r) => {
+                    // A result from a download that was cancelled or replaced is stale.
+                    if sh.download.as_ref().is_some_and(|d| d.id == id) {
+                        match &r {
+                            Ok(p) => tracing::info!(path = %p.display(), "download complete"),
+                            Err(e) => tracing::warn!(error = %e, "download failed"),
+                        }
+                        if r.is_err() {
+                            sh.download = None;
+                        }
+                        sh.agent.handle_download_done(r, now_ms());
+                    }
+                }
+                Work::Flashed(r) => sh.agent.handle_flash_done(r, now_ms()),
+                Work::Hook(kind, r) => sh.agent.handle_hook_done(kind, r, now_ms()),
+            },
+            _ = sleep_until(deadline) => sh.agent.handle_timeout(now_ms()),
+        }
+        sh.drain().await;
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ms());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Shell {
+    fn poll_radio(&mut self, radio: &FileRadio) {
+        match radio.links() {
+            Ok(links) => self.agent.handle_links(links, now_ms()),
+            Err(e) => tracing::debug!(error = %e, "radio unreadable"),
+        }
+    }
+
+    fn uplink_peers(&self) -> Option<u32> {
+        let path = self.cfg.uplink_peers_file.as_ref()?;
+        let text = std::fs::read_to_string(path).ok()?;
+        text.trim().parse().ok()
+    }
+
+    fn send_status(&mut self) {
+        self.seq += 1;
+        let Some(env) = self.read_env() else { return };
+        let slots = slots_report(&self.slots, &env);
+        let report = self.agent.status_report(&self.facts, slots, self.uplink_peers(), self.seq, now_ms());
+        let env = Envelope::new(self.dealer.next_request_id(), Message::StatusReport(Box::new(report)));
+        if let Err(e) = self.dealer.send(&env) {
+            tracing::debug!(error = %e, "status report not queued");
+        }
+    }
+
+    fn start_download(&mut self, job: DownloadJob) {
+        self.next_download_id += 1;
+        let id = self.next_download_id;
+        let mut handle: DownloadHandle = download::start(job);
+        let progress = handle.progress.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let tx = self.work_tx.clone();
+        tokio::spawn(async move {
+            let mut stop_rx = stop_rx;
+            tokio::select! {
+                r = handle.finished() => {
+                    let _ = tx.send(Work::Downloaded(id, r.map_err(|e| e.to_string()))).await;
+                }
+                _ = &mut stop_rx => return,
+            }
+            // Finished: keep the handle (and so the seeding) alive until the shell drops us.
+            let _ = stop_rx.await;
+            drop(handle);
+        });
+        self.download = Some(RunningDownload { id, progress, _stop: stop_tx });
+    }
+
+    fn read_env(&self) -> Option<meshlift_minion::boot_env::BootEnv> {
+        match FileBootloader::new(&self.cfg.data_dir).load() {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!(error = %e, "boot environment unreadable");
+                None
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        while let Some(action) = self.agent.poll_action() {
+            tracing::debug!(?action, "action");
+            match action {
+                Action::StartDownload(req) => {
+                    let bt_listen =
+                        self.cfg.bt_listen_port.map(|p| std::net::SocketAddr::from(([0, 0, 0, 0], p)));
+                    let job = DownloadJob { req, work_dir: self.cfg.download_dir(), bt_listen };
+                    self.start_download(job);
+                }
+                Action::CancelDownload => {
+                    self.download = None;
+                }
+                Action::Flash { image_path, allow_downgrade, expected_sha256 } => {
+                    let keys = self.keys.clone();
+                    let board = self.cfg.board.clone();
+                    let data_dir = self.cfg.data_dir.clone();
+                    let booted = self.slots.booted();
+                    let installed =
+                        self.slots.image(booted).ok().flatten().map(|i| i.manifest.version.clone());
+                    let failed = self.read_env().map(|e| e.failed).unwrap_or_default();
+                    let hook_ctx = HookContext {
+                        work_dir: self.cfg.hook_work_dir(),
+                        node: self.cfg.name.clone(),
+                        timeout: Duration::from_secs(self.cfg.hook_timeout_s),
+                        args: Vec::new(),
+                    };
+                    let tx = self.work_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let r = (|| -> Result<FlashedImage, String> {
+                            let mut slots =
+                                FileSlotStore::open(&data_dir, booted).map_err(|e| e.to_string())?;
+                            let req = FlashRequest {
+                                image_path: &image_path,
+                                expected_sha256,
+                                trusted_keys: &keys,
+                                board: &board,
+                                installed_version: installed.as_deref(),
+                                allow_downgrade,
+                                failed_images: &failed,
+                                hooks: Some(&hook_ctx),
+                            };
+                            let mut standby = slots.standby();
+                            flasher::verify_and_flash(&req, standby.as_mut()).map_err(|e| e.to_string())
+                        })();
+                        let _ = tx.blocking_send(Work::Flashed(r));
+                    });
+                }
+                Action::RunHook { kind, state } => {
+                    let hook = self
+                        .slots
+                        .image(self.slots.booted())
+                        .ok()
+                        .flatten()
+                        .and_then(|img| img.manifest.hooks.into_iter().find(|h| h.kind == kind));
+                    let ctx = HookContext {
+                        work_dir: self.cfg.hook_work_dir(),
+                        node: self.cfg.name.clone(),
+                        timeout: Duration::from_secs(self.cfg.hook_timeout_s),
+                        args: Vec::new(),
+                    };
+                    let tx = self.work_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let r = match hook {
+                            Some(h) => hooks::run_hook(&h, state, &ctx).map_err(|e| e.to_string()),
+                            None => Ok(()),
+                        };
+                        let _ = tx.blocking_send(Work::Hook(kind, r));
+                    });
+                }
+                Action::Persist(st) => {
+                    if let Err(e) = state::save_state(&self.cfg.upgrade_state_file(), &st) {
+                        tracing::error!(error = %e, "cannot persist upgrade state");
+                    }
+                }
+                Action::SendStatusNow => self.send_status(),
+                Action::Reboot { attempt } => {
+                    let mut bl = FileBootloader::new(&self.cfg.data_dir);
+                    match boot::arm_trial(&mut bl, attempt) {
+                        Ok(()) => {
+                            tracing::info!("trial armed; rebooting");
+                            self.send_status();
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            self.exit = Some(REBOOT_EXIT_CODE);
+                        }
+                        Err(e) => self.agent.handle_commit_failed(e.to_string(), now_ms()),
+                    }
+                }
+                Action::Confirm { slot, image_sha256 } => {
+                    let mut bl = FileBootloader::new(&self.cfg.data_dir);
+                    match boot::confirm_trial(&mut bl, slot, image_sha256) {
+                        Ok(()) => tracing::info!(slot = slot.as_str(), "trial confirmed"),
+                        Err(e) => self.agent.handle_confirm_failed(e.to_string(), now_ms()),
+                    }
+                }
+                Action::FallBack { reason } => {
+                    let mut bl = FileBootloader::new(&self.cfg.data_dir);
+                    if let Err(e) = boot::record_trial_failure(&mut bl, &reason) {
+                        tracing::error!(error = %e, "cannot record the trial failure");
+                    }
+                    tracing::warn!(%reason, "trial failed; rebooting into the old slot");
+                    self.exit = Some(REBOOT_EXIT_CODE);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! A whole test network on one machine: signing keys, two signed images, a real controller
+//! process and a [`MeshSim`] of real minion processes — what `meshlift demo` runs and what the
+//! end-to-end tests drive.
+//!
+//! The lab only sets things up and talks the real protocol (the operator's app socket, the
+//! controller's `/metrics`); every decision is made by the controller and the minions. Every
+//! process it starts dies with it (drop, error or Ctrl-C of the owner).
+
+use crate::{MeshConfig, MeshSim, NodeTemplate};
+use meshlift_image::{BuildOptions, HookKind};
+use meshlift_protocol::transport::request;
+use meshlift_protocol::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::process::{Child, Command};
+
+/// Board id of every simulated node.
+pub const SIM_BOARD: &str = "meshsim-board";
+/// Version installed at the factory.
+pub const V1: &str = "1.0.0";
+/// Version rolled out.
+pub const V2: &str = "2.0.0";
+
+/// Why the lab could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("cannot find {0}: build the workspace binaries first (cargo build --bins)")]
+    MissingBinary(String),
+    #[error("lab setup: {0}")]
+    Setup(String),
+    #[error("controller: {0}")]
+    Controller(String),
+    #[error("mesh: {0}")]
+    Mesh(#[from] crate::MeshError),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What to build and start.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    pub topology: Topology,
+    /// Everything lives under it (keys, images, controller data, one folder per node).
+    pub work_dir: PathBuf,
+    /// Directory holding `meshlift-controller` and `meshlift-minion`.
+    pub bin_dir: PathBuf,
+    /// Payload size of the images.
+    pub image_bytes: usize,
+    /// Nodes on which v2's post-boot check fails (they must fall back).
+    pub bad_image_nodes: Vec<String>,
+    pub boot_delay: Duration,
+    pub status_interval_s: u64,
+    pub node_alive_timeout_s: u64,
+    pub confirm_timeout_s: u64,
+    /// Cap of the controller seeder's upload, bytes/s.
+    pub seed_upload_limit: Option<u64>,
+}
+
+impl LabConfig {
+    /// Demo defaults: 4 MiB images, 1 s boot delay, reports every second.
+    pub fn new(topology: Topology, work_dir: impl Into<PathBuf>, bin_dir: impl Into<PathBuf>) -> LabConfig {
+        LabConfig {
+            topology,
+            work_dir: work_dir.into(),
+            bin_dir: bin_dir.into(),
+            image_bytes: 4 << 20,
+            bad_image_nodes: Vec::new(),
+            boot_delay: Duration::from_secs(1),
+            status_interval_s: 1,
+            node_alive_timeout_s: 6,
+            confirm_timeout_s: 30,
+            seed_upload_limit: None,
+        }
+    }
+}
+
+/// Find the workspace binaries next to the running executable (`target/<profile>/`, or its
+/// parent when running from `target/<profile>/deps/`).
+pub fn find_bin_dir() -> Result<PathBuf, LabError> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf);
+    while let Some(d) = dir {
+        if d.join("meshlift-controller").exists() && d.join("meshlift-minion").exists() {
+            return Ok(d);
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    Err(LabError::MissingBinary("meshlift-controller and meshlift-minion next to this executable".into()))
+}
+
+/// Ports chosen for one lab.
+#[derive(Debug, Clone)]
+pub struct LabPorts {
+    pub minion: u16,
+    pub app: u16,
+    pub http: u16,
+    pub bt: u16,
+}
+
+/// A running lab.
+pub struct Lab {
+    pub cfg: LabConfig,
+    pub mesh: MeshSim,
+    pub ports: LabPorts,
+    pub v1_path: PathBuf,
+    pub v2_path: PathBuf,
+    controller: Option<Child>,
+    controller_config: PathBuf,
+    controller_starts: u32,
+}
+
+fn free_port() -> Result<u16, LabError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A free port below the ephemeral range (librqbit listeners there collide with outgoing
+/// connections).
+fn free_low_port() -> Result<u16, LabError> {
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as u64
+        ^ (std::process::id() as u64) << 7;
+    for i in 0..2000u64 {
+        let p = 20000 + ((seed.wrapping_mul(6364136223846793005).wrapping_add(i * 7919)) % 12000) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() {
+            return Ok(p);
+        }
+    }
+    Err(LabError::Setup("no free port in 20000-32000".into()))
+}
+
+impl Lab {
+    /// Generate keys and images, start the controller, start the mesh, add v2, and wait until
+    /// every online node has reported.
+    pub async fn start(cfg: LabConfig) -> Result<Lab, LabError> {
+        for bin in ["meshlift-controller", "meshlift-minion"] {
+            if !cfg.bin_dir.join(bin).exists() {
+                return Err(LabError::MissingBinary(cfg.bin_dir.join(bin).display().to_string()));
+            }
+        }
+        std::fs::create_dir_all(&cfg.work_dir)?;
+        let work = cfg.work_dir.canonicalize()?;
+        let keys = meshlift_image::generate_keypair(&work.join("keys"))
+            .map_err(|e| LabError::Setup(e.to_string()))?;
+        let signing =
+            meshlift_image::load_signing_key(&keys.private).map_err(|e| LabError::Setup(e.to_string()))?;
+        let images_dir = work.join("images");
+        std::fs::create_dir_all(&images_dir)?;
+        let v1_path = images_dir.join("v1.mlimg");
+        let v2_path = images_dir.join("v2.mlimg");
+        build_sim_image(&images_dir, &signing, V1, cfg.image_bytes, 1, &[], &v1_path)?;
+        build_sim_image(&images_dir, &signing, V2, cfg.image_bytes, 2, &cfg.bad_image_nodes, &v2_path)?;
+
+        let topo_path = work.join("topology.json");
+        std::fs::write(&topo_path, cfg.topology.to_json().to_string())?;
+        let ports =
+            LabPorts { minion: free_port()?, app: free_port()?, http: free_port()?, bt: free_low_port()? };
+        let controller_config = work.join("controller.toml");
+        let mut toml = format!(
+            "topology_file = {:?}\ndata_dir = {:?}\nminion_endpoint = \"tcp://127.0.0.1:{}\"\napp_endpoint = \"tcp://127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npublic_host = \"127.0.0.1\"\nnode_alive_timeout_s = {}\ntick_interval_ms = 250\nconfirm_timeout_s = {}\ntrusted_keys = [{:?}]\nimage_min_free_bytes = 0\n\n[bittorrent]\nlisten_port = {}\n",
+            topo_path,
+            work.join("controller"),
+            ports.minion,
+            ports.app,
+            ports.http,
+            cfg.node_alive_timeout_s,
+            cfg.confirm_timeout_s,
+            keys.public,
+            ports.bt
+        );
+        if let Some(l) = cfg.seed_upload_limit {
+            toml.push_str(&format!("upload_limit = {l}\n"));
+        }
+        std::fs::write(&controller_config, toml)?;
+
+        let mut mcfg =
+            MeshConfig::new(cfg.topology.clone(), cfg.bin_dir.join("meshlift-minion"), work.join("nodes"));
+        mcfg.controller_endpoint = format!("tcp://127.0.0.1:{}", ports.minion);
+        mcfg.boot_delay = cfg.boot_delay;
+        mcfg.node_template = NodeTemplate {
+            board: SIM_BOARD.to_string(),
+            trusted_keys: vec![keys.public.clone()],
+            factory_image: v1_path.clone(),
+            status_interval_s: cfg.status_interval_s,
+            extra_toml: String::new(),
+        };
+        let mut lab_cfg = cfg.clone();
+        lab_cfg.work_dir = work.clone();
+        let mut lab = Lab {
+            cfg: lab_cfg,
+            mesh: MeshSim::start(mcfg).await?,
+            ports,
+            v1_path,
+            v2_path,
+            controller: None,
+            controller_config,
+            controller_starts: 0,
+        };
+        lab.start_controller().await?;
+        lab.wait_all_reported(Duration::from_secs(60)).await?;
+        Ok(lab)
+    }
+
+    /// The operator endpoint (`--controller` of the CLI).
+    pub fn app_endpoint(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.ports.app)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.ports.http)
+    }
+
+    /// Start (or restart) the controller process on the same config and data.
+    pub async fn start_controller(&mut self) -> Result<(), LabError> {
+        self.controller_starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cfg.work_dir.join("controller.log"))?;
+        let child = Command::new(self.cfg.bin_dir.join("meshlift-controller"))
+            .arg("--config")
+            .arg(&self.controller_config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| LabError::Controller(format!("cannot start: {e}")))?;
+        self.controller = Some(child);
+        // Ready when the app socket answers.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if request(
+                &self.app_endpoint(),
+                Message::UpgradeListImagesReq(UpgradeListImagesReq {}),
+                Duration::from_secs(1),
+            )
+            .await
+            .is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(c) = self.controller.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(LabError::Controller(format!(
+                        "exited at start ({status}); see {}",
+                        self.cfg.work_dir.join("controller.log").display()
+                    )));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout("controller did not answer on its app socket".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGKILL the controller (a crash, not a clean stop).
+    pub async fn kill_controller(&mut self) {
+        if let Some(mut c) = self.controller.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// How many times the controller was started.
+    pub fn controller_starts(&self) -> u32 {
+        self.controller_starts
+    }
+
+    /// One operator request.
+    pub async fn ask(&self, msg: Message) -> Result<Message, LabError> {
+        request(&self.app_endpoint(), msg, Duration::from_secs(30))
+            .await
+            .map(|e| e.body)
+            .map_err(|e| LabError::Controller(e.to_string()))
+    }
+
+    /// Add v2 (or any image path) to the controller's store.
+    pub async fn add_image(&self, path: &Path) -> Result<Ack, LabError> {
+        match self
+            .ask(Message::UpgradeAddImageReq(UpgradeAddImageReq {
+                image_url: path.display().to_string(),
+                operator: lab_operator("add the image to roll out"),
+            }))
+            .await?
+        {
+            Message::Ack(a) => Ok(a),
+            other => Err(LabError::Controller(format!("unexpected reply {}", other.kind()))),
+        }
+    }
+
+    pub async fn node_status(&self) -> Result<NodeStatusDump, LabError> {
+        match self.ask(Message::NodeStatusReq(NodeStatusReq {})).await? {
+            Message::NodeStatusDump(d) => Ok(d),
+            other => Err(LabError::Controller(format!("unexpected reply {}", other.kind()))),
+        }
+    }
+
+    pub async fn state(&self) -> Result<UpgradeStateDump, LabError> {
+        match self.ask(Message::UpgradeStateReq(UpgradeStateReq {})).await? {
+            Message::UpgradeStateDump(d) => Ok(d),
+            other => Err(LabError::Controller(format!("unexpected reply {}", other.kind()))),
+        }
+    }
+
+    /// Wait until every node the mesh runs has reported to the controller (online).
+    pub async fn wait_all_reported(&self, timeout: Duration) -> Result<(), LabError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(d) = self.node_status().await {
+                let missing: Vec<&str> =
+                    d.nodes.iter().filter(|n| !n.online).map(|n| n.name.as_str()).collect();
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(LabError::Timeout(format!("nodes never reported: {}", missing.join(", "))));
+                }
+            } else if Instant::now() > deadline {
+                return Err(LabError::Timeout("controller unreachable".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Submit a request; `Ok(id)` if accepted.
+    pub async fn submit(&self, req: UpgradeGroupReq) -> Result<String, LabError> {
+        match self.ask(Message::UpgradeGroupReq(req)).await? {
+            Message::Ack(a) if a.success => Ok(a.message),
+            Message::Ack(a) => Err(LabError::Controller(format!("request refused: {}", a.message))),
+            other => Err(LabError::Controller(format!("unexpected reply {}", other.kind()))),
+        }
+    }
+
+    /// Poll the state until `request_id` has finished; calls `on_poll` with every dump (live
+    /// progress for the demo).
+    pub async fn wait_finished(
+        &self,
+        request_id: &str,
+        timeout: Duration,
+        mut on_poll: impl FnMut(&UpgradeStateDump),
+    ) -> Result<UpgradeStateDump, LabError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(dump) = self.state().await {
+                on_poll(&dump);
+                if dump.finished_reqs.iter().any(|f| f.request_id == request_id) {
+                    return Ok(dump);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout(format!("request {request_id} did not finish")));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The controller's `/metrics` text.
+    pub async fn metrics(&self) -> Result<String, LabError> {
+        http_get(self.ports.http, "/metrics").await
+    }
+
+    /// Stop everything: mesh first (its nodes stop talking), then the controller (SIGTERM, so it
+    /// flushes its state), killing it if it does not exit in time.
+    pub async fn stop(mut self) {
+        self.mesh.stop().await;
+        if let Some(mut c) = self.controller.take() {
+            if let Some(pid) = c.id() {
+                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            }
+            if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
+                let _ = c.start_kill();
+                let _ = c.wait().await;
+            }
+        }
+    }
+}
+
+/// Operator identity used by the lab.
+pub fn lab_operator(reason: &str) -> Operator {
+    Operator { who: "meshlift-demo".into(), reason: Some(reason.into()) }
+}
+
+/// A full upgrade of the whole network to `image` with demo settings.
+pub fn full_upgrade_request(id: &str, image: &str, batch_timeout_s: u64) -> UpgradeGroupReq {
+    let mut ur = UpgradeReq::new(UpgradeReqType::FullUpgrade, id);
+    ur.image_name = Some(image.to_string());
+    ur.torrent_params.download_timeout_s = 120;
+    ur.torrent_params.bt_stall_timeout_s = 10;
+    let mut req = UpgradeGroupReq::new(UpgradeGroupType::Network, ur, batch_timeout_s);
+    req.skip_failure = true;
+    req.retry_limit = 1;
+    req.version = Some(image.to_string());
+    req.operator = lab_operator("roll out the new release");
+    req
+}
+
+/// Build a simulated image: a deterministic pseudo-random payload (different per version) and,
+/// when `bad_nodes` is non-empty, a `post-boot-check` hook that fails on those nodes.
+fn build_sim_image(
+    dir: &Path,
+    key: &meshlift_image::SigningKey,
+    version: &str,
+    bytes: usize,
+    seed: u64,
+    bad_nodes: &[String],
+    out: &Path,
+) -> Result<(), LabError> {
+    let payload = dir.join(format!("payload-{version}.bin"));
+    let mut data = vec![0u8; bytes];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    std::fs::write(&payload, &data)?;
+    let mut hooks = Vec::new();
+    if !bad_nodes.is_empty() {
+        let hook = dir.join(format!("post-boot-check-{version}.sh"));
+        let cases = bad_nodes.iter().map(|n| shell_quote(n)).collect::<Vec<_>>().join("|");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\n# $1 state, $2 work dir, $3 node name\ncase \"$3\" in\n  {cases})\n    echo \"radio calibration check failed on $3\" >&2\n    exit 1;;\nesac\nexit 0\n"
+            ),
+        )?;
+        hooks.push((HookKind::PostBootCheck, hook));
+    }
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let opts = BuildOptions {
+        name: format!("meshsim-{version}"),
+        version: version.to_string(),
+        hardware_board_ids: vec![SIM_BOARD.to_string()],
+        payload,
+        hooks,
+        created,
+    };
+    meshlift_image::build_image(&opts, Some(key), out).map_err(|e| LabError::Setup(e.to_string()))?;
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Minimal HTTP/1.0 GET on 127.0.0.1 (metrics scraping; no client library needed for one line).
+async fn http_get(port: u16, path: &str) -> Result<String, LabError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| LabError::Timeout("metrics".into()))??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Ok(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// Sum a metric family over its label sets, optionally only where `label` has `value`.
+pub fn metric_sum(text: &str, name: &str, filter: Option<(&str, &str)>) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((lhs, value)) = line.rsplit_once(' ') else { continue };
+        let (metric, labels) = match lhs.split_once('{') {
+            Some((m, l)) => (m, l.trim_end_matches('}')),
+            None => (lhs, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        if let Some((k, v)) = filter {
+            let want = format!("{k}=\"{v}\"");
+            if !labels.split(',').any(|l| l == want) {
+                continue;
+            }
+        }
+        total += value.parse::<f64>().unwrap_or(0.0);
+    }
+    total
+}
+
+/// Per-node download figures collected while a prepare runs (reports lose them after reboot).
+#[derive(Debug, Clone, Default)]
+pub struct TransferTally {
+    pub per_node: BTreeMap<String, DownloadProgress>,
+}
+
+impl TransferTally {
+    pub fn observe(&mut self, status: &NodeStatusDump) {
+        for row in &status.nodes {
+            if let Some(p) = row.upgrade_status.as_ref().and_then(|u| u.progress.as_ref()) {
+                let e = self.per_node.entry(row.name.clone()).or_default();
+                e.total_bytes = e.total_bytes.max(p.total_bytes);
+                e.have_bytes = e.have_bytes.max(p.have_bytes);
+                e.bt_downloaded_bytes = e.bt_downloaded_bytes.max(p.bt_downloaded_bytes);
+                e.bt_uploaded_bytes = e.bt_uploaded_bytes.max(p.bt_uploaded_bytes);
+                e.http_downloaded_bytes = e.http_downloaded_bytes.max(p.http_downloaded_bytes);
+            }
+        }
+    }
+
+    pub fn bt_downloaded(&self) -> u64 {
+        self.per_node.values().map(|p| p.bt_downloaded_bytes).sum()
+    }
+
+    pub fn http_downloaded(&self) -> u64 {
+        self.per_node.values().map(|p| p.http_downloaded_bytes).sum()
+    }
+}
