@@ -45,6 +45,8 @@ pub fn exit_code_reboot() -> i32 {
 }
 
 /// What the shell must do, in the order drained.
+// Actions are few and short-lived; boxing the request would only add noise for the shell.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start the downloader for this request (work dir: `MinionConfig::download_dir`).
@@ -59,7 +61,7 @@ pub enum Action {
     RunHook { kind: HookKind, state: &'static str },
     /// Write this to `<data>/upgrade_state.json` ([`crate::state::save_state`]) before acting on
     /// anything drained after it.
-    Persist(PersistedState),
+    Persist(Box<PersistedState>),
     /// Send a status report now (state changed).
     SendStatusNow,
     /// Commit: [`crate::boot::arm_trial`] with this attempt, then exit with [`REBOOT_EXIT_CODE`].
@@ -138,6 +140,9 @@ pub struct Agent {
     running_sha: Option<Sha256Digest>,
     links: Vec<LinkReport>,
     actions: VecDeque<Action>,
+    /// Side effects held back until the state that announces them is persisted, so a crash never
+    /// leaves work running that the state file does not know about.
+    after_persist: Vec<Action>,
 }
 
 impl Agent {
@@ -157,6 +162,7 @@ impl Agent {
             running_sha: running.sha256,
             links: Vec::new(),
             actions: VecDeque::new(),
+            after_persist: Vec::new(),
         };
         let before = agent.state.clone();
 
@@ -173,7 +179,7 @@ impl Agent {
         } else {
             agent.resume_after_restart(&boot, standby_sha);
         }
-        if agent.state != before {
+        if agent.state != before || !agent.after_persist.is_empty() {
             agent.persist_and_report();
         } else {
             agent.actions.push_back(Action::SendStatusNow);
@@ -198,8 +204,8 @@ impl Agent {
             }
         };
         let hook = if running_hooks.contains(&HookKind::PostBootCheck) {
-            self.actions
-                .push_back(Action::RunHook { kind: HookKind::PostBootCheck, state: S::Trial.as_str() });
+            self.after_persist
+                .push(Action::RunHook { kind: HookKind::PostBootCheck, state: S::Trial.as_str() });
             HookCheck::Running
         } else {
             HookCheck::NotNeeded
@@ -341,7 +347,7 @@ impl Agent {
         };
         match result {
             Ok(image_path) => {
-                self.actions.push_back(Action::Flash {
+                self.after_persist.push(Action::Flash {
                     image_path,
                     allow_downgrade: req.allow_downgrade,
                     expected_sha256: req.sha256,
@@ -545,7 +551,7 @@ impl Agent {
             return Ack::ok("accepted; refused the image for this board");
         }
         self.set_status(S::DownloadingImage, "");
-        self.actions.push_back(Action::StartDownload(req.clone()));
+        self.after_persist.push(Action::StartDownload(req.clone()));
         self.phase = Phase::Downloading { req };
         Ack::ok("PREPARE accepted")
     }
@@ -699,8 +705,9 @@ impl Agent {
     }
 
     fn persist_and_report(&mut self) {
-        self.actions.push_back(Action::Persist(self.state.clone()));
+        self.actions.push_back(Action::Persist(Box::new(self.state.clone())));
         self.actions.push_back(Action::SendStatusNow);
+        self.actions.extend(self.after_persist.drain(..));
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Requests remembered for idempotency.
 pub const RECENT_REQUESTS: usize = 16;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistedState {
     pub status: UpgradeStatus,
@@ -23,18 +23,6 @@ pub struct PersistedState {
     /// `(request id, type)` of recent requests: a repeat is answered without acting again.
     pub recent_requests: Vec<(String, UpgradeReqType)>,
     pub last_fallback: Option<FallbackRecord>,
-}
-
-impl Default for PersistedState {
-    fn default() -> Self {
-        PersistedState {
-            status: UpgradeStatus::default(),
-            flashed: None,
-            trial: None,
-            recent_requests: Vec::new(),
-            last_fallback: None,
-        }
-    }
 }
 
 /// What the flasher left on the standby slot.
