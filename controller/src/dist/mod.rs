@@ -9,6 +9,7 @@
 mod http;
 mod seeder;
 mod store;
+mod torrent;
 pub mod tracker;
 mod verify;
 

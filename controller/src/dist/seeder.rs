@@ -7,8 +7,8 @@
 //! added (no fast-resume without persistence); the data is never downloaded again.
 
 use librqbit::{
-    api::TorrentIdOrHash, limits::LimitsConfig, spawn_utils::BlockingSpawner, AddTorrent, AddTorrentOptions,
-    CreateTorrentOptions, ListenerMode, ListenerOptions, Session, SessionOptions,
+    api::TorrentIdOrHash, limits::LimitsConfig, AddTorrent, AddTorrentOptions, ListenerMode, ListenerOptions,
+    Session, SessionOptions,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,16 +105,16 @@ impl Seeder {
             .and_then(|d| d.to_str())
             .ok_or_else(|| SeedError(format!("directory of {} is not UTF-8", file.display())))?
             .to_string();
-        let spawner = BlockingSpawner::new(1);
-        let created = librqbit::create_torrent(
-            file,
-            CreateTorrentOptions { name: Some(&name), trackers, piece_length: Some(piece_length) },
-            &spawner,
-        )
+        let (file2, name2) = (file.to_path_buf(), name.clone());
+        let tracker = trackers.first().cloned().unwrap_or_default();
+        let meta = tokio::task::spawn_blocking(move || {
+            super::torrent::build(&file2, &name2, piece_length, &tracker)
+        })
         .await
+        .map_err(seed_err)?
         .map_err(seed_err)?;
-        let bytes = created.as_bytes().map_err(seed_err)?;
-        let info_hash = created.info_hash().0;
+        let bytes = bytes::Bytes::from(meta.torrent_bytes);
+        let info_hash = meta.info_hash;
         let handle = self
             .session
             .add_torrent(

@@ -247,11 +247,16 @@ impl Downloader {
         let offset = metainfo::start_offset(identity.as_bytes(), &pieces);
         self.reader = Some(swarm::unpause_from(&session, &handle, offset).await?);
         let mut watch = StallWatch::new(stall, Instant::now());
+        let mut rejoined = false;
         loop {
             let s = swarm::stats(&session, &handle);
             self.publish_swarm(s);
             if s.finished {
                 return Ok(());
+            }
+            if !rejoined && s.have_bytes > 0 {
+                swarm::rejoin(&session, &handle).await?;
+                rejoined = true;
             }
             if s.error {
                 return Err(handle.stats().error.unwrap_or_else(|| "torrent error".into()));

@@ -122,6 +122,18 @@ pub async fn unpause_from(
     }))
 }
 
+/// Drop every connection and connect again, once this node holds at least one piece.
+///
+/// librqbit 9.1 sends no bitfield while it has no pieces, and sends a HAVE to a peer only when
+/// it knows that peer's bitfield (`should_transmit_have` treats an unknown bitfield as "has
+/// everything"). Two leechers that connect while both are empty therefore never tell each other
+/// about any piece, and simultaneous starters share nothing. After a pause and unpause every new
+/// connection starts with our bitfield, so the other side learns our pieces and we learn its.
+pub async fn rejoin(session: &Arc<Session>, handle: &TorrentHandle) -> Result<(), String> {
+    session.pause(handle).await.map_err(|e| format!("{e:#}"))?;
+    session.unpause(handle).await.map_err(|e| format!("{e:#}"))
+}
+
 pub fn stats(session: &Session, handle: &TorrentHandle) -> SwarmStats {
     let s = handle.stats();
     let counters = session.stats_snapshot().counters;
