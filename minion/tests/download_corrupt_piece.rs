@@ -1,9 +1,9 @@
 //! A peer that serves a corrupt piece: the piece fails its hash, is refused, and is fetched again
 //! (here over HTTP, since the lying peer is the only one in the swarm).
 
-mod common;
+mod download_harness;
 
-use common::*;
+use download_harness::*;
 use librqbit::{AddTorrent, AddTorrentOptions, ListenerOptions, Session, SessionOptions};
 use meshlift_minion::download;
 use std::io::{Seek, SeekFrom, Write};

@@ -1,8 +1,8 @@
 //! What the downloader does when parts of the controller are down.
 
-mod common;
+mod download_harness;
 
-use common::*;
+use download_harness::*;
 use meshlift_minion::download::{self, DownloadError};
 use std::time::{Duration, Instant};
 

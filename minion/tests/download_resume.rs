@@ -1,8 +1,8 @@
 //! A download cut by a minion restart continues from the verified bytes in its work directory.
 
-mod common;
+mod download_harness;
 
-use common::*;
+use download_harness::*;
 use meshlift_minion::download;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,8 +1,8 @@
 //! Several minions download one image together from the controller's seeder and each other.
 
-mod common;
+mod download_harness;
 
-use common::*;
+use download_harness::*;
 use meshlift_minion::download;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
