@@ -51,12 +51,19 @@ impl IsolationReport {
 pub struct IsolationMeter {
     last: Instant,
     isolated: BTreeSet<String>,
+    /// Start of each currently open isolation interval.
+    since: BTreeMap<String, Instant>,
     per_node: BTreeMap<String, f64>,
 }
 
 impl IsolationMeter {
     pub fn new(now: Instant) -> IsolationMeter {
-        IsolationMeter { last: now, isolated: BTreeSet::new(), per_node: BTreeMap::new() }
+        IsolationMeter {
+            last: now,
+            isolated: BTreeSet::new(),
+            since: BTreeMap::new(),
+            per_node: BTreeMap::new(),
+        }
     }
 
     /// Close the interval since the last update for the nodes that were isolated during it, then
@@ -68,8 +75,37 @@ impl IsolationMeter {
         for node in &isolated {
             self.per_node.entry(node.clone()).or_default();
         }
-        self.last = now.max(self.last);
+        let now = now.max(self.last);
+        self.since.retain(|n, _| isolated.contains(n));
+        for node in &isolated {
+            self.since.entry(node.clone()).or_insert(now);
+        }
+        self.last = now;
         self.isolated = isolated;
+    }
+
+    /// `node` is going down for its own reboot. If it lost its path less than `grace` ago, that
+    /// isolation was the start of its own outage, not collateral damage: the nodes of one commit
+    /// batch receive the COMMIT together but exit a few hundred milliseconds apart, and the first
+    /// one to go briefly cuts off its batch mates. The interval is forgotten; a longer one (the
+    /// node really sat cut off before its turn came) stays counted.
+    pub fn forgive_own_reboot(&mut self, now: Instant, node: &str, grace: std::time::Duration) {
+        let current = self.isolated.clone();
+        self.update(now, current);
+        let Some(start) = self.since.get(node).copied() else { return };
+        let open = self.last.saturating_duration_since(start);
+        if open > grace {
+            return;
+        }
+        if let Some(total) = self.per_node.get_mut(node) {
+            *total -= open.as_secs_f64();
+            if *total <= 1e-9 {
+                self.per_node.remove(node);
+            }
+        }
+        // It is going down: no longer isolated from here on.
+        self.since.remove(node);
+        self.isolated.remove(node);
     }
 
     /// Totals including the interval still open at `now`.
@@ -121,6 +157,23 @@ mod tests {
         // Time going backwards adds nothing.
         m.update(t0, set(&["a"]));
         assert_eq!(m.report(t0).total_s, 5.0);
+    }
+
+    #[test]
+    fn a_short_isolation_ending_in_the_nodes_own_reboot_is_forgiven() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = IsolationMeter::new(t0);
+        m.update(t0, set(&["a", "b"]));
+        // a reboots 300 ms after losing its path (its batch mate went first): not collateral.
+        m.forgive_own_reboot(t0 + ms(300), "a", ms(2000));
+        m.update(t0 + ms(300), set(&["b"]));
+        // b sat isolated for 5 s before its own reboot: that counts.
+        m.forgive_own_reboot(t0 + ms(5000), "b", ms(2000));
+        m.update(t0 + ms(5000), set(&[]));
+        let r = m.report(t0 + ms(9000));
+        assert_eq!(r.per_node.get("a"), None);
+        assert_eq!(r.per_node["b"], 5.0);
     }
 
     #[test]

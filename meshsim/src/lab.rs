@@ -186,11 +186,30 @@ impl Lab {
             status_interval_s: cfg.status_interval_s,
             extra_toml: String::new(),
         };
+        let mesh = MeshSim::start(mcfg).await?;
+        // Every mesh event with its time, for explaining a summary afterwards.
+        let mut events = mesh.subscribe();
+        let log_path = work.join("mesh-events.log");
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let Ok(mut f) = tokio::fs::File::create(&log_path).await else { return };
+            let t0 = Instant::now();
+            loop {
+                match events.recv().await {
+                    Ok(ev) => {
+                        let line = format!("{:>9.3} {:?}\n", t0.elapsed().as_secs_f64(), ev);
+                        let _ = f.write_all(line.as_bytes()).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        });
         let mut lab_cfg = cfg.clone();
         lab_cfg.work_dir = work.clone();
         let mut lab = Lab {
             cfg: lab_cfg,
-            mesh: MeshSim::start(mcfg).await?,
+            mesh,
             ports,
             v1_path,
             v2_path,

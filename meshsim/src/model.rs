@@ -135,6 +135,10 @@ pub enum ModelError {
     UnknownLink(String),
 }
 
+/// How long before its own reboot a node may already be cut off without that counting as
+/// collateral (see [`IsolationMeter::forgive_own_reboot`]).
+pub const REBOOT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The pure mesh model. See the module docs for the call order.
 #[derive(Debug)]
 pub struct MeshModel {
@@ -228,6 +232,9 @@ impl MeshModel {
                 }
             }
             Change::NodeDown(node, cause) => {
+                if cause == DownCause::Reboot {
+                    self.isolation.forgive_own_reboot(now, &node, REBOOT_GRACE);
+                }
                 if self.set_state(&node, NodeState::Down)? != NodeState::Down {
                     effects.push(Effect::Event(MeshEvent::NodeDown { node, cause }));
                 }
