@@ -13,13 +13,11 @@ const OUTAGE_TABLE_MAX: usize = 200;
 /// A planner over the request's topology, and the pending names that are not in it.
 pub(crate) fn planner_for<'t>(req: &PlanRequest<'t>) -> (Planner<'t>, Vec<String>) {
     let g = SiteGraph::build(req.topology);
-    let index: std::collections::HashMap<&str, usize> =
-        req.topology.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let mut node_pending = vec![false; req.topology.nodes.len()];
     let mut unknown = Vec::new();
     for name in req.pending {
-        match index.get(name.as_str()) {
-            Some(&i) => node_pending[i] = true,
+        match g.node_index.get(name.as_str()) {
+            Some(&i) => node_pending[i as usize] = true,
             None => unknown.push(name.clone()),
         }
     }

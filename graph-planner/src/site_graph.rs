@@ -9,7 +9,7 @@
 use meshlift_protocol::topology::Topology;
 use petgraph::csr::Csr;
 use petgraph::Directed;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Marks "no vertex" (also the virtual root's parent) in the `u32` index arrays.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -27,6 +27,8 @@ pub(crate) struct SiteGraph<'t> {
     pub nodes: Vec<Vec<u32>>,
     /// Site index of every topology node, `NONE` for offline nodes (they are not in the graph).
     pub site_of_node: Vec<u32>,
+    /// Topology node index by name.
+    pub node_index: FxHashMap<&'t str, u32>,
     /// Live inter-site links, both directions, neighbours sorted (= by name).
     adj: Csr<(), (), Directed, u32>,
     /// Node count of the whole topology: Terragraph's cap when `limit <= 0`.
@@ -54,30 +56,50 @@ pub(crate) struct DfsTree {
 
 impl<'t> SiteGraph<'t> {
     pub fn build(topo: &'t Topology) -> SiteGraph<'t> {
-        let mut online_sites: Vec<&str> =
-            topo.nodes.iter().filter(|n| n.status.is_online()).map(|n| n.site_name.as_str()).collect();
+        // One pass over the nodes with a fast (non-DoS-resistant, fine for a validated local
+        // file) hasher: string hashing dominates the cost of a single batch on a large mesh.
+        let mut node_index: FxHashMap<&'t str, u32> =
+            FxHashMap::with_capacity_and_hasher(topo.nodes.len(), Default::default());
+        let mut online_sites: Vec<&str> = Vec::new();
+        let mut last_site = "";
+        for (i, node) in topo.nodes.iter().enumerate() {
+            node_index.insert(node.name.as_str(), i as u32);
+            if node.status.is_online() && (online_sites.is_empty() || node.site_name != last_site) {
+                online_sites.push(node.site_name.as_str());
+                last_site = node.site_name.as_str();
+            }
+        }
         online_sites.sort_unstable();
         online_sites.dedup();
-        let index: HashMap<&str, u32> =
+        let index: FxHashMap<&str, u32> =
             online_sites.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect();
         let n = online_sites.len();
 
         let mut pop = vec![false; n];
         let mut nodes: Vec<Vec<u32>> = vec![Vec::new(); n];
+        // Vertex of every node's site (also for offline nodes: their live links still count).
+        let mut vertex_of_node = vec![NONE; topo.nodes.len()];
         let mut site_of_node = vec![NONE; topo.nodes.len()];
-        let mut node_index: HashMap<&str, u32> = HashMap::with_capacity(topo.nodes.len());
+        let (mut last_site, mut last_vertex) = ("", NONE);
         for (i, node) in topo.nodes.iter().enumerate() {
-            node_index.insert(node.name.as_str(), i as u32);
+            let v = if node.site_name == last_site && i > 0 {
+                last_vertex
+            } else {
+                index.get(node.site_name.as_str()).copied().unwrap_or(NONE)
+            };
+            (last_site, last_vertex) = (node.site_name.as_str(), v);
+            vertex_of_node[i] = v;
             if !node.status.is_online() {
                 continue;
             }
-            let s = index[node.site_name.as_str()];
-            site_of_node[i] = s;
-            nodes[s as usize].push(i as u32);
-            pop[s as usize] |= node.pop_node;
+            site_of_node[i] = v;
+            nodes[v as usize].push(i as u32);
+            pop[v as usize] |= node.pop_node;
         }
         for list in &mut nodes {
-            list.sort_unstable_by(|a, b| topo.nodes[*a as usize].name.cmp(&topo.nodes[*b as usize].name));
+            if list.len() > 1 {
+                list.sort_unstable_by(|a, b| topo.nodes[*a as usize].name.cmp(&topo.nodes[*b as usize].name));
+            }
         }
 
         let mut edges: Vec<(u32, u32)> = Vec::with_capacity(topo.links.len() * 2);
@@ -89,12 +111,9 @@ impl<'t> SiteGraph<'t> {
             };
             // Terragraph maps a live link to the sites of its ends whatever the ends' status: a
             // live link of an offline node still joins two sites that have other online nodes.
-            let site = |node: u32| index.get(topo.nodes[node as usize].site_name.as_str()).copied();
-            let (Some(sa), Some(sz)) = (site(a), site(z)) else {
-                continue; // a site with no online node is not a vertex
-            };
-            if sa == sz {
-                continue;
+            let (sa, sz) = (vertex_of_node[a as usize], vertex_of_node[z as usize]);
+            if sa == NONE || sz == NONE || sa == sz {
+                continue; // a site with no online node is not a vertex; intra-site links vanish
             }
             edges.push((sa, sz));
             edges.push((sz, sa));
@@ -114,6 +133,7 @@ impl<'t> SiteGraph<'t> {
             pop,
             nodes,
             site_of_node,
+            node_index,
             adj,
             total_nodes: topo.nodes.len(),
             tree,
