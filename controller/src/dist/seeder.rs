@@ -88,33 +88,37 @@ impl Seeder {
         self.listen
     }
 
-    /// Create a single-file torrent for `file` and seed it from where it lies.
-    pub async fn seed(
+    /// Hash `file` into single-file metainfo (no seeding yet), so the caller can register the
+    /// info-hash with the tracker before the seeder's first announce.
+    pub async fn build_torrent(
         &self,
         file: &Path,
         piece_length: u32,
-        trackers: Vec<String>,
+        tracker: &str,
     ) -> Result<SeededTorrent, SeedError> {
         let name = file
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| SeedError(format!("file name of {} is not UTF-8", file.display())))?
             .to_string();
+        let (file2, tracker) = (file.to_path_buf(), tracker.to_string());
+        let meta =
+            tokio::task::spawn_blocking(move || super::torrent::build(&file2, &name, piece_length, &tracker))
+                .await
+                .map_err(seed_err)?
+                .map_err(seed_err)?;
+        Ok(SeededTorrent { info_hash: meta.info_hash, torrent_bytes: meta.torrent_bytes })
+    }
+
+    /// Seed `torrent` from `file` where it lies; librqbit checks the file first.
+    pub async fn seed(&self, file: &Path, torrent: &SeededTorrent) -> Result<(), SeedError> {
         let dir = file
             .parent()
             .and_then(|d| d.to_str())
             .ok_or_else(|| SeedError(format!("directory of {} is not UTF-8", file.display())))?
             .to_string();
-        let (file2, name2) = (file.to_path_buf(), name.clone());
-        let tracker = trackers.first().cloned().unwrap_or_default();
-        let meta = tokio::task::spawn_blocking(move || {
-            super::torrent::build(&file2, &name2, piece_length, &tracker)
-        })
-        .await
-        .map_err(seed_err)?
-        .map_err(seed_err)?;
-        let bytes = bytes::Bytes::from(meta.torrent_bytes);
-        let info_hash = meta.info_hash;
+        let bytes = bytes::Bytes::from(torrent.torrent_bytes.clone());
+        let info_hash = torrent.info_hash;
         let handle = self
             .session
             .add_torrent(
@@ -138,7 +142,7 @@ impl Seeder {
             )));
         }
         self.lock().insert(info_hash, handle.id());
-        Ok(SeededTorrent { info_hash, torrent_bytes: bytes.to_vec() })
+        Ok(())
     }
 
     /// Stop seeding; the file is left for the caller to remove.

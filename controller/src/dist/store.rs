@@ -6,7 +6,7 @@
 //! start-up every stored image is verified and seeded again (the magnet URI stays the same, since
 //! the torrent is built deterministically from the file and its size).
 
-use super::seeder::{SeedError, SeededTorrent, Seeder, SeederStats};
+use super::seeder::{SeedError, Seeder, SeederStats};
 use super::tracker::{self, AnnounceError, InfoHash, Tracker};
 use super::verify::{ImageVerifier, VerifiedImageInfo};
 use meshlift_protocol::{Sha256Digest, UpgradeImage};
@@ -330,8 +330,14 @@ impl ImageStore {
     ) -> Result<UpgradeImage, ImageStoreError> {
         let size = tokio::fs::metadata(path).await?.len();
         let announce = self.inner.cfg.announce_url();
-        let SeededTorrent { info_hash, torrent_bytes } =
-            self.inner.seeder.seed(path, piece_length_for(size), vec![announce.clone()]).await?;
+        let torrent = self.inner.seeder.build_torrent(path, piece_length_for(size), &announce).await?;
+        let info_hash = torrent.info_hash;
+        self.lock_tracker().track(info_hash);
+        if let Err(e) = self.inner.seeder.seed(path, &torrent).await {
+            self.lock_tracker().untrack(&info_hash);
+            return Err(e.into());
+        }
+        let torrent_bytes = torrent.torrent_bytes;
         let file_name = format!("{}.{IMAGE_EXT}", sha256.to_hex());
         let image = UpgradeImage {
             name: info.name.clone(),
@@ -342,7 +348,6 @@ impl ImageStore {
             size,
             hardware_board_ids: info.hardware_board_ids,
         };
-        self.lock_tracker().track(info_hash);
         self.lock_images().insert(
             info.name,
             StoredImage { image: image.clone(), info_hash, path: path.to_path_buf(), torrent_bytes },

@@ -143,7 +143,8 @@ impl AnnounceResponse {
     pub fn to_bencode(&self) -> Vec<u8> {
         let mut d = HashMap::new();
         d.insert(b"interval".to_vec(), Value::Int(self.interval.as_secs() as i64));
-        d.insert(b"min interval".to_vec(), Value::Int((self.interval.as_secs() / 2) as i64));
+        // librqbit re-announces at `min interval` when given: keep it equal to `interval`.
+        d.insert(b"min interval".to_vec(), Value::Int(self.interval.as_secs() as i64));
         d.insert(b"complete".to_vec(), Value::Int(i64::from(self.complete)));
         d.insert(b"incomplete".to_vec(), Value::Int(i64::from(self.incomplete)));
         d.insert(b"peers".to_vec(), Value::Bytes(self.peers.clone()));
