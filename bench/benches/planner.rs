@@ -1,0 +1,67 @@
+//! Planner speed on generated meshes shaped like real deployments (see `meshgen`): one batch, and
+//! a whole plan with limit 0 and limit 50 (Terragraph's one POP per batch, so at least as many
+//! batches as POP sites). Targets (release, one core): one batch ≤ 5 ms at 10k sites and ≤ 50 ms at
+//! 100k; whole plan ≤ 0.5 s at 10k and ≤ 10 s at 100k.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use meshlift_bench::meshgen::{generate, MeshSpec, Shape};
+use meshlift_graph_planner::{next_batch, plan_all, ApPolicy, PlanRequest};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn planner(c: &mut Criterion) {
+    let sizes: Vec<usize> = match std::env::var("MESHLIFT_BENCH_SIZES") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => vec![1_000, 10_000, 100_000],
+    };
+    for shape in [Shape::StreetGrid, Shape::Geometric] {
+        for &sites in &sizes {
+            let topology = generate(&MeshSpec::new(shape, sites));
+            let pending: BTreeSet<String> = topology.nodes.iter().map(|n| n.name.clone()).collect();
+            let req = |limit| PlanRequest {
+                topology: &topology,
+                pending: &pending,
+                limit,
+                ap_policy: ApPolicy::Group,
+                max_pops_per_batch: 1,
+            };
+            let label = format!("{shape:?}/{sites}");
+            let mut group = c.benchmark_group("planner");
+            group.sample_size(10);
+            if sites >= 100_000 {
+                group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(5));
+            } else {
+                group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+            }
+            group.bench_function(BenchmarkId::new("one_batch", &label), |b| b.iter(|| next_batch(&req(0))));
+            // A whole 100k-site plan is thousands of batches; criterion's minimum of 10 samples
+            // would take many minutes, so that size gets one timed run, printed.
+            for limit in [0, 50] {
+                if sites >= 100_000 {
+                    let start = std::time::Instant::now();
+                    let plan = plan_all(&req(limit));
+                    eprintln!(
+                        "planner/plan_limit{limit}/{label}: one run {:.2} s, {} batches",
+                        start.elapsed().as_secs_f64(),
+                        plan.batches.len()
+                    );
+                    continue;
+                }
+                let plan = plan_all(&req(limit));
+                eprintln!(
+                    "{label} limit {limit}: {} batches, {} POP sites, {} nodes",
+                    plan.batches.len(),
+                    topology.nodes.iter().filter(|n| n.pop_node).count(),
+                    topology.nodes.len()
+                );
+                group.bench_function(BenchmarkId::new(format!("plan_limit{limit}"), &label), |b| {
+                    b.iter(|| plan_all(&req(limit)))
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, planner);
+criterion_main!(benches);
