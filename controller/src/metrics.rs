@@ -4,7 +4,7 @@
 //! status reports) and for the controller's own seeder (`node="controller"`). Gauges are set from
 //! the engine's state after every tick, so a scrape never races the engine.
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// All controller metrics, registered in one registry.
 pub struct Metrics {
@@ -12,7 +12,7 @@ pub struct Metrics {
     pub node_online: IntGaugeVec,
     pub node_state: IntGaugeVec,
     pub node_retries: IntGaugeVec,
-    pub node_last_seen_ms: IntGaugeVec,
+    pub node_last_seen: GaugeVec,
     pub bt_progress_ppm: IntGaugeVec,
     pub bt_downloaded_bytes: IntGaugeVec,
     pub bt_uploaded_bytes: IntGaugeVec,
@@ -50,7 +50,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let frames_refused = IntCounterVec::new(
-            Opts::new("meshlift_frames_refused_total", "Frames refused (malformed, oversized, unknown version, unknown node)."),
+            Opts::new(
+                "meshlift_frames_refused_total",
+                "Frames refused (malformed, oversized, unknown version, unknown node).",
+            ),
             &["socket", "reason"],
         )
         .expect("static metric definition is valid");
@@ -62,24 +65,73 @@ impl Metrics {
         .expect("static metric definition is valid");
         r.register(Box::new(iso.clone())).expect("registered once");
         Metrics {
-            node_online: gauge_vec(&r, "meshlift_node_online", "1 if the node reported within node_alive_timeout.", &["node"]),
+            node_online: gauge_vec(
+                &r,
+                "meshlift_node_online",
+                "1 if the node reported within node_alive_timeout.",
+                &["node"],
+            ),
             node_state: gauge_vec(
                 &r,
                 "meshlift_node_upgrade_state",
                 "Node upgrade state (1 for the current state label).",
                 &["node", "state"],
             ),
-            node_retries: gauge_vec(&r, "meshlift_node_retries", "Retries used by the node in the current request.", &["node"]),
-            node_last_seen_ms: gauge_vec(&r, "meshlift_node_last_seen_ms", "UNIX ms of the node's last status report.", &["node"]),
-            bt_progress_ppm: gauge_vec(&r, "meshlift_bt_progress_ppm", "Download progress in parts per million.", &["node"]),
-            bt_downloaded_bytes: gauge_vec(&r, "meshlift_bt_downloaded_bytes", "Bytes received from the swarm.", &["node"]),
+            node_retries: gauge_vec(
+                &r,
+                "meshlift_node_retries",
+                "Retries used by the node in the current request.",
+                &["node"],
+            ),
+            node_last_seen: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "meshlift_node_last_seen_timestamp_seconds",
+                        "UNIX time of the node's last status report.",
+                    ),
+                    &["node"],
+                )
+                .expect("static metric definition is valid");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
+            bt_progress_ppm: gauge_vec(
+                &r,
+                "meshlift_bt_progress_ppm",
+                "Download progress in parts per million.",
+                &["node"],
+            ),
+            bt_downloaded_bytes: gauge_vec(
+                &r,
+                "meshlift_bt_downloaded_bytes",
+                "Bytes received from the swarm.",
+                &["node"],
+            ),
             bt_uploaded_bytes: gauge_vec(&r, "meshlift_bt_uploaded_bytes", "Bytes sent to peers.", &["node"]),
-            http_downloaded_bytes: gauge_vec(&r, "meshlift_http_downloaded_bytes", "Bytes received over HTTP.", &["node"]),
+            http_downloaded_bytes: gauge_vec(
+                &r,
+                "meshlift_http_downloaded_bytes",
+                "Bytes received over HTTP.",
+                &["node"],
+            ),
             bt_peers: gauge_vec(&r, "meshlift_bt_peers", "Connected swarm peers.", &["node"]),
-            outcomes: gauge_vec(&r, "meshlift_node_outcomes", "Node outcomes recorded so far, by kind.", &["outcome"]),
-            requests_queued: gauge(&r, "meshlift_requests_queued", "Requests waiting behind the current one."),
+            outcomes: gauge_vec(
+                &r,
+                "meshlift_node_outcomes",
+                "Node outcomes recorded by this controller process, by kind.",
+                &["outcome"],
+            ),
+            requests_queued: gauge(
+                &r,
+                "meshlift_requests_queued",
+                "Requests waiting behind the current one.",
+            ),
             request_in_flight: gauge(&r, "meshlift_request_in_flight", "1 while a request is running."),
-            batch_index: gauge(&r, "meshlift_batch_index", "Index of the in-flight batch in the current stage."),
+            batch_index: gauge(
+                &r,
+                "meshlift_batch_index",
+                "Index of the in-flight batch in the current stage.",
+            ),
             batch_size: gauge(&r, "meshlift_batch_nodes", "Nodes still pending in the in-flight batch."),
             frames_refused,
             images: gauge(&r, "meshlift_images", "Images in the store."),

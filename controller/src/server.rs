@@ -271,6 +271,20 @@ async fn on_minion_frame(
     match env.body {
         Message::StatusReport(report) => {
             let mac = normalize(&report.mac);
+            // Download figures are recorded as they arrive: a prepare can finish between two
+            // ticks, and seed 003's per-node `upgrade.bt.*` figures must not be lost.
+            if let (Some(p), Some(node)) =
+                (&report.upgrade_status.progress, engine.topology().node_by_mac(&mac))
+            {
+                if let Ok(m) = metrics.lock() {
+                    let n = node.name.as_str();
+                    m.bt_progress_ppm.with_label_values(&[n]).set(p.ppm() as i64);
+                    m.bt_downloaded_bytes.with_label_values(&[n]).set(p.bt_downloaded_bytes as i64);
+                    m.bt_uploaded_bytes.with_label_values(&[n]).set(p.bt_uploaded_bytes as i64);
+                    m.http_downloaded_bytes.with_label_values(&[n]).set(p.http_downloaded_bytes as i64);
+                    m.bt_peers.with_label_values(&[n]).set(p.peers as i64);
+                }
+            }
             let seq = report.seq;
             let boot_id = report.boot_id.clone();
             let _span = tracing::debug_span!("status", %peer, %mac).entered();
@@ -429,7 +443,7 @@ fn update_metrics(m: &mut Metrics, engine: &Engine, images: &ImageStore, now: u6
         let n = row.name.as_str();
         m.node_online.with_label_values(&[n]).set(row.online as i64);
         if let Some(seen) = row.last_seen {
-            m.node_last_seen_ms.with_label_values(&[n]).set(seen as i64);
+            m.node_last_seen.with_label_values(&[n]).set(seen as f64 / 1000.0);
         }
         if let Some(us) = &row.upgrade_status {
             m.node_state.with_label_values(&[n, us.us_type.as_str()]).set(1);
@@ -438,13 +452,6 @@ fn update_metrics(m: &mut Metrics, engine: &Engine, images: &ImageStore, now: u6
                 if *s != us.us_type {
                     let _ = m.node_state.remove_label_values(&[n, s.as_str()]);
                 }
-            }
-            if let Some(p) = &us.progress {
-                m.bt_progress_ppm.with_label_values(&[n]).set(p.ppm() as i64);
-                m.bt_downloaded_bytes.with_label_values(&[n]).set(p.bt_downloaded_bytes as i64);
-                m.bt_uploaded_bytes.with_label_values(&[n]).set(p.bt_uploaded_bytes as i64);
-                m.http_downloaded_bytes.with_label_values(&[n]).set(p.http_downloaded_bytes as i64);
-                m.bt_peers.with_label_values(&[n]).set(p.peers as i64);
             }
         }
     }
@@ -459,10 +466,7 @@ fn update_metrics(m: &mut Metrics, engine: &Engine, images: &ImageStore, now: u6
     for v in &dump.cur_batch {
         m.node_retries.with_label_values(&[v.node.as_str()]).set(v.retries as i64);
     }
-    let mut counts: HashMap<&'static str, i64> = HashMap::new();
-    for o in &dump.outcomes {
-        *counts.entry(o.outcome.as_str()).or_default() += 1;
-    }
+    let counts = engine.outcome_counts();
     for kind in [
         OutcomeKind::Succeeded,
         OutcomeKind::Failed,
@@ -473,7 +477,7 @@ fn update_metrics(m: &mut Metrics, engine: &Engine, images: &ImageStore, now: u6
         OutcomeKind::Excluded,
         OutcomeKind::Aborted,
     ] {
-        m.outcomes.with_label_values(&[kind.as_str()]).set(counts.get(kind.as_str()).copied().unwrap_or(0));
+        m.outcomes.with_label_values(&[kind.as_str()]).set(counts.get(&kind).copied().unwrap_or(0) as i64);
     }
 }
 

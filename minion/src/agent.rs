@@ -390,7 +390,6 @@ impl Agent {
                 });
                 self.state.status.next_image.version = Some(flashed.version().to_string());
                 self.state.status.next_image.sha256 = Some(flashed.sha256());
-                self.state.status.progress = None;
                 self.phase = Phase::Flashed;
                 self.set_status(S::Flashed, &reason);
                 if req.ur_type == UpgradeReqType::FullUpgrade {
@@ -699,7 +698,13 @@ impl Agent {
     fn set_status(&mut self, us_type: S, reason: &str) {
         self.state.status.us_type = us_type;
         self.state.status.reason = reason.to_string();
-        if us_type != S::DownloadingImage {
+        // The download's final figures (bytes from the swarm, from HTTP, sent to peers) stay in
+        // the reports until the commit: seed 003's per-node `upgrade.bt.*` figures, and what the
+        // controller needs to tell how much the swarm saved.
+        if !matches!(
+            us_type,
+            S::DownloadingImage | S::DownloadFailed | S::FlashingImage | S::FlashFailed | S::Flashed
+        ) {
             self.state.status.progress = None;
         }
     }

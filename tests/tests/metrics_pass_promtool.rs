@@ -1,0 +1,48 @@
+//! The controller's `/metrics` is valid Prometheus exposition text (`promtool check metrics`),
+//! during an upgrade when every family has series.
+
+use meshlift_protocol::*;
+use meshlift_tests::*;
+use std::io::Write;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_check() {
+    let (cfg, _dir) = lab_config(small_topology());
+    let lab = start_with_v2(cfg).await;
+    let image = v2_name(&lab).await;
+    let mut prep = full_upgrade_request("e2e-metrics", &image, 60);
+    prep.ur_req.ur_type = UpgradeReqType::PrepareUpgrade;
+    let id = lab.submit(prep).await.expect("accepted");
+    let mut log = BatchLog::default();
+    finish(&lab, &id, &mut log).await;
+    // Gauges are refreshed on the controller's tick; give it a few.
+    let mut text = String::new();
+    for _ in 0..20 {
+        text = lab.metrics().await.expect("metrics");
+        if text.contains("meshlift_node_online{node=\"leaf1\"} 1")
+            && text.contains("meshlift_node_outcomes{outcome=\"succeeded\"} 5")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(text.contains("meshlift_node_online{node=\"leaf1\"} 1"), "{text}");
+    assert!(text.contains("meshlift_node_outcomes{outcome=\"succeeded\"} 5"), "{text}");
+    assert!(text.contains("meshlift_bt_progress_ppm"), "{text}");
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.stop().await;
+}
