@@ -42,16 +42,11 @@ impl Drop for Controller {
     }
 }
 
+#[derive(Default)]
 pub struct CtlOpts {
     pub seed_upload_limit: Option<u32>,
     /// Use this tracker URL instead of the embedded one.
     pub tracker_url: Option<String>,
-}
-
-impl Default for CtlOpts {
-    fn default() -> Self {
-        CtlOpts { seed_upload_limit: None, tracker_url: None }
-    }
 }
 
 pub async fn controller(opts: CtlOpts) -> Controller {
