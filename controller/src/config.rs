@@ -72,7 +72,12 @@ pub struct BitTorrentConfig {
 
 impl Default for BitTorrentConfig {
     fn default() -> Self {
-        BitTorrentConfig { enabled: true, listen_port: default_bt_port(), tracker_url: String::new(), upload_limit: None }
+        BitTorrentConfig {
+            enabled: true,
+            listen_port: default_bt_port(),
+            tracker_url: String::new(),
+            upload_limit: None,
+        }
     }
 }
 
@@ -125,10 +130,10 @@ pub enum ConfigError {
 impl ControllerConfig {
     /// Load a TOML file; relative paths inside it are taken relative to the file's directory.
     pub fn load(path: &Path) -> Result<ControllerConfig, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut cfg: ControllerConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut cfg: ControllerConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.topology_file = resolve(base, &cfg.topology_file);
         cfg.data_dir = resolve(base, &cfg.data_dir);
@@ -160,7 +165,8 @@ mod tests {
 
     #[test]
     fn typos_are_refused() {
-        let err = toml::from_str::<ControllerConfig>("topology_file = \"t\"\nnode_alive_timout_s = 3").unwrap_err();
+        let err =
+            toml::from_str::<ControllerConfig>("topology_file = \"t\"\nnode_alive_timout_s = 3").unwrap_err();
         assert!(err.to_string().contains("node_alive_timout_s"), "{err}");
     }
 }

@@ -386,3 +386,28 @@ fn unknown_mac_is_refused() {
     r.mac = sim.fleet["n00"].mac.to_uppercase();
     assert!(sim.engine.handle_status_report(r, now).is_ok());
 }
+
+/// A report that still describes the failed attempt, arriving after the retry was sent (the node
+/// sent it before it read the retry), must not count as the retry failing too.
+#[test]
+fn a_stale_failure_report_does_not_burn_the_retry() {
+    use meshlift_controller::engine::verdict::{prepare, Verdict};
+    use meshlift_protocol::{Sha256Digest, UpgradeStatus, UpgradeStatusType};
+    let status = UpgradeStatus {
+        us_type: UpgradeStatusType::DownloadFailed,
+        upgrade_req_id: "r1".into(),
+        reason: "minion restarted during the download".into(),
+        attempt: 1,
+        ..Default::default()
+    };
+    let seen = engine_support::seen_with_status(status.clone(), 5);
+    let sha = Some(Sha256Digest([1; 32]));
+    assert!(
+        matches!(prepare("r1", sha, Some(&seen), 4, 2), Verdict::Pending(_)),
+        "attempt 2 is not judged by attempt 1's report"
+    );
+    assert!(
+        matches!(prepare("r1", sha, Some(&seen), 4, 1), Verdict::Failure { .. }),
+        "attempt 1's own failure counts"
+    );
+}

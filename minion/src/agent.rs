@@ -293,6 +293,13 @@ impl Agent {
     /// UPGRADE_REQ from the controller. The returned [`Ack`] is the answer to send back.
     pub fn handle_upgrade_req(&mut self, req: UpgradeReq, now: u64) -> Ack {
         let key = (req.upgrade_req_id.clone(), req.ur_type);
+        // A repeat of a request whose last attempt failed here is the controller's retry: a new
+        // attempt (a download resumes from what is on disk). Any other repeat is a duplicate.
+        let retry_after_failure = self.state.status.upgrade_req_id == req.upgrade_req_id
+            && matches!(self.state.status.us_type, S::DownloadFailed | S::FlashFailed | S::CommitFailed);
+        if retry_after_failure {
+            self.state.recent_requests.retain(|k| k != &key);
+        }
         if self.state.recent_requests.contains(&key) {
             return Ack::ok(format!(
                 "request {} ({:?}) already handled; status {}",
@@ -305,12 +312,19 @@ impl Agent {
         self.state.recent_requests.push(key.clone());
         let excess = self.state.recent_requests.len().saturating_sub(RECENT_REQUESTS);
         self.state.recent_requests.drain(..excess);
+        let (req_type, req_attempt) = (req.ur_type, req.attempt);
         let ack = match req.ur_type {
             UpgradeReqType::ResetStatus => self.reset(&req),
             UpgradeReqType::PrepareUpgrade | UpgradeReqType::FullUpgrade => self.prepare(req),
             UpgradeReqType::CommitUpgrade => self.commit(req, now),
         };
         if ack.success {
+            if matches!(
+                req_type,
+                UpgradeReqType::PrepareUpgrade | UpgradeReqType::FullUpgrade | UpgradeReqType::CommitUpgrade
+            ) {
+                self.state.status.attempt = req_attempt;
+            }
             self.persist_unless_rebooting();
         } else {
             self.state.recent_requests.retain(|k| k != &key);
@@ -327,8 +341,13 @@ impl Agent {
     }
 
     /// The radio's current view (call on every poll).
+    /// A changed link view is reported at once: the controller plans the next commit batch from
+    /// the links the nodes report, and a stale "down" can make it misjudge who depends on whom.
     pub fn handle_links(&mut self, links: Vec<LinkReport>, now: u64) {
-        self.links = links;
+        if links != self.links {
+            self.links = links;
+            self.actions.push_back(Action::SendStatusNow);
+        }
         self.check_trial(now);
     }
 

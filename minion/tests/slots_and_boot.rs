@@ -141,3 +141,18 @@ fn flashed_survives_restart_only_while_the_slot_holds_it() {
     node.commit("c");
     assert_eq!(node.status(), S::CommitFailed);
 }
+
+#[test]
+fn the_same_request_after_a_failure_is_a_retry() {
+    let mut node = Node::new();
+    let img = node.image("new", "2.0.0", b"new", &[]);
+    assert!(node.prepare("p1", &img).success);
+    node.finish_download(Err("swarm and HTTP both unreachable".into()));
+    assert_eq!(node.status(), S::DownloadFailed);
+    // The controller retries under the same request id: a new attempt, not a duplicate.
+    let again = node.prepare("p1", &img);
+    assert!(again.success && !again.message.contains("already handled"), "{}", again.message);
+    assert_eq!(node.status(), S::DownloadingImage);
+    node.finish_download(Ok(img));
+    assert_eq!(node.status(), S::Flashed);
+}

@@ -215,6 +215,10 @@ pub struct UpgradeReq {
     pub confirm_timeout_s: u64,
     /// BitTorrent peers to try first (the controller's seeder as `host:port`).
     pub initial_peers: Vec<String>,
+    /// Which dispatch of this request to this node (1 = first, 2 = first retry, …). The minion
+    /// echoes it in [`UpgradeStatus::attempt`], so a report still describing the failed attempt
+    /// (sent before the retry arrived) is never taken for the retry's result.
+    pub attempt: u32,
 }
 
 impl UpgradeReq {
@@ -237,6 +241,7 @@ impl UpgradeReq {
             skip_links: Vec::new(),
             confirm_timeout_s: 120,
             initial_peers: Vec::new(),
+            attempt: 1,
         }
     }
 }
@@ -603,6 +608,8 @@ pub struct UpgradeStatus {
     /// UNIX ms of the scheduled reboot (0 = none).
     pub when_to_commit: UnixMillis,
     pub progress: Option<DownloadProgress>,
+    /// [`UpgradeReq::attempt`] of the request this status belongs to.
+    pub attempt: u32,
 }
 
 impl Default for UpgradeStatus {
@@ -614,6 +621,7 @@ impl Default for UpgradeStatus {
             upgrade_req_id: String::new(),
             when_to_commit: 0,
             progress: None,
+            attempt: 0,
         }
     }
 }

@@ -25,8 +25,14 @@ pub struct Seen {
     /// Reports received from this node since the engine started (1 for the first): tells a
     /// report that arrived after a dispatch from one that arrived at the same millisecond before it.
     pub rx: u64,
-    /// Link name → up, as this node reported it.
-    links: HashMap<String, bool>,
+}
+
+impl Seen {
+    /// Whether this node reports `link` up (a node has a handful of links: a scan is cheaper
+    /// than building an index per report).
+    fn reports_up(&self, link: &str) -> bool {
+        self.report.links.iter().any(|l| l.up && l.name == link)
+    }
 }
 
 /// Reports by node name, plus the indexes the engine needs per report.
@@ -50,8 +56,7 @@ impl Fleet {
 
     /// Record a report. Returns whether the node was offline (or never seen) before.
     pub fn record(&mut self, node: &str, report: StatusReport, now: u64) -> bool {
-        let links = report.links.iter().map(|l| (l.name.clone(), l.up)).collect();
-        let mut seen = Seen { report, at: now, rx: 1, links };
+        let mut seen = Seen { report, at: now, rx: 1 };
         match self.seen.get_mut(node) {
             Some(old) => {
                 let was_offline = now.saturating_sub(old.at) > self.alive_timeout_ms;
@@ -91,9 +96,9 @@ impl Fleet {
     /// A wireless link is alive iff both ends are online and report it up.
     pub fn wireless_alive(&self, link: &str, a: &str, z: &str, now: u64) -> bool {
         let up = |n: &str| {
-            self.seen.get(n).is_some_and(|s| {
-                now.saturating_sub(s.at) <= self.alive_timeout_ms && s.links.get(link) == Some(&true)
-            })
+            self.seen
+                .get(n)
+                .is_some_and(|s| now.saturating_sub(s.at) <= self.alive_timeout_ms && s.reports_up(link))
         };
         up(a) && up(z)
     }

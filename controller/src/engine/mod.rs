@@ -156,6 +156,9 @@ pub struct Engine {
     next_seq: u64,
     started_at: u64,
     now: u64,
+    /// When the last COMMIT batch closed: the next one waits for a fresh view (see
+    /// `run::Engine::settling`).
+    last_commit_closed_at: Option<u64>,
     /// Actions of the input being handled; released after the store write.
     staged: Vec<Action>,
     actions: VecDeque<Action>,
@@ -202,6 +205,7 @@ impl Engine {
             next_seq: 1,
             started_at: now,
             now,
+            last_commit_closed_at: None,
             staged: Vec::new(),
             actions: VecDeque::new(),
             ops: Vec::new(),
@@ -236,16 +240,14 @@ impl Engine {
         if came_online && self.online.insert(name.clone()) {
             self.event(EventLevel::Info, None, Some(&name), "online".into());
         }
-        if self.batch.as_ref().is_some_and(|b| b.nodes.contains_key(&name)) {
-            self.judge(&name, now);
-        }
+        // The node itself, then (commit only) its wireless neighbours, whose link state it
+        // just reported: a rebooted node is done only when its peers see the links up too.
+        self.judge(&name, now);
         if self.batch.as_ref().is_some_and(|b| b.stage == Stage::Commit) {
             let peers: Vec<String> =
                 self.fleet.wireless_links(&name).iter().map(|(_, p)| p.clone()).collect();
             for p in peers {
-                if self.batch.as_ref().is_some_and(|b| b.nodes.contains_key(&p)) {
-                    self.judge(&p, now);
-                }
+                self.judge(&p, now);
             }
         }
         self.advance(now);
@@ -289,7 +291,9 @@ impl Engine {
                 "offline: no status report within node_alive_timeout".into(),
             );
         }
-        if let Some(b) = &self.batch {
+        // A PREPARE verdict depends only on the node's own report, judged when it arrives; a
+        // COMMIT verdict also on links and peers, so those are re-judged here.
+        if let Some(b) = self.batch.as_ref().filter(|b| b.stage == Stage::Commit) {
             let in_flight: Vec<String> = b
                 .nodes
                 .iter()
@@ -299,9 +303,9 @@ impl Engine {
             for n in &in_flight {
                 self.judge(n, now);
             }
-            if self.batch.as_ref().is_some_and(|b| now >= b.deadline) {
-                self.time_out_batch(now);
-            }
+        }
+        if self.batch.as_ref().is_some_and(|b| now >= b.deadline) {
+            self.time_out_batch(now);
         }
         self.advance(now);
         self.flush();
@@ -320,6 +324,12 @@ impl Engine {
             let grace = self.started_at + self.config.node_alive_timeout_ms;
             if grace > self.now {
                 d = Some(d.map_or(grace, |x| x.min(grace)));
+            }
+            if let Some(closed) = self.last_commit_closed_at {
+                let settle = closed.saturating_add(self.config.node_alive_timeout_ms);
+                if settle > self.now {
+                    d = Some(d.map_or(settle, |x| x.min(settle)));
+                }
             }
         }
         d

@@ -138,6 +138,11 @@ pub struct BatchNode {
     /// on reload (the restarted engine has seen no report yet).
     #[serde(default)]
     pub rx_at_dispatch: u64,
+    /// `UpgradeReq::attempt` sent: a failure report must carry it to count (a report still
+    /// describing the previous, failed attempt says nothing about this one). 0 = not known
+    /// (reloaded from an older store): any failure counts.
+    #[serde(default)]
+    pub attempt: u32,
     pub progress: Progress,
     /// COMMIT only: what the node must come back to.
     pub commit: Option<CommitBaseline>,

@@ -257,12 +257,31 @@ impl Engine {
                 self.end_stage(now);
                 continue;
             }
-            if self.warming_up(now) {
+            if self.warming_up(now) || self.settling(now) {
                 return;
             }
             self.form_batch(now);
         }
         self.event(EventLevel::Error, None, None, "bug: advance did not settle".into());
+    }
+
+    /// After a COMMIT batch closes, the next one is planned only on a fresh view: every online
+    /// node must have reported since. The nodes just confirmed report their links back at once,
+    /// but their neighbours' last reports may still say those links are down, and a planner fed
+    /// that stale view takes a path for dead and can reboot the only way out of a node it does
+    /// not know depends on it. Bounded by `node_alive_timeout` (a node silent that long is offline
+    /// and does not count).
+    fn settling(&self, now: u64) -> bool {
+        let Some(closed) = self.last_commit_closed_at else { return false };
+        if self.current.as_ref().and_then(|r| r.stage()) != Some(Stage::Commit) {
+            return false;
+        }
+        if now >= closed.saturating_add(self.config.node_alive_timeout_ms) {
+            return false;
+        }
+        self.topology.nodes.iter().any(|n| {
+            self.fleet.online(&n.name, now) && self.fleet.last_seen(&n.name).is_some_and(|t| t <= closed)
+        })
     }
 
     /// Right after start no node has reported yet: wait for them (or for the alive timeout)
@@ -415,6 +434,7 @@ impl Engine {
             let seen = self.fleet.get(n);
             let state = run.node_state.entry(n.clone()).or_default();
             state.started_at.get_or_insert(now);
+            let attempt = state.retries + 1;
             let mut commit = None;
             let detail;
             if watch.contains(n) {
@@ -450,6 +470,8 @@ impl Engine {
                     }
                 };
                 detail = format!("{} sent", stage.as_str().to_uppercase());
+                let mut req = req;
+                req.attempt = attempt;
                 sends.push((n.clone(), req));
             }
             batch.nodes.insert(
@@ -458,6 +480,7 @@ impl Engine {
                     mac: node.mac_addr.clone(),
                     dispatched_at: now,
                     rx_at_dispatch: self.fleet.rx(n),
+                    attempt,
                     progress: Progress::InFlight { detail },
                     commit,
                 },
@@ -489,15 +512,22 @@ impl Engine {
     // ---- judging ----
 
     pub(super) fn judge(&mut self, node: &str, now: u64) {
-        let (Some(run), Some(batch)) = (self.current.as_ref(), self.batch.as_ref()) else { return };
-        let Some(bn) = batch.nodes.get(node) else { return };
+        // One lookup in the batch for the common case (still pending): this runs for every
+        // report of every node of a 10 000-node batch.
+        let (Some(run), Some(batch)) = (self.current.as_ref(), self.batch.as_mut()) else { return };
+        let stage = batch.stage;
+        let Some(bn) = batch.nodes.get_mut(node) else { return };
         if !matches!(bn.progress, Progress::InFlight { .. }) {
             return;
         }
-        let v = match batch.stage {
-            Stage::Prepare => {
-                verdict::prepare(&run.id, run.target_sha(), self.fleet.get(node), bn.rx_at_dispatch)
-            }
+        let v = match stage {
+            Stage::Prepare => verdict::prepare(
+                &run.id,
+                run.target_sha(),
+                self.fleet.get(node),
+                bn.rx_at_dispatch,
+                bn.attempt,
+            ),
             Stage::Commit => match &bn.commit {
                 Some(base) => {
                     verdict::commit(&run.id, node, base, &self.fleet, bn.rx_at_dispatch, &base.boot_id, now)
@@ -507,8 +537,8 @@ impl Engine {
         };
         match v {
             Verdict::Pending(text) => {
-                if let Some(bn) = self.batch.as_mut().and_then(|b| b.nodes.get_mut(node)) {
-                    bn.progress = Progress::InFlight { detail: text };
+                if let Progress::InFlight { detail } = &mut bn.progress {
+                    *detail = text;
                 }
             }
             Verdict::Success(reason) => self.node_done(node, OutcomeKind::Succeeded, reason, now),
@@ -621,6 +651,9 @@ impl Engine {
             *counts.entry(k).or_default() += 1;
         }
         let text: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        if batch.stage == Stage::Commit {
+            self.last_commit_closed_at = Some(now);
+        }
         self.put_batch(&batch, false);
         self.transition(
             now,

@@ -38,11 +38,21 @@ pub fn prepare(
     sha: Option<meshlift_protocol::Sha256Digest>,
     seen: Option<&Seen>,
     rx_at_dispatch: u64,
+    attempt: u32,
 ) -> Verdict {
     let Some(s) = fresh(seen, rx_at_dispatch) else {
         return Verdict::Pending("waiting for a status report since the PREPARE was sent".into());
     };
     let us = &s.report.upgrade_status;
+    // A failure counts only for the attempt it belongs to; a success counts whatever attempt
+    // produced it (the image is on the slot either way).
+    let stale_failure =
+        matches!(us.us_type, UpgradeStatusType::DownloadFailed | UpgradeStatusType::FlashFailed)
+            && attempt != 0
+            && us.attempt != attempt;
+    if stale_failure {
+        return Verdict::Pending(format!("waiting for the node to start attempt {attempt}"));
+    }
     match us.us_type {
         UpgradeStatusType::Flashed if sha.is_some() && us.next_image.sha256 == sha => {
             Verdict::Success("standby slot written and verified".into())
@@ -57,7 +67,8 @@ pub fn prepare(
         t => {
             let mut text = t.as_str().to_string();
             if let Some(p) = &us.progress {
-                text.push_str(&format!(" {:.1}%", p.ppm() as f64 / 10_000.0));
+                let ppm = p.ppm();
+                text.push_str(&format!(" {}.{}%", ppm / 10_000, (ppm / 1_000) % 10));
             }
             if !us.reason.is_empty() {
                 text.push_str(&format!(" ({})", us.reason));

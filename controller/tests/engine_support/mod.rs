@@ -182,6 +182,8 @@ impl FakeMinion {
                     us_type: UpgradeStatusType::DownloadingImage,
                     upgrade_req_id: req.upgrade_req_id.clone(),
                     next_image: ImageMeta { sha256: req.sha256, ..Default::default() },
+                    // A real minion echoes the dispatch's attempt (UpgradeReq::attempt).
+                    attempt: req.attempt,
                     ..Default::default()
                 };
                 if self.prepare_failures > 0 {
@@ -562,5 +564,33 @@ pub fn flash(sim: &mut Sim, nodes: &[&str]) {
     sim.run_to_idle(50);
     for n in nodes {
         assert_eq!(sim.engine.node_upgrade_status(n), Some(UpgradeStatusType::Flashed), "{n}");
+    }
+}
+
+/// What the engine remembers of a node whose last report carried `status` (the `rx`-th report).
+#[allow(dead_code)]
+pub fn seen_with_status(status: UpgradeStatus, rx: u64) -> meshlift_controller::engine::fleet::Seen {
+    let slot = |id| SlotReport { slot: id, version: Some("1.0.0".into()), sha256: None, confirmed: true };
+    meshlift_controller::engine::fleet::Seen {
+        report: StatusReport {
+            mac: "00:00:00:00:00:01".into(),
+            boot_id: "boot-1".into(),
+            timestamp: 0,
+            version: "1.0.0".into(),
+            hardware_board_id: "b".into(),
+            upgrade_status: status,
+            slots: SlotsReport {
+                active: SlotId::A,
+                booted: SlotId::A,
+                a: slot(SlotId::A),
+                b: slot(SlotId::B),
+            },
+            links: Vec::new(),
+            bgp_peers_up: None,
+            last_fallback: None,
+            seq: rx,
+        },
+        at: 0,
+        rx,
     }
 }
