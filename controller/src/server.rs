@@ -104,9 +104,11 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         ImageStore::open(cfg.data_dir.join("images"), dist_cfg).await.context("cannot open image store")?;
 
     let store = Store::open(&cfg.data_dir.join("state.db")).context("cannot open state database")?;
-    let mut ecfg = EngineConfig::default();
-    ecfg.node_alive_timeout_ms = cfg.node_alive_timeout_s * 1000;
-    ecfg.confirm_timeout_s = cfg.confirm_timeout_s;
+    let ecfg = EngineConfig {
+        node_alive_timeout_ms: cfg.node_alive_timeout_s * 1000,
+        confirm_timeout_s: cfg.confirm_timeout_s,
+        ..EngineConfig::default()
+    };
     let mut engine =
         Engine::open(store, topology.clone(), ecfg, now_ms()).context("cannot load upgrade state")?;
     // Images on disk are the truth for what can be served; tell the engine about any it lacks.
@@ -227,7 +229,7 @@ async fn drain_actions(
                     tracing::warn!(%node, %mac, req = %req.upgrade_req_id, "no connection to node; UPGRADE_REQ not sent");
                     continue;
                 };
-                let env = Envelope::new(0, Message::UpgradeReq(req));
+                let env = Envelope::new(0, Message::UpgradeReq(*req));
                 if let Err(e) = router.send(&route.identity, b"ctrl-upgrade", &env).await {
                     tracing::warn!(%node, boot = %route.boot_id, error = %e, "UPGRADE_REQ send failed");
                 }

@@ -107,7 +107,7 @@ fn edge5_requests_are_built_per_node_from_the_template() {
         .all_actions
         .iter()
         .filter_map(|a| match a {
-            Action::SendToNode { req, .. } if req.ur_type == UpgradeReqType::CommitUpgrade => Some(req),
+            Action::SendToNode { req, .. } if req.ur_type == UpgradeReqType::CommitUpgrade => Some(&**req),
             _ => None,
         })
         .collect();

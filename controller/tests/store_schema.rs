@@ -7,10 +7,12 @@ fn entry(i: u64) -> StoreOp {
     StoreOp::Journal(JournalEntry {
         seq: 0,
         at: i,
-        kind: if i % 2 == 0 { JournalKind::Command } else { JournalKind::Transition },
+        kind: if i.is_multiple_of(2) { JournalKind::Command } else { JournalKind::Transition },
         request_id: Some("r1".into()),
         node: Some(format!("n{i}")),
-        operator: (i % 2 == 0).then(|| Operator { who: "alice".into(), reason: Some("why not".into()) }),
+        operator: i
+            .is_multiple_of(2)
+            .then(|| Operator { who: "alice".into(), reason: Some("why not".into()) }),
         message: format!("transition {i}"),
     })
 }

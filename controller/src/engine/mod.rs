@@ -98,7 +98,7 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Send `req` to the node (MAC as in the topology).
-    SendToNode { node: String, mac: String, req: UpgradeReq },
+    SendToNode { node: String, mac: String, req: Box<UpgradeReq> },
     /// A line for the log and the event stream.
     Event(EngineEvent),
 }

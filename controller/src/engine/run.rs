@@ -119,7 +119,7 @@ impl Engine {
                 self.staged.push(super::Action::SendToNode {
                     node: node.to_string(),
                     mac: n.mac_addr.clone(),
-                    req,
+                    req: Box::new(req),
                 });
             }
         }

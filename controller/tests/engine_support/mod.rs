@@ -383,7 +383,7 @@ impl Sim {
                 }
                 if let Some(m) = self.fleet.get_mut(node) {
                     if m.alive() {
-                        m.receive(req.clone(), self.now);
+                        m.receive((**req).clone(), self.now);
                     }
                 }
             }
