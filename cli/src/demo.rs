@@ -401,12 +401,14 @@ fn tour(lab: &Lab) -> String {
     let ep = lab.app_endpoint();
     format!(
         "\nThe mesh keeps running (Ctrl-C stops everything). Try, in another shell:\n  \
+         export PATH={}:$PATH\n  \
          export MESHLIFT_CONTROLLER={ep}\n  \
          meshlift status\n  \
          meshlift image list\n  \
          meshlift upgrade state\n  \
          meshlift upgrade network commit --dry-run\n  \
          curl -s {} | grep meshlift_node_upgrade_state\n",
+        lab.cfg.bin_dir.display(),
         lab.metrics_url()
     )
 }
