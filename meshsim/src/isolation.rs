@@ -112,7 +112,8 @@ impl IsolationMeter {
     pub fn report(&self, now: Instant) -> IsolationReport {
         let mut per_node = self.per_node.clone();
         self.accumulate_into(now, &mut per_node);
-        let total_s = per_node.values().sum();
+        per_node.retain(|_, s| *s > 1e-9);
+        let total_s = per_node.values().sum::<f64>().max(0.0);
         IsolationReport { total_s, per_node }
     }
 
