@@ -284,6 +284,22 @@ impl Lab {
         }
     }
 
+    /// SIGTERM the controller and wait for it to exit (a clean stop flushes its state).
+    pub async fn terminate_controller(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.controller.take()?;
+        if let Some(pid) = c.id() {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+        match tokio::time::timeout(Duration::from_secs(10), c.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = c.start_kill();
+                let _ = c.wait().await;
+                None
+            }
+        }
+    }
+
     /// How many times the controller was started.
     pub fn controller_starts(&self) -> u32 {
         self.controller_starts

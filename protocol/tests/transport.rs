@@ -118,3 +118,56 @@ async fn dealer_reconnects_after_router_restart() {
         }
     }
 }
+
+#[tokio::test]
+async fn router_sends_to_a_stalled_peer_time_out_instead_of_blocking() {
+    let ep = format!("tcp://127.0.0.1:{}", free_port());
+    let (router, mut rx) = Router::bind(&ep, MAX_FRAME_DEFAULT, Duration::from_millis(300)).await.unwrap();
+    // A peer that connects, says hello once, and then never reads again.
+    use zeromq::{Socket, SocketSend};
+    let mut stalled = zeromq::DealerSocket::new();
+    stalled.connect(&ep).await.unwrap();
+    let hello = encode(&Envelope::new(1, Message::UpgradeStateReq(UpgradeStateReq {}))).unwrap();
+    stalled
+        .send(
+            zeromq::ZmqMessage::try_from(vec![bytes::Bytes::from_static(b"x"), bytes::Bytes::from(hello)])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let inc = rx.recv().await.unwrap();
+    let big = Envelope::new(2, Message::Ack(Ack::ok("x".repeat(64 * 1024))));
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        for i in 0..1_000_000u32 {
+            if let Err(e) = router.send(&inc.identity, b"ctrl", &big).await {
+                return (i, e.to_string());
+            }
+        }
+        (u32::MAX, String::new())
+    })
+    .await
+    .expect("sends to a stalled peer must fail in bounded time, never hang");
+    assert!(
+        outcome.1.contains("no reply") || outcome.1.contains("within"),
+        "a timeout error, got {outcome:?}"
+    );
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn a_dealer_queue_is_bounded_while_the_controller_is_away() {
+    let ep = format!("tcp://127.0.0.1:{}", free_port());
+    let mut cfg = DealerConfig::new(&ep, "00:00:00:00:00:02/boot", "minion");
+    cfg.queue = 4;
+    let (dealer, _events) = Dealer::spawn(cfg);
+    let env = Envelope::new(1, Message::UpgradeStateReq(UpgradeStateReq {}));
+    let mut refused = None;
+    for i in 0..100 {
+        if let Err(e) = dealer.send(&env) {
+            refused = Some((i, e.to_string()));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("a full queue refuses instead of growing");
+    assert!(i <= 8 && e.contains("full"), "{i}: {e}");
+}

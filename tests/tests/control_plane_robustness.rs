@@ -120,5 +120,12 @@ async fn bad_frames_unknown_nodes_restarts() {
     for (node, o) in outcomes(&dump, &id, UpgradeReqType::PrepareUpgrade) {
         assert_eq!(o.outcome, OutcomeKind::Succeeded, "{node}: {o:?}");
     }
+
+    // SIGTERM: a clean exit, and the finished request is still known after the next start.
+    let status = lab.terminate_controller().await.expect("the controller exits on SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    lab.start_controller().await.expect("restart");
+    let d = lab.state().await.expect("state");
+    assert!(d.finished_reqs.iter().any(|f| f.request_id == id), "{:?}", d.finished_reqs);
     lab.stop().await;
 }
