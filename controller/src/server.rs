@@ -259,17 +259,7 @@ async fn on_minion_frame(
     inc: Incoming,
 ) {
     let peer = inc.identity_str();
-    let env = match inc.frame {
-        Ok(env) => env,
-        Err(e) => {
-            if let Ok(m) = metrics.lock() {
-                m.frames_refused.with_label_values(&["minion", "malformed"]).inc();
-            }
-            let reply = Envelope::new(0, Message::Ack(Ack::refused(format!("refused frame: {e}"))));
-            let _ = router.send(&inc.identity, b"ctrl", &reply).await;
-            return;
-        }
-    };
+    let Some(env) = accept_frame("minion", router, metrics, &inc.identity, inc.frame).await else { return };
     match env.body {
         Message::StatusReport(report) => {
             let mac = normalize(&report.mac);
@@ -337,6 +327,28 @@ async fn on_minion_frame(
     }
 }
 
+/// The envelope of a frame, or `None` after refusing it: counted, answered with a refusal (the
+/// transport has already logged it with the peer's identity).
+async fn accept_frame(
+    socket: &str,
+    router: &Router,
+    metrics: &std::sync::Mutex<Metrics>,
+    identity: &Bytes,
+    frame: Result<Envelope, DecodeError>,
+) -> Option<Envelope> {
+    match frame {
+        Ok(env) => Some(env),
+        Err(e) => {
+            if let Ok(m) = metrics.lock() {
+                m.frames_refused.with_label_values(&[socket, "malformed"]).inc();
+            }
+            let reply = Envelope::new(0, Message::Ack(Ack::refused(format!("refused frame: {e}"))));
+            let _ = router.send(identity, b"ctrl", &reply).await;
+            None
+        }
+    }
+}
+
 async fn on_app_frame(
     engine: &mut Engine,
     images: &ImageStore,
@@ -346,17 +358,7 @@ async fn on_app_frame(
     inc: Incoming,
 ) {
     let peer = inc.identity_str();
-    let env = match inc.frame {
-        Ok(env) => env,
-        Err(e) => {
-            if let Ok(m) = metrics.lock() {
-                m.frames_refused.with_label_values(&["app", "malformed"]).inc();
-            }
-            let reply = Envelope::new(0, Message::Ack(Ack::refused(format!("refused frame: {e}"))));
-            let _ = router.send(&inc.identity, b"ctrl", &reply).await;
-            return;
-        }
-    };
+    let Some(env) = accept_frame("app", router, metrics, &inc.identity, inc.frame).await else { return };
     let rid = env.request_id;
     let _span = tracing::info_span!("app", %peer, kind = env.body.kind()).entered();
     let reply = match env.body {

@@ -350,6 +350,16 @@ impl Shell {
         self.download = Some(RunningDownload { id, progress, _stop: stop_tx });
     }
 
+    /// How hooks of the running image are run: `<hook> <state> <work-dir> <node>`.
+    fn hook_context(&self) -> HookContext {
+        HookContext {
+            work_dir: self.cfg.hook_work_dir(),
+            node: self.cfg.name.clone(),
+            timeout: Duration::from_secs(self.cfg.hook_timeout_s),
+            args: Vec::new(),
+        }
+    }
+
     fn read_env(&self) -> Option<meshlift_minion::boot_env::BootEnv> {
         match FileBootloader::new(&self.cfg.data_dir).load() {
             Ok(env) => env,
@@ -381,12 +391,7 @@ impl Shell {
                     let installed =
                         self.slots.image(booted).ok().flatten().map(|i| i.manifest.version.clone());
                     let failed = self.read_env().map(|e| e.failed).unwrap_or_default();
-                    let hook_ctx = HookContext {
-                        work_dir: self.cfg.hook_work_dir(),
-                        node: self.cfg.name.clone(),
-                        timeout: Duration::from_secs(self.cfg.hook_timeout_s),
-                        args: Vec::new(),
-                    };
+                    let hook_ctx = self.hook_context();
                     let tx = self.work_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let r = (|| -> Result<FlashedImage, String> {
@@ -415,12 +420,7 @@ impl Shell {
                         .ok()
                         .flatten()
                         .and_then(|img| img.manifest.hooks.into_iter().find(|h| h.kind == kind));
-                    let ctx = HookContext {
-                        work_dir: self.cfg.hook_work_dir(),
-                        node: self.cfg.name.clone(),
-                        timeout: Duration::from_secs(self.cfg.hook_timeout_s),
-                        args: Vec::new(),
-                    };
+                    let ctx = self.hook_context();
                     let tx = self.work_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let r = match hook {
