@@ -42,6 +42,84 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax), overrides RUST_LOG. Default "info".
     #[arg(long)]
     log: Option<String>,
+    /// Print both slots (VOLTHA DMI GetSoftwareVersion: active and standby version, confirmed or
+    /// not) as JSON and exit.
+    #[arg(long, conflicts_with_all = ["revert_to_standby", "clear_failed"])]
+    versions: bool,
+    /// Make the standby slot active without a trial (VOLTHA DMI RevertToStandbyImage) and exit;
+    /// refused unless that slot holds an image confirmed on this node before. Takes effect at the
+    /// next start (the supervisor's restart).
+    #[arg(long, conflicts_with = "clear_failed")]
+    revert_to_standby: bool,
+    /// Forget failed trials so an image may be tried again: a sha256, or "all". Then exit.
+    #[arg(long, value_name = "SHA256|all")]
+    clear_failed: Option<String>,
+}
+
+/// Offline operator actions on the node's slots and boot environment (no controller needed).
+fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
+    if !(args.versions || args.revert_to_standby || args.clear_failed.is_some()) {
+        return None;
+    }
+    let mut bl = FileBootloader::new(&cfg.data_dir);
+    let env = match bl.load() {
+        Ok(Some(env)) => env,
+        Ok(None) => {
+            eprintln!("meshlift-minion: no boot environment in {} (never booted)", cfg.data_dir.display());
+            return Some(ExitCode::from(1));
+        }
+        Err(e) => {
+            eprintln!("meshlift-minion: {e}");
+            return Some(ExitCode::from(1));
+        }
+    };
+    // The process that would run now boots `active` (any pending trial is consumed at start).
+    let slots = match FileSlotStore::open(&cfg.data_dir, env.active) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("meshlift-minion: {e}");
+            return Some(ExitCode::from(1));
+        }
+    };
+    if args.versions {
+        let report = slots_report(&slots, &env);
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Some(ExitCode::SUCCESS);
+    }
+    if args.revert_to_standby {
+        return Some(match boot::revert_to_standby(&mut bl, &slots) {
+            Ok(slot) => {
+                println!("slot {} is now active; restart the node to boot it", slot.as_str());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meshlift-minion: revert refused: {e}");
+                ExitCode::from(1)
+            }
+        });
+    }
+    let which = args.clear_failed.as_deref().unwrap_or("all");
+    let only = if which == "all" {
+        None
+    } else {
+        match which.parse::<Sha256Digest>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("meshlift-minion: {e}");
+                return Some(ExitCode::from(2));
+            }
+        }
+    };
+    Some(match boot::clear_failed(&mut bl, only) {
+        Ok(n) => {
+            println!("cleared {n} failed-trial record(s)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("meshlift-minion: {e}");
+            ExitCode::from(1)
+        }
+    })
 }
 
 fn now_ms() -> u64 {
@@ -68,6 +146,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(code) = node_action(&args, &cfg) {
+        return code;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

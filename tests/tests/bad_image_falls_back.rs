@@ -40,5 +40,32 @@ async fn bad_image_nodes_fall_back_and_the_rest_succeed() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let text = v.to_string();
     assert!(text.contains("FellBack") || text.contains("fell_back"), "{text}");
+
+    // On the node itself (mesh stopped): the version query shows the unconfirmed v2 on standby;
+    // reverting to it is refused, reverting a good node to its confirmed v1 is allowed; the
+    // operator can clear the failed-trial record.
+    let leaf1 = lab.mesh.config_path("leaf1").expect("config").to_path_buf();
+    let pop = lab.mesh.config_path("pop").expect("config").to_path_buf();
     lab.stop().await;
+    let minion = |cfg: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(bin_dir().join("meshlift-minion"))
+            .arg("--config")
+            .arg(cfg)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let v = minion(&leaf1, &["--versions"]);
+    let slots: SlotsReport = serde_json::from_slice(&v.stdout).expect("slots JSON");
+    assert_eq!(slots.running().version.as_deref(), Some(V1));
+    assert_eq!((slots.standby().version.as_deref(), slots.standby().confirmed), (Some(V2), false));
+    let refused = minion(&leaf1, &["--revert-to-standby"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("never confirmed"));
+    let cleared = minion(&leaf1, &["--clear-failed", "all"]);
+    assert!(String::from_utf8_lossy(&cleared.stdout).contains("cleared 1"), "{cleared:?}");
+    let reverted = minion(&pop, &["--revert-to-standby"]);
+    assert!(reverted.status.success(), "{reverted:?}");
+    let v: SlotsReport = serde_json::from_slice(&minion(&pop, &["--versions"]).stdout).expect("slots JSON");
+    assert_eq!(v.slot(v.active).version.as_deref(), Some(V1), "pop boots v1 at its next start");
 }
