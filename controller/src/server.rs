@@ -166,15 +166,19 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
 
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
     let mut routes: HashMap<String, Route> = HashMap::new();
+    let mut shadow = MetricShadow::default();
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
     loop {
+        // Biased, in this order: signals, operators, finished slow work, the tick, then minion
+        // reports. Ten thousand minions reporting every second must not make an operator wait
+        // behind their queue, nor starve the tick.
         tokio::select! {
-            Some(inc) = minion_rx.recv() => {
-                on_minion_frame(&mut engine, &mut routes, &minion_router, &metrics, inc).await;
-            }
+            biased;
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
             Some(inc) = app_rx.recv() => {
                 on_app_frame(&mut engine, &images, &app_router, &metrics, &done_tx, inc).await;
             }
@@ -184,11 +188,12 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 engine.tick(now_ms());
                 if let Ok(mut m) = metrics.lock() {
-                    update_metrics(&mut m, &engine, &images, now_ms());
+                    update_metrics(&mut m, &mut shadow, &engine, &images, now_ms());
                 }
             }
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
+            Some(inc) = minion_rx.recv() => {
+                on_minion_frame(&mut engine, &mut routes, &minion_router, &metrics, inc).await;
+            }
         }
         drain_actions(&mut engine, &routes, &minion_router, &images).await;
     }
@@ -441,35 +446,70 @@ async fn on_done(engine: &mut Engine, router: &Router, done: Done) {
     let _ = router.send(&identity, b"ctrl", &Envelope::new(rid, Message::Ack(ack))).await;
 }
 
-fn update_metrics(m: &mut Metrics, engine: &Engine, images: &ImageStore, now: u64) {
-    let status = engine.node_status(now);
-    for row in &status.nodes {
-        let n = row.name.as_str();
-        m.node_online.with_label_values(&[n]).set(row.online as i64);
-        if let Some(seen) = row.last_seen {
-            m.node_last_seen.with_label_values(&[n]).set(seen as f64 / 1000.0);
+/// What the per-node gauges were last set to: a tick touches only the series that changed, so a
+/// 10 000-node controller does not spend its loop relabelling gauges while operators wait.
+#[derive(Default)]
+struct MetricShadow {
+    nodes: HashMap<String, NodeShadow>,
+    retried: std::collections::BTreeSet<String>,
+}
+
+#[derive(Default, PartialEq)]
+struct NodeShadow {
+    online: Option<bool>,
+    state: Option<UpgradeStatusType>,
+    seen_s: u64,
+}
+
+fn update_metrics(
+    m: &mut Metrics,
+    shadow: &mut MetricShadow,
+    engine: &Engine,
+    images: &ImageStore,
+    now: u64,
+) {
+    for node in &engine.topology().nodes {
+        let n = node.name.as_str();
+        let sh = shadow.nodes.entry(node.name.clone()).or_default();
+        let online = engine.node_online(n, now);
+        if sh.online != Some(online) {
+            m.node_online.with_label_values(&[n]).set(online as i64);
+            sh.online = Some(online);
         }
-        if let Some(us) = &row.upgrade_status {
-            m.node_state.with_label_values(&[n, us.us_type.as_str()]).set(1);
-            // Clear the other state labels so exactly one is 1.
-            for s in ALL_STATES {
-                if *s != us.us_type {
-                    let _ = m.node_state.remove_label_values(&[n, s.as_str()]);
-                }
+        if let Some(seen) = engine.node_last_seen(n) {
+            let seen_s = seen / 1000;
+            if seen_s != sh.seen_s {
+                m.node_last_seen.with_label_values(&[n]).set(seen as f64 / 1000.0);
+                sh.seen_s = seen_s;
             }
+        }
+        let state = engine.node_upgrade_status(n);
+        if state != sh.state {
+            if let Some(old) = sh.state {
+                // Exactly one state series per node is present, with value 1.
+                let _ = m.node_state.remove_label_values(&[n, old.as_str()]);
+            }
+            if let Some(new) = state {
+                m.node_state.with_label_values(&[n, new.as_str()]).set(1);
+            }
+            sh.state = state;
         }
     }
     let seed = images.seeder_stats();
     m.bt_uploaded_bytes.with_label_values(&["controller"]).set(seed.uploaded_bytes as i64);
     m.images.set(images.list().len() as i64);
-    let dump = engine.state_dump();
-    m.request_in_flight.set(dump.cur_req.is_some() as i64);
-    m.requests_queued.set(dump.pending_reqs.len() as i64);
-    m.batch_index.set(dump.cur_batch_index as i64);
-    m.batch_size.set(dump.cur_batch.len() as i64);
-    for v in &dump.cur_batch {
-        m.node_retries.with_label_values(&[v.node.as_str()]).set(v.retries as i64);
+    m.request_in_flight.set(engine.current_request_id().is_some() as i64);
+    m.requests_queued.set(engine.queue_len() as i64);
+    m.batch_index.set(engine.current_batch_index() as i64);
+    m.batch_size.set(engine.in_flight_nodes().len() as i64);
+    let retries = engine.retries();
+    for gone in shadow.retried.iter().filter(|n| !retries.contains_key(*n)) {
+        let _ = m.node_retries.remove_label_values(&[gone.as_str()]);
     }
+    for (n, r) in &retries {
+        m.node_retries.with_label_values(&[n.as_str()]).set(*r as i64);
+    }
+    shadow.retried = retries.into_keys().collect();
     let counts = engine.outcome_counts();
     for kind in [
         OutcomeKind::Succeeded,
@@ -484,18 +524,3 @@ fn update_metrics(m: &mut Metrics, engine: &Engine, images: &ImageStore, now: u6
         m.outcomes.with_label_values(&[kind.as_str()]).set(counts.get(&kind).copied().unwrap_or(0) as i64);
     }
 }
-
-const ALL_STATES: &[UpgradeStatusType] = &[
-    UpgradeStatusType::None,
-    UpgradeStatusType::DownloadingImage,
-    UpgradeStatusType::DownloadFailed,
-    UpgradeStatusType::FlashingImage,
-    UpgradeStatusType::FlashFailed,
-    UpgradeStatusType::Flashed,
-    UpgradeStatusType::CommitScheduled,
-    UpgradeStatusType::Rebooting,
-    UpgradeStatusType::Trial,
-    UpgradeStatusType::Confirmed,
-    UpgradeStatusType::FellBack,
-    UpgradeStatusType::CommitFailed,
-];

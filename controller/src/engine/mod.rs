@@ -416,6 +416,11 @@ impl Engine {
         self.fleet.online(node, now)
     }
 
+    /// UNIX ms of the node's last status report.
+    pub fn node_last_seen(&self, node: &str) -> Option<u64> {
+        self.fleet.last_seen(node)
+    }
+
     pub fn online_count(&self, now: u64) -> usize {
         self.fleet.online_count(now)
     }
