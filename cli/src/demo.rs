@@ -407,8 +407,10 @@ fn tour(lab: &Lab) -> String {
          meshlift image list\n  \
          meshlift upgrade state\n  \
          meshlift upgrade network commit --dry-run\n  \
-         curl -s {} | grep meshlift_node_upgrade_state\n",
+         curl -s {} | grep meshlift_node_upgrade_state\n  \
+         curl -s {}    # meshsim: collateral isolation\n",
         lab.cfg.bin_dir.display(),
-        lab.metrics_url()
+        lab.metrics_url(),
+        lab.meshsim_metrics_url()
     )
 }

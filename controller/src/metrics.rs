@@ -25,7 +25,6 @@ pub struct Metrics {
     pub batch_size: IntGauge,
     pub frames_refused: IntCounterVec,
     pub images: IntGauge,
-    pub collateral_isolation_seconds: prometheus::Gauge,
 }
 
 fn gauge_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -58,12 +57,7 @@ impl Metrics {
         )
         .expect("static metric definition is valid");
         r.register(Box::new(frames_refused.clone())).expect("registered once");
-        let iso = prometheus::Gauge::new(
-            "meshlift_collateral_isolation_seconds",
-            "Seconds during which an up, non-rebooting node had no path to the controller (meshsim).",
-        )
-        .expect("static metric definition is valid");
-        r.register(Box::new(iso.clone())).expect("registered once");
+
         Metrics {
             node_online: gauge_vec(
                 &r,
@@ -135,7 +129,6 @@ impl Metrics {
             batch_size: gauge(&r, "meshlift_batch_nodes", "Nodes still pending in the in-flight batch."),
             frames_refused,
             images: gauge(&r, "meshlift_images", "Images in the store."),
-            collateral_isolation_seconds: iso,
             registry: r,
         }
     }

@@ -113,7 +113,8 @@ impl IsolationMeter {
         let mut per_node = self.per_node.clone();
         self.accumulate_into(now, &mut per_node);
         per_node.retain(|_, s| *s > 1e-9);
-        let total_s = per_node.values().sum::<f64>().max(0.0);
+        // An empty f64 sum is -0.0; exposition must read 0.
+        let total_s = per_node.values().fold(0.0_f64, |a, b| a + b).max(0.0);
         IsolationReport { total_s, per_node }
     }
 

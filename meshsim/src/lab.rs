@@ -111,6 +111,7 @@ pub struct Lab {
     controller: Option<Child>,
     controller_config: PathBuf,
     controller_starts: u32,
+    meshsim_metrics: std::net::SocketAddr,
 }
 
 fn free_port() -> Result<u16, LabError> {
@@ -205,6 +206,21 @@ impl Lab {
                 }
             }
         });
+        // meshsim's own figures (collateral isolation) for Prometheus: the controller cannot see
+        // them, only the simulated hardware can.
+        let probe = mesh.isolation_probe();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let probe = probe.clone();
+                async move { probe.report().to_prometheus() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let meshsim_metrics = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
         let mut lab_cfg = cfg.clone();
         lab_cfg.work_dir = work.clone();
         let mut lab = Lab {
@@ -216,6 +232,7 @@ impl Lab {
             controller: None,
             controller_config,
             controller_starts: 0,
+            meshsim_metrics,
         };
         lab.start_controller().await?;
         lab.wait_all_reported(Duration::from_secs(60)).await?;
@@ -225,6 +242,16 @@ impl Lab {
     /// The operator endpoint (`--controller` of the CLI).
     pub fn app_endpoint(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.ports.app)
+    }
+
+    /// meshsim's `/metrics`: collateral isolation, total and per node.
+    pub fn meshsim_metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.meshsim_metrics)
+    }
+
+    /// meshsim's metrics text.
+    pub async fn meshsim_metrics(&self) -> Result<String, LabError> {
+        http_get(self.meshsim_metrics.port(), "/metrics").await
     }
 
     pub fn metrics_url(&self) -> String {

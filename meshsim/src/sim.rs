@@ -205,6 +205,20 @@ impl Shared {
     }
 }
 
+/// Reads collateral isolation of a running mesh; see [`MeshSim::isolation_probe`].
+#[derive(Clone)]
+pub struct IsolationProbe(Arc<Shared>);
+
+impl IsolationProbe {
+    pub fn report(&self) -> IsolationReport {
+        self.0
+            .model
+            .lock()
+            .expect("model lock is never poisoned: the model does not panic")
+            .isolation(Instant::now())
+    }
+}
+
 /// A running virtual mesh. Dropping it kills every node process (and its process group).
 pub struct MeshSim {
     shared: Arc<Shared>,
@@ -356,6 +370,11 @@ impl MeshSim {
     /// Collateral isolation so far, intervals still open counted up to now.
     pub fn isolation(&self) -> IsolationReport {
         self.model().isolation(Instant::now())
+    }
+
+    /// A cheap handle that reads the isolation figures from another task (a metrics endpoint).
+    pub fn isolation_probe(&self) -> IsolationProbe {
+        IsolationProbe(self.shared.clone())
     }
 
     pub fn summary(&self) -> MeshSummary {

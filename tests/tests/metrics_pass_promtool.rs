@@ -29,6 +29,14 @@ async fn metrics_pass_promtool_check() {
     assert!(text.contains("meshlift_node_online{node=\"leaf1\"} 1"), "{text}");
     assert!(text.contains("meshlift_node_outcomes{outcome=\"succeeded\"} 5"), "{text}");
     assert!(text.contains("meshlift_bt_progress_ppm"), "{text}");
+    let meshsim = lab.meshsim_metrics().await.expect("meshsim metrics");
+    assert!(meshsim.contains("meshlift_collateral_isolation_seconds_total 0"), "{meshsim}");
+    promtool_check(&text);
+    promtool_check(&meshsim);
+    lab.stop().await;
+}
+
+fn promtool_check(text: &str) {
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -44,5 +52,4 @@ async fn metrics_pass_promtool_check() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    lab.stop().await;
 }
