@@ -71,7 +71,7 @@ impl LabConfig {
             bad_image_nodes: Vec::new(),
             boot_delay: Duration::from_secs(1),
             status_interval_s: 1,
-            node_alive_timeout_s: 6,
+            node_alive_timeout_s: 10,
             confirm_timeout_s: 30,
             seed_upload_limit: None,
         }
