@@ -165,8 +165,8 @@ pub struct Engine {
     ops: Vec<StoreOp>,
     dirty: Dirty,
     store_error: Option<String>,
-    /// Nodes online at the last tick (for online/offline transition events).
-    online: HashSet<String>,
+    /// By [`fleet::NodeId`]: online at the last tick (for online/offline transition events).
+    online: Vec<bool>,
 }
 
 /// What must be written at the end of the current input.
@@ -211,8 +211,9 @@ impl Engine {
             ops: Vec::new(),
             dirty: Dirty::default(),
             store_error: None,
-            online: HashSet::new(),
+            online: Vec::new(),
         };
+        engine.online = vec![false; engine.topology.nodes.len()];
         engine.load()?;
         engine.flush();
         Ok(engine)
@@ -232,22 +233,22 @@ impl Engine {
     /// it reports) if they are in the in-flight batch.
     pub fn handle_status_report(&mut self, report: StatusReport, now: u64) -> Result<(), EngineError> {
         let now = self.clock(now);
-        let Some(node) = self.topology.node_by_mac(&report.mac) else {
+        let Some(id) = self.fleet.id_by_mac(&report.mac) else {
             return Err(EngineError::UnknownMac(report.mac));
         };
-        let name = node.name.clone();
-        let came_online = self.fleet.record(&name, report, now);
-        if came_online && self.online.insert(name.clone()) {
+        let came_online = self.fleet.record(id, report, now);
+        if came_online && !self.online[id] {
+            self.online[id] = true;
+            let name = self.topology.nodes[id].name.clone();
             self.event(EventLevel::Info, None, Some(&name), "online".into());
         }
         // The node itself, then (commit only) its wireless neighbours, whose link state it
         // just reported: a rebooted node is done only when its peers see the links up too.
-        self.judge(&name, now);
+        self.judge_id(id, now);
         if self.batch.as_ref().is_some_and(|b| b.stage == Stage::Commit) {
-            let peers: Vec<String> =
-                self.fleet.wireless_links(&name).iter().map(|(_, p)| p.clone()).collect();
+            let peers: Vec<fleet::NodeId> = self.fleet.wireless_links_id(id).iter().map(|w| w.peer).collect();
             for p in peers {
-                self.judge(&p, now);
+                self.judge_id(p, now);
             }
         }
         self.advance(now);
@@ -280,16 +281,17 @@ impl Engine {
     /// Periodic evaluation: online/offline transitions, batch timeout, link and BGP waits.
     pub fn tick(&mut self, now: u64) {
         let now = self.clock(now);
-        let went_offline: Vec<String> =
-            self.online.iter().filter(|n| !self.fleet.online(n, now)).cloned().collect();
-        for n in went_offline {
-            self.online.remove(&n);
-            self.event(
-                EventLevel::Warn,
-                None,
-                Some(&n),
-                "offline: no status report within node_alive_timeout".into(),
-            );
+        for id in 0..self.online.len() {
+            if self.online[id] && !self.fleet.online_id(id, now) {
+                self.online[id] = false;
+                let name = self.topology.nodes[id].name.clone();
+                self.event(
+                    EventLevel::Warn,
+                    None,
+                    Some(&name),
+                    "offline: no status report within node_alive_timeout".into(),
+                );
+            }
         }
         // A PREPARE verdict depends only on the node's own report, judged when it arrives; a
         // COMMIT verdict also on links and peers, so those are re-judged here.

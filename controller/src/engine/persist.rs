@@ -5,7 +5,7 @@
 //! by [`Engine::flush`] *before* the input's actions are released to the shell: a message to a
 //! node is never sent for a state the disk does not hold.
 
-use super::request::{Batch, BatchNode, Phase, RequestNode, RequestRun};
+use super::request::{Batch, BatchNode, BatchNodes, Phase, RequestNode, RequestRun};
 use super::{Engine, EngineError, EventLevel};
 use crate::store::{from_json, stage_str, to_json, StoreOp};
 
@@ -136,11 +136,13 @@ impl Engine {
             for row in store.batches(&run.id)?.into_iter().filter(|b| b.open) {
                 let mut b: Batch =
                     from_json(&format!("batches({}, {})", row.request_id, row.index), &row.body)?;
+                let mut nodes = Vec::new();
                 for (node, body) in store.batch_nodes(&run.id, &row.stage, row.index)? {
                     let mut bn: BatchNode = from_json(&format!("batch_nodes({}, {node})", run.id), &body)?;
                     bn.rx_at_dispatch = 0;
-                    b.nodes.insert(node, bn);
+                    nodes.push((node, bn));
                 }
+                b.nodes = BatchNodes::new(nodes, |n| self.fleet.id(n));
                 b.recount();
                 batch = Some(b);
             }

@@ -14,6 +14,8 @@ use meshlift_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::fleet::NodeId;
+
 /// The two stages that run batches. A FULL_UPGRADE runs `Prepare` then `Commit` under one id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Stage {
@@ -185,7 +187,7 @@ pub struct Batch {
     /// Absolute time (ms) at which every node still in flight fails with a timeout.
     pub deadline: u64,
     #[serde(skip)]
-    pub nodes: BTreeMap<String, BatchNode>,
+    pub nodes: BatchNodes,
     pub explanation: String,
     /// Nodes still in flight; kept as a count so that judging one report is O(1) even when a
     /// 10 000-node prepare runs as one batch.
@@ -197,6 +199,90 @@ impl Batch {
     pub fn recount(&mut self) {
         self.in_flight =
             self.nodes.values().filter(|n| matches!(n.progress, Progress::InFlight { .. })).count();
+    }
+}
+
+/// A batch's nodes in name order, also found by [`NodeId`] (a node's position in the
+/// topology). The set is fixed when the batch is formed (or reloaded); only the nodes' progress
+/// changes after that. Judging a report looks its node up here, for every report of every node
+/// of a batch that can hold the whole mesh: by id that is an index, by name it was a string
+/// search.
+#[derive(Debug, Clone, Default)]
+pub struct BatchNodes {
+    /// Sorted by name, names unique.
+    entries: Vec<(String, BatchNode)>,
+    /// [`NodeId`] → position in `entries` ([`BatchNodes::ABSENT`] if not in the batch).
+    by_id: Vec<u32>,
+}
+
+impl BatchNodes {
+    const ABSENT: u32 = u32::MAX;
+
+    /// The batch nodes; a name given twice keeps its last entry. `id_of` maps a name to its
+    /// [`NodeId`] (`None` for a node no longer in the topology, reloaded from the store: found by
+    /// name only).
+    pub fn new(
+        entries: impl IntoIterator<Item = (String, BatchNode)>,
+        id_of: impl Fn(&str) -> Option<NodeId>,
+    ) -> BatchNodes {
+        let mut entries: Vec<(String, BatchNode)> = entries.into_iter().collect();
+        // Stable sort then keep the last of equal names: what repeated `BTreeMap::insert` did.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(String, BatchNode)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match unique.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => unique.push(e),
+            }
+        }
+        let mut by_id = Vec::new();
+        for (pos, (name, _)) in unique.iter().enumerate() {
+            if let Some(id) = id_of(name) {
+                if by_id.len() <= id {
+                    by_id.resize(id + 1, Self::ABSENT);
+                }
+                by_id[id] = pos as u32;
+            }
+        }
+        BatchNodes { entries: unique, by_id }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&BatchNode> {
+        self.position(name).map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut BatchNode> {
+        self.position(name).map(|i| &mut self.entries[i].1)
+    }
+
+    /// The node with this id, if it is in the batch.
+    pub fn by_id_mut(&mut self, id: NodeId) -> Option<&mut BatchNode> {
+        let pos = *self.by_id.get(id)?;
+        self.entries.get_mut(pos as usize).map(|(_, bn)| bn)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &BatchNode)> {
+        self.entries.iter().map(|(n, bn)| (n, bn))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.entries.iter().map(|(n, _)| n)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &BatchNode> {
+        self.entries.iter().map(|(_, bn)| bn)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

@@ -22,8 +22,11 @@ use meshlift_protocol::{
     UpgradeReq, UpgradeReqType,
 };
 
+use super::fleet::{Fleet, NodeId, Seen};
 use super::readiness::{self, Readiness};
-use super::request::{self, Batch, BatchNode, CommitBaseline, Phase, Progress, RequestRun, Stage};
+use super::request::{
+    self, Batch, BatchNode, BatchNodes, CommitBaseline, Phase, Progress, RequestRun, Stage,
+};
 use super::verdict::{self, Verdict};
 use super::{Engine, EventLevel};
 
@@ -427,6 +430,7 @@ impl Engine {
         let chosen_set: BTreeSet<&String> = chosen.iter().collect();
         run.pending.retain(|n| !chosen_set.contains(n));
         let mut sends = Vec::new();
+        let mut batch_nodes = Vec::with_capacity(chosen.len());
         let target_version = run.target_version();
         let target_sha = run.target_sha();
         for n in &chosen {
@@ -474,7 +478,7 @@ impl Engine {
                 req.attempt = attempt;
                 sends.push((n.clone(), req));
             }
-            batch.nodes.insert(
+            batch_nodes.push((
                 n.clone(),
                 BatchNode {
                     mac: node.mac_addr.clone(),
@@ -484,8 +488,9 @@ impl Engine {
                     progress: Progress::InFlight { detail },
                     commit,
                 },
-            );
+            ));
         }
+        batch.nodes = BatchNodes::new(batch_nodes, |n| self.fleet.id(n));
         batch.recount();
         run.done_batches.push(chosen.clone());
         let id = run.id.clone();
@@ -511,33 +516,53 @@ impl Engine {
 
     // ---- judging ----
 
+    /// Judge a batch node by name (a node reloaded from the store may no longer be in the
+    /// topology: it has no id, and no report can arrive for it).
     pub(super) fn judge(&mut self, node: &str, now: u64) {
-        // One lookup in the batch for the common case (still pending): this runs for every
-        // report of every node of a 10 000-node batch.
+        match self.fleet.id(node) {
+            Some(id) => self.judge_id(id, now),
+            None => {
+                let (Some(run), Some(batch)) = (self.current.as_ref(), self.batch.as_mut()) else { return };
+                let stage = batch.stage;
+                let Some(bn) = batch.nodes.get_mut(node) else { return };
+                if !matches!(bn.progress, Progress::InFlight { .. }) {
+                    return;
+                }
+                let v = node_verdict(run, stage, bn, node, self.fleet.get(node), &self.fleet, now);
+                self.apply_verdict(node, v, now);
+            }
+        }
+    }
+
+    /// Judge a node of the topology if it is in flight in the batch. This runs for every report
+    /// of every node of a batch that can hold the whole mesh: one index into the batch, and no
+    /// allocation but the progress text while the node is still pending.
+    pub(super) fn judge_id(&mut self, id: NodeId, now: u64) {
         let (Some(run), Some(batch)) = (self.current.as_ref(), self.batch.as_mut()) else { return };
         let stage = batch.stage;
-        let Some(bn) = batch.nodes.get_mut(node) else { return };
+        let Some(bn) = batch.nodes.by_id_mut(id) else { return };
         if !matches!(bn.progress, Progress::InFlight { .. }) {
             return;
         }
-        let v = match stage {
-            Stage::Prepare => verdict::prepare(
-                &run.id,
-                run.target_sha(),
-                self.fleet.get(node),
-                bn.rx_at_dispatch,
-                bn.attempt,
-            ),
-            Stage::Commit => match &bn.commit {
-                Some(base) => {
-                    verdict::commit(&run.id, node, base, &self.fleet, bn.rx_at_dispatch, &base.boot_id, now)
-                }
-                None => Verdict::Pending("no commit baseline recorded; waiting for the batch timeout".into()),
-            },
-        };
-        match v {
+        let Some(node) = self.topology.nodes.get(id) else { return };
+        match node_verdict(run, stage, bn, &node.name, self.fleet.get_id(id), &self.fleet, now) {
             Verdict::Pending(text) => {
                 if let Progress::InFlight { detail } = &mut bn.progress {
+                    *detail = text;
+                }
+            }
+            v => {
+                let name = node.name.clone();
+                self.apply_verdict(&name, v, now);
+            }
+        }
+    }
+
+    fn apply_verdict(&mut self, node: &str, v: Verdict, now: u64) {
+        match v {
+            Verdict::Pending(text) => {
+                let bn = self.batch.as_mut().and_then(|b| b.nodes.get_mut(node));
+                if let Some(BatchNode { progress: Progress::InFlight { detail }, .. }) = bn {
                     *detail = text;
                 }
             }
@@ -774,6 +799,25 @@ impl Engine {
         if self.current.as_ref().is_some_and(|r| r.id == o.request_id) {
             self.outcomes.push(o);
         }
+    }
+}
+
+/// What the fleet's latest reports say about an in-flight batch node.
+fn node_verdict(
+    run: &RequestRun,
+    stage: Stage,
+    bn: &BatchNode,
+    node: &str,
+    seen: Option<&Seen>,
+    fleet: &Fleet,
+    now: u64,
+) -> Verdict {
+    match stage {
+        Stage::Prepare => verdict::prepare(&run.id, run.target_sha(), seen, bn.rx_at_dispatch, bn.attempt),
+        Stage::Commit => match &bn.commit {
+            Some(base) => verdict::commit(&run.id, node, base, fleet, bn.rx_at_dispatch, &base.boot_id, now),
+            None => Verdict::Pending("no commit baseline recorded; waiting for the batch timeout".into()),
+        },
     }
 }
 
