@@ -8,6 +8,7 @@
 use crate::ap_groups::Groups;
 use crate::site_graph::{SiteGraph, NONE};
 use crate::ApPolicy;
+use petgraph::unionfind::UnionFind;
 use std::fmt::Write;
 
 /// Sites listed by name per reason in an explanation; the rest are counted. A 100 000-site plan
@@ -48,6 +49,16 @@ pub(crate) struct Planner<'t> {
     seen: Vec<u32>,
     epoch: u32,
     wait: Vec<Wait>,
+    /// POP sites, ascending (= by name).
+    pops: Vec<u32>,
+    /// Pending sites that are not POP sites. At zero the traversal takes the POP-only shortcut.
+    pending_non_pop: usize,
+    /// Connected components of the upgraded sites (live inter-site links between sites with no
+    /// pending node), built the first time only POP sites are pending and kept up to date by
+    /// [`Planner::apply`]: upgrades only ever merge components.
+    upgraded: Option<UnionFind<u32>>,
+    /// `comp_seen[root] == epoch`: the traversal has flooded that upgraded component.
+    comp_seen: Vec<u32>,
 }
 
 /// What [`Planner::next`] chose.
@@ -78,6 +89,8 @@ impl<'t> Planner<'t> {
         }
         let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes };
         let n = g.len();
+        let pops: Vec<u32> = (0..n as u32).filter(|&v| g.pop[v as usize]).collect();
+        let pending_non_pop = (0..n).filter(|&v| site_pending[v] > 0 && !g.pop[v]).count();
         Planner {
             g,
             node_pending,
@@ -89,6 +102,10 @@ impl<'t> Planner<'t> {
             seen: vec![0; n],
             epoch: 0,
             wait: vec![Wait::None; n],
+            pops,
+            pending_non_pop,
+            upgraded: None,
+            comp_seen: vec![0; n],
         }
     }
 
@@ -99,15 +116,75 @@ impl<'t> Planner<'t> {
     /// Choose the next batch without applying it.
     pub fn next(&mut self) -> Chosen {
         let groups = self.groups();
+        self.epoch += 1;
+        self.wait.iter_mut().for_each(|w| *w = Wait::None);
+
+        let (candidates, batch_nodes, pops_taken) =
+            if self.pending_non_pop == 0 { self.walk_pops_only(&groups) } else { self.walk(&groups) };
         let g = &self.g;
         let n = g.len();
-        self.epoch += 1;
+        let wait = &mut self.wait;
+        let pending = &self.site_pending;
+
+        let mut in_batch = vec![false; 0];
+        in_batch.resize(n, false);
+        let mut node_names: Vec<String> = Vec::with_capacity(batch_nodes);
+        let mut sites: Vec<u32> = Vec::new();
+        for &c in &candidates {
+            let members: Vec<u32> =
+                if groups.is_key[c as usize] { g.cut_off(c).collect() } else { Vec::new() };
+            for s in std::iter::once(c).chain(members) {
+                if pending[s as usize] == 0 {
+                    continue;
+                }
+                in_batch[s as usize] = true;
+                sites.push(s);
+                for &node in &g.nodes[s as usize] {
+                    if self.node_pending[node as usize] {
+                        node_names.push(g.topo.nodes[node as usize].name.clone());
+                    }
+                }
+            }
+        }
+        node_names.sort_unstable();
+        sites.sort_unstable();
+
+        // Reasons for pending sites the traversal did not decide on.
+        for v in 0..n {
+            if pending[v] == 0 || in_batch[v] || wait[v] != Wait::None {
+                continue;
+            }
+            let k = groups.member_of[v];
+            wait[v] = if k != NONE {
+                Wait::InGroup(k)
+            } else if !g.tree.reachable(v as u32) {
+                Wait::CutOff
+            } else {
+                // Reachable, not hidden behind a key, yet never popped: the walk stopped early.
+                Wait::BatchFull
+            };
+        }
+
+        let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
+        let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);
+        Chosen {
+            candidates,
+            groups,
+            nodes: node_names,
+            sites: sites.iter().map(|&s| g.name(s).to_string()).collect(),
+            explanation,
+            warnings,
+        }
+    }
+
+    /// Terragraph's traversal, step by step.
+    fn walk(&mut self, groups: &Groups) -> (Vec<u32>, usize, u32) {
+        let g = &self.g;
+        let n = g.len();
         let epoch = self.epoch;
         let seen = &mut self.seen;
         let wait = &mut self.wait;
         let pending = &self.site_pending;
-        wait.iter_mut().for_each(|w| *w = Wait::None);
-
         let mut upd: Vec<u32> = Vec::new();
         let mut pend: Vec<u32> = Vec::new();
         for p in (0..n as u32).rev().filter(|&p| g.pop[p as usize]) {
@@ -167,56 +244,97 @@ impl<'t> Planner<'t> {
                 }
             }
         }
+        (candidates, batch_nodes, pops_taken)
+    }
 
-        let mut in_batch = vec![false; 0];
-        in_batch.resize(n, false);
-        let mut node_names: Vec<String> = Vec::with_capacity(batch_nodes);
-        let mut sites: Vec<u32> = Vec::new();
-        for &c in &candidates {
-            let members: Vec<u32> =
-                if groups.is_key[c as usize] { g.cut_off(c).collect() } else { Vec::new() };
-            for s in std::iter::once(c).chain(members) {
-                if pending[s as usize] == 0 {
-                    continue;
-                }
-                in_batch[s as usize] = true;
-                sites.push(s);
-                for &node in &g.nodes[s as usize] {
-                    if self.node_pending[node as usize] {
-                        node_names.push(g.topo.nodes[node as usize].name.clone());
+    /// The same traversal when every pending site is a POP site, which is most of a plan: with
+    /// one POP site per batch, a mesh with 3 000 POP sites needs 3 000 batches once everything
+    /// else is upgraded, and walking 100 000 sites for each of them was the bulk of a plan.
+    ///
+    /// Why it gives the same result: all POP sites are seeded before the walk, so no pending site
+    /// is ever pushed later and the order of the upgraded-first flood cannot matter; a flood from
+    /// an upgraded site covers exactly its component of upgraded sites. So the walk is: flood the
+    /// components of the upgraded POP sites, then pop the pending POP sites by name; each one is
+    /// a leaf unless some neighbour (not one of its AP group) lies in a component not yet flooded,
+    /// in which case the smallest such neighbour is its first child and those components are
+    /// flooded now. Members of a pending POP's AP group are reachable only through it, so no
+    /// flood reaches them.
+    fn walk_pops_only(&mut self, groups: &Groups) -> (Vec<u32>, usize, u32) {
+        let g = &self.g;
+        let pending = &self.site_pending;
+        let epoch = self.epoch;
+        let uf = self.upgraded.get_or_insert_with(|| {
+            let mut uf = UnionFind::new(g.len());
+            for v in 0..g.len() as u32 {
+                if pending[v as usize] == 0 {
+                    for &m in g.neighbors(v) {
+                        if m > v && pending[m as usize] == 0 {
+                            uf.union(v, m);
+                        }
                     }
                 }
             }
+            uf
+        });
+        let comp_seen = &mut self.comp_seen;
+        let wait = &mut self.wait;
+        for &p in &self.pops {
+            if pending[p as usize] == 0 {
+                let root = uf.find_mut(p);
+                comp_seen[root as usize] = epoch;
+            }
         }
-        node_names.sort_unstable();
-        sites.sort_unstable();
-
-        // Reasons for pending sites the traversal did not decide on.
-        for v in 0..n {
-            if pending[v] == 0 || in_batch[v] || wait[v] != Wait::None {
+        let mut candidates = Vec::new();
+        let mut batch_nodes = 0usize;
+        let mut pops_taken = 0u32;
+        for &cur in &self.pops {
+            let ci = cur as usize;
+            if pending[ci] == 0 {
                 continue;
             }
-            let k = groups.member_of[v];
-            wait[v] = if k != NONE {
-                Wait::InGroup(k)
-            } else if !g.tree.reachable(v as u32) {
-                Wait::CutOff
+            let nb = g.neighbors(cur);
+            if nb.is_empty() {
+                wait[ci] = Wait::NoLinks;
+                continue;
+            }
+            let skips = |m: u32| groups.is_key[ci] && groups.member_of[m as usize] == cur;
+            // Every pending site is a seeded POP site, hence seen; an upgraded neighbour is seen
+            // once its component has been flooded.
+            let mut first_child = NONE;
+            for &m in nb {
+                if skips(m) || pending[m as usize] > 0 {
+                    continue;
+                }
+                if comp_seen[uf.find_mut(m) as usize] != epoch {
+                    first_child = m;
+                    break;
+                }
+            }
+            if first_child != NONE {
+                for &m in nb {
+                    if !skips(m) && pending[m as usize] == 0 {
+                        let root = uf.find_mut(m);
+                        comp_seen[root as usize] = epoch;
+                    }
+                }
+                wait[ci] = Wait::NotLeaf(first_child);
+            } else if pops_taken >= self.max_pops {
+                wait[ci] = Wait::PopRule;
             } else {
-                // Reachable, not hidden behind a key, yet never popped: the walk stopped early.
-                Wait::BatchFull
-            };
+                let cand = groups.cand_nodes[ci] as usize;
+                if batch_nodes + cand <= self.cap || batch_nodes == 0 {
+                    batch_nodes += cand;
+                    candidates.push(cur);
+                    pops_taken += 1;
+                    if batch_nodes >= self.cap {
+                        break;
+                    }
+                } else {
+                    wait[ci] = Wait::Limit;
+                }
+            }
         }
-
-        let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
-        let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);
-        Chosen {
-            candidates,
-            groups,
-            nodes: node_names,
-            sites: sites.iter().map(|&s| g.name(s).to_string()).collect(),
-            explanation,
-            warnings,
-        }
+        (candidates, batch_nodes, pops_taken)
     }
 
     /// Mark the chosen nodes upgraded.
@@ -228,7 +346,17 @@ impl<'t> Planner<'t> {
                 for &node in &self.g.nodes[s as usize] {
                     self.node_pending[node as usize] = false;
                 }
+                if self.site_pending[s as usize] > 0 && !self.g.pop[s as usize] {
+                    self.pending_non_pop -= 1;
+                }
                 self.site_pending[s as usize] = 0;
+                if let Some(uf) = &mut self.upgraded {
+                    for &m in self.g.neighbors(s) {
+                        if self.site_pending[m as usize] == 0 {
+                            uf.union(s, m);
+                        }
+                    }
+                }
             }
         }
     }
