@@ -277,8 +277,11 @@ impl Topology {
         self.node_index.get(name).map(|&i| &mut self.nodes[i])
     }
 
+    /// The node with this MAC: case-insensitive, `:` or `-`. A MAC already in normalized form
+    /// (what minions send) is found without allocating: the index keys are normalized and
+    /// normalizing is idempotent, so an exact hit is the right node.
     pub fn node_by_mac(&self, mac: &str) -> Option<&Node> {
-        self.mac_index.get(&normalize_mac(mac)).map(|&i| &self.nodes[i])
+        self.mac_index.get(mac).or_else(|| self.mac_index.get(&normalize_mac(mac))).map(|&i| &self.nodes[i])
     }
 
     pub fn site(&self, name: &str) -> Option<&Site> {
@@ -360,6 +363,17 @@ mod tests {
         // Round trip through to_json.
         let again = Topology::from_json(&t.to_json().to_string()).unwrap();
         assert_eq!(again, t);
+    }
+
+    #[test]
+    fn node_by_mac_ignores_case_separator_and_surrounding_space() {
+        let t = Topology::from_json(&GOOD.replace("00:00:00:00:00:02", "0A-00-00-00-00-BC")).unwrap();
+        for mac in ["0a:00:00:00:00:bc", "0A:00:00:00:00:BC", "0a-00-00-00-00-bc", " 0A-00-00-00-00-Bc\n"] {
+            assert_eq!(t.node_by_mac(mac).map(|n| n.name.as_str()), Some("b1"), "{mac:?}");
+        }
+        assert_eq!(t.node_by_mac("00:00:00:00:00:01").unwrap().name, "a1");
+        assert!(t.node_by_mac("0a:00:00:00:00:bd").is_none());
+        assert!(t.node_by_mac("").is_none());
     }
 
     fn err(text: &str) -> String {
