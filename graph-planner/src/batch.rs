@@ -59,6 +59,11 @@ pub(crate) struct Planner<'t> {
     upgraded: Option<UnionFind<u32>>,
     /// `comp_seen[root] == epoch`: the traversal has flooded that upgraded component.
     comp_seen: Vec<u32>,
+    /// Sites with a pending node, ascending (= by name): the per-batch bookkeeping (reasons,
+    /// explanation) walks these instead of every site, which matters once few are left.
+    pending_sites: Vec<u32>,
+    /// `in_batch[v] == epoch`: `v` is in the batch being chosen.
+    in_batch: Vec<u32>,
 }
 
 /// What [`Planner::next`] chose.
@@ -91,6 +96,7 @@ impl<'t> Planner<'t> {
         let n = g.len();
         let pops: Vec<u32> = (0..n as u32).filter(|&v| g.pop[v as usize]).collect();
         let pending_non_pop = (0..n).filter(|&v| site_pending[v] > 0 && !g.pop[v]).count();
+        let pending_sites: Vec<u32> = (0..n as u32).filter(|&v| site_pending[v as usize] > 0).collect();
         Planner {
             g,
             node_pending,
@@ -106,6 +112,8 @@ impl<'t> Planner<'t> {
             pending_non_pop,
             upgraded: None,
             comp_seen: vec![0; n],
+            pending_sites,
+            in_batch: vec![0; n],
         }
     }
 
@@ -117,17 +125,19 @@ impl<'t> Planner<'t> {
     pub fn next(&mut self) -> Chosen {
         let groups = self.groups();
         self.epoch += 1;
-        self.wait.iter_mut().for_each(|w| *w = Wait::None);
+        // Only pending sites ever get a reason.
+        for &v in &self.pending_sites {
+            self.wait[v as usize] = Wait::None;
+        }
 
         let (candidates, batch_nodes, pops_taken) =
             if self.pending_non_pop == 0 { self.walk_pops_only(&groups) } else { self.walk(&groups) };
         let g = &self.g;
-        let n = g.len();
         let wait = &mut self.wait;
         let pending = &self.site_pending;
 
-        let mut in_batch = vec![false; 0];
-        in_batch.resize(n, false);
+        let epoch = self.epoch;
+        let in_batch = &mut self.in_batch;
         let mut node_names: Vec<String> = Vec::with_capacity(batch_nodes);
         let mut sites: Vec<u32> = Vec::new();
         for &c in &candidates {
@@ -137,7 +147,7 @@ impl<'t> Planner<'t> {
                 if pending[s as usize] == 0 {
                     continue;
                 }
-                in_batch[s as usize] = true;
+                in_batch[s as usize] = epoch;
                 sites.push(s);
                 for &node in &g.nodes[s as usize] {
                     if self.node_pending[node as usize] {
@@ -150,8 +160,9 @@ impl<'t> Planner<'t> {
         sites.sort_unstable();
 
         // Reasons for pending sites the traversal did not decide on.
-        for v in 0..n {
-            if pending[v] == 0 || in_batch[v] || wait[v] != Wait::None {
+        for &v in &self.pending_sites {
+            let v = v as usize;
+            if in_batch[v] == epoch || wait[v] != Wait::None {
                 continue;
             }
             let k = groups.member_of[v];
@@ -359,6 +370,8 @@ impl<'t> Planner<'t> {
                 }
             }
         }
+        let site_pending = &self.site_pending;
+        self.pending_sites.retain(|&s| site_pending[s as usize] > 0);
     }
 
     /// Terragraph lets the first candidate exceed `limit`; say so, because an operator who asked
@@ -424,7 +437,8 @@ impl<'t> Planner<'t> {
         const KINDS: usize = 7;
         let mut count = [0usize; KINDS];
         let mut examples: [Vec<String>; KINDS] = Default::default();
-        for v in 0..g.len() {
+        for &v in &self.pending_sites {
+            let v = v as usize;
             let (kind, label) = match self.wait[v] {
                 Wait::None => continue,
                 Wait::NotLeaf(c) => (0, Some(c)),
