@@ -58,7 +58,10 @@ pub struct Fleet {
     seen: Vec<Option<Seen>>,
     /// Node name → id.
     ids: HashMap<String, NodeId>,
-    /// Normalized MAC (as `normalize_mac` makes it) → id; the same rule as
+    /// MACs of the usual `hh:hh:hh:hh:hh:hh` form, as numbers ([`mac_number`]) → id: found
+    /// without hashing or comparing a string.
+    mac_numbers: HashMap<u64, NodeId>,
+    /// Any other MAC, normalized (as `normalize_mac` makes it) → id. Together the two follow
     /// `Topology::node_by_mac`, whose duplicates `Topology::new` refuses.
     macs: HashMap<String, NodeId>,
     /// Wireless links by node id.
@@ -71,13 +74,14 @@ impl Fleet {
         let count = topology.nodes.len();
         let ids: HashMap<String, NodeId> =
             topology.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
-        let macs: HashMap<String, NodeId> = topology
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| !n.mac_addr.is_empty())
-            .map(|(i, n)| (normalize_mac(&n.mac_addr), i))
-            .collect();
+        let mut mac_numbers = HashMap::with_capacity(count);
+        let mut macs = HashMap::new();
+        for (i, n) in topology.nodes.iter().enumerate().filter(|(_, n)| !n.mac_addr.is_empty()) {
+            match mac_number(&n.mac_addr) {
+                Some(m) => mac_numbers.insert(m, i),
+                None => macs.insert(normalize_mac(&n.mac_addr), i),
+            };
+        }
         let mut wireless: Vec<Vec<WirelessLink>> = vec![Vec::new(); count];
         for l in topology.links.iter().filter(|l| l.link_type == LinkType::Wireless) {
             // `Topology::new` guarantees both ends exist.
@@ -93,7 +97,7 @@ impl Fleet {
                 peer_name: l.a_node_name.clone(),
             });
         }
-        Fleet { seen: vec![None; count], ids, macs, wireless, alive_timeout_ms }
+        Fleet { seen: vec![None; count], ids, mac_numbers, macs, wireless, alive_timeout_ms }
     }
 
     /// The id of a node of the topology.
@@ -102,10 +106,14 @@ impl Fleet {
     }
 
     /// The node a MAC belongs to: case-insensitive, `:` or `-` (as `Topology::node_by_mac`).
-    /// A MAC already in normalized form (what minions send) is found without allocating.
     pub fn id_by_mac(&self, mac: &str) -> Option<NodeId> {
-        // An exact hit is right: keys are normalized and normalizing is idempotent.
-        self.macs.get(mac).or_else(|| self.macs.get(&normalize_mac(mac))).copied()
+        // Two MACs normalize alike iff both are of the usual form with the same number, or
+        // neither is and their normalized strings are equal: each index answers for its kind.
+        match mac_number(mac) {
+            Some(m) => self.mac_numbers.get(&m).copied(),
+            // An exact hit is right: keys are normalized and normalizing is idempotent.
+            None => self.macs.get(mac).or_else(|| self.macs.get(&normalize_mac(mac))).copied(),
+        }
     }
 
     /// Record a report. Returns whether the node was offline (or never seen) before.
@@ -211,5 +219,95 @@ impl Fleet {
     /// Earliest time at which an online node goes offline if it stays silent.
     pub fn next_offline_at(&self, now: u64) -> Option<u64> {
         self.seen.iter().flatten().map(|s| s.at + self.alive_timeout_ms + 1).filter(|&t| t > now).min()
+    }
+}
+
+/// A MAC of the form `hh:hh:hh:hh:hh:hh` (hex digits in either case, `:` or `-` between them,
+/// surrounding whitespace ignored, as `normalize_mac` ignores it) as a number; `None` for any
+/// other string. Two such MACs normalize to the same string iff their numbers are equal.
+fn mac_number(mac: &str) -> Option<u64> {
+    let b = mac.trim().as_bytes();
+    if b.len() != 17 {
+        return None;
+    }
+    let mut v = 0u64;
+    for (i, &c) in b.iter().enumerate() {
+        if i % 3 == 2 {
+            if c != b':' && c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        v = v << 4 | u64::from(char::from(c).to_digit(16)?);
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshlift_protocol::topology::{Node, NodeType, Site};
+
+    fn topology(macs: &[&str]) -> Topology {
+        let nodes = macs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Node {
+                name: format!("n{i}"),
+                node_type: NodeType::Dn,
+                mac_addr: m.to_string(),
+                pop_node: false,
+                status: NodeStatus::Online,
+                site_name: "S".into(),
+            })
+            .collect();
+        Topology::new("t".into(), nodes, Vec::new(), vec![Site { name: "S".into(), location: None }])
+            .expect("valid topology")
+    }
+
+    #[test]
+    fn mac_numbers_only_for_the_usual_form() {
+        assert_eq!(mac_number("0a:00:00:00:01:ff"), Some(0x0a00_0000_01ff));
+        assert_eq!(mac_number(" 0A-00-00:00-01-FF\t"), Some(0x0a00_0000_01ff));
+        for odd in [
+            "",
+            "0a:00:00:00:01",
+            "0a:00:00:00:01:ff:00",
+            "0a.00.00.00.01.ff",
+            "0a:00:00:00:01:fg",
+            "a:0:0:0:1:ff",
+        ] {
+            assert_eq!(mac_number(odd), None, "{odd:?}");
+        }
+    }
+
+    /// The fleet finds a node by MAC exactly when `Topology::node_by_mac` does.
+    #[test]
+    fn id_by_mac_agrees_with_the_topology() {
+        let t = topology(&["0A:00:00:00:01:FF", "02-00-00-00-00-01", "a:0:0:0:1:ff", "node-7", ""]);
+        let f = Fleet::new(&t, 30_000);
+        let asks = [
+            "0a:00:00:00:01:ff",
+            "0A-00-00-00-01-ff",
+            " 0a:00:00:00:01:ff ",
+            "02:00:00:00:00:01",
+            "02-00-00-00-00-01",
+            "A:0:0:0:1:FF",
+            "a-0-0-0-1-ff",
+            "NODE:7",
+            "node-7",
+            "node_7",
+            "0a:00:00:00:01:fe",
+            "",
+            "a:0:0:0:1:f",
+        ];
+        for mac in asks {
+            let want = t.node_by_mac(mac).map(|n| n.name.clone());
+            let got = f.id_by_mac(mac).map(|i| t.nodes[i].name.clone());
+            assert_eq!(got, want, "{mac:?}");
+        }
+        assert_eq!(f.id_by_mac("0a-00-00-00-01-FF"), Some(0));
+        assert_eq!(f.id_by_mac("NODE:7"), Some(3));
+        assert_eq!(f.id_by_mac(""), None);
     }
 }

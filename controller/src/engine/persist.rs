@@ -66,7 +66,10 @@ impl Engine {
     /// Apply the collected writes in one transaction, then release the staged actions.
     pub(super) fn flush(&mut self) {
         let now = self.now;
-        if let Some(run) = self.current.take() {
+        // Most inputs (a report from a node still pending) change nothing that is stored: the
+        // request and batch are only taken out (moved) when there is something to write.
+        let request_dirty = self.dirty.request || !self.dirty.request_nodes.is_empty();
+        if let Some(run) = self.current.take_if(|_| request_dirty) {
             if std::mem::take(&mut self.dirty.request) {
                 self.put_request(&run, now);
             }
@@ -81,13 +84,14 @@ impl Engine {
             }
             self.current = Some(run);
         }
-        if let Some(batch) = self.batch.take() {
-            if self.dirty.batch || !self.dirty.batch_nodes.is_empty() {
-                self.put_batch(&batch, true);
-            }
+        let batch_dirty = self.dirty.batch || !self.dirty.batch_nodes.is_empty();
+        if let Some(batch) = self.batch.take_if(|_| batch_dirty) {
+            self.put_batch(&batch, true);
             self.batch = Some(batch);
         }
-        self.dirty = Default::default();
+        if request_dirty || batch_dirty {
+            self.dirty = Default::default();
+        }
         if let Some(store) = self.store.as_mut() {
             if let Err(e) = store.apply(&self.ops) {
                 let msg = format!("store write failed ({} changes kept in memory only): {e}", self.ops.len());
