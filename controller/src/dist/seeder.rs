@@ -76,6 +76,9 @@ impl Seeder {
             }),
             ratelimits: LimitsConfig { upload_bps: upload_limit, download_bps: None },
             client_name_and_version: Some(concat!("meshlift-controller ", env!("CARGO_PKG_VERSION")).into()),
+            // The tracker recognises the controller's seeder by this prefix and keeps it out of the
+            // peer lists minions get (they use it as a last resort, see `tracker.rs`).
+            peer_id: Some(librqbit::generate_peer_id(super::tracker::CONTROLLER_PEER_ID_PREFIX)),
             ..Default::default()
         };
         let session = Session::new_with_opts(default_dir.to_path_buf(), opts).await.map_err(seed_err)?;

@@ -19,6 +19,22 @@ const DEFAULT_NUMWANT: usize = 50;
 /// Upper bound on `numwant`, so one announce cannot make a huge response.
 const MAX_NUMWANT: usize = 200;
 
+/// Peer-id prefix of the controller's own seeder (set in `seeder.rs`).
+pub const CONTROLLER_PEER_ID_PREFIX: &[u8; 8] = b"-MLC010-";
+/// Peer-id prefix of meshlift minions (the minion's downloader sets the same bytes).
+pub const MINION_PEER_ID_PREFIX: &[u8; 8] = b"-MLM010-";
+
+/// The controller's seeder is a last resort for minions: they get it in `initial_peers` and
+/// decide themselves when to fetch from it (their own share of pieces, or when the swarm stalls).
+/// Listing it to them here would have every leecher ask the capped seeder for pieces other
+/// leechers already hold; for the same reason the seeder is not told about minions (it would
+/// connect out to them). Other clients (transmission, …) and the seeder see each other as usual.
+fn hidden_from(requester: &[u8; 20], peer: &[u8; 20]) -> bool {
+    let (minion, controller) = (MINION_PEER_ID_PREFIX, CONTROLLER_PEER_ID_PREFIX);
+    (requester.starts_with(minion) && peer.starts_with(controller))
+        || (requester.starts_with(controller) && peer.starts_with(minion))
+}
+
 /// One parsed announce (BEP 3 parameters we use).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announce {
@@ -117,8 +133,11 @@ impl Tracker {
         }
         // Start the list at a position derived from the requester's id, so that with more peers
         // than `numwant` different peers learn different subsets (deterministic, no RNG).
-        let others: Vec<&PeerEntry> =
-            swarm.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
+        let others: Vec<&PeerEntry> = swarm
+            .iter()
+            .filter(|(id, _)| **id != a.peer_id && !hidden_from(&a.peer_id, id))
+            .map(|(_, p)| p)
+            .collect();
         if !others.is_empty() {
             let start = usize::from(a.peer_id[19]) % others.len();
             for p in others.iter().cycle().skip(start).take(others.len().min(a.numwant)) {
@@ -267,6 +286,35 @@ mod tests {
         let q = query(&[1; 20], &[2; 20], 7000, 0);
         let a = parse_announce(&q, "::ffff:10.0.0.7".parse().unwrap()).unwrap();
         assert_eq!(a.addr, "10.0.0.7:7000".parse().unwrap());
+    }
+
+    fn with_prefix(prefix: &[u8; 8], last: u8) -> [u8; 20] {
+        let mut id = [last; 20];
+        id[..8].copy_from_slice(prefix);
+        id
+    }
+
+    #[test]
+    fn controller_seeder_and_minions_are_hidden_from_each_other() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::from_secs(30), Duration::from_secs(90));
+        let ih = [7u8; 20];
+        t.track(ih);
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let seeder =
+            parse_announce(&query(&ih, &with_prefix(CONTROLLER_PEER_ID_PREFIX, 1), 7000, 0), lo).unwrap();
+        let minion =
+            parse_announce(&query(&ih, &with_prefix(MINION_PEER_ID_PREFIX, 2), 7001, 9), lo).unwrap();
+        let other = parse_announce(&query(&ih, &[3; 20], 7002, 9), lo).unwrap();
+        t.handle_announce(&seeder, t0).unwrap();
+        t.handle_announce(&minion, t0).unwrap();
+        let r = t.handle_announce(&other, t0).unwrap();
+        assert_eq!(r.peers.len(), 12, "another client sees the seeder and the minion");
+        let r = t.handle_announce(&minion, t0).unwrap();
+        assert_eq!(r.peers, vec![127, 0, 0, 1, 0x1b, 0x5a], "a minion sees the other client only");
+        let r = t.handle_announce(&seeder, t0).unwrap();
+        assert_eq!(r.peers, vec![127, 0, 0, 1, 0x1b, 0x5a], "the seeder sees the other client only");
+        assert_eq!((r.complete, r.incomplete), (1, 2));
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod swarm;
 use librqbit::{AddTorrent, Session};
 use meshlift_protocol::{DownloadProgress, Sha256Digest, UpgradeReq};
 use metainfo::Pieces;
-use policy::StallWatch;
+use policy::{SeederGate, SeederMove, StallWatch};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +28,9 @@ use swarm::TorrentHandle;
 
 /// How often progress is published (and the swarm checked for stalls).
 const POLL: Duration = Duration::from_millis(200);
+/// How long peers may deliver nothing new before this node fetches from the controller's seeder
+/// again (see `SeederGate`). Well below `bt_stall_timeout_s`, which gives up on the swarm.
+const HUNGRY: Duration = Duration::from_secs(2);
 
 /// What to download and where.
 #[derive(Debug, Clone)]
@@ -216,9 +219,10 @@ impl Downloader {
         };
         let params = self.job.req.torrent_params.clone();
         let work_dir = self.job.work_dir.clone();
-        let handle = tokio::time::timeout(stall, swarm::add(&session, source, &params, peers, &work_dir))
-            .await
-            .map_err(|_| format!("no peer sent the torrent metadata within {} s", stall.as_secs()))??;
+        let handle =
+            tokio::time::timeout(stall, swarm::add(&session, source, &params, peers.clone(), &work_dir))
+                .await
+                .map_err(|_| format!("no peer sent the torrent metadata within {} s", stall.as_secs()))??;
         self.torrent = Some(handle.clone());
         if self.pieces.is_none() {
             let bytes = handle
@@ -246,8 +250,14 @@ impl Downloader {
         let identity = format!("{:?}|{}", self.job.bt_listen, self.job.work_dir.display());
         let offset = metainfo::start_offset(identity.as_bytes(), &pieces);
         self.reader = Some(swarm::unpause_from(&session, &handle, offset).await?);
+        let torrent_bytes = swarm::torrent_bytes(&handle).ok_or("torrent metadata missing after add")?;
+        let mut handle = handle;
         let mut watch = StallWatch::new(stall, Instant::now());
+        let first = swarm::stats(&session, &handle);
+        let mut gate =
+            SeederGate::new(HUNGRY, pieces.total_len.saturating_sub(first.have_bytes), Instant::now());
         let mut rejoined = false;
+        let mut uses = 0u32;
         loop {
             let s = swarm::stats(&session, &handle);
             self.publish_swarm(s);
@@ -257,6 +267,26 @@ impl Downloader {
             if !rejoined && s.have_bytes > 0 {
                 swarm::rejoin(&session, &handle).await?;
                 rejoined = true;
+            }
+            let (from_seeder, others) = swarm::seeder_figures(&handle, &peers);
+            let min_share = pieces.piece_length;
+            let step = gate.observe(
+                s.have_bytes,
+                pieces.total_len,
+                from_seeder,
+                others + 1,
+                min_share,
+                Instant::now(),
+            );
+            if step != SeederMove::Keep && !peers.is_empty() {
+                uses += u32::from(step == SeederMove::Use);
+                tracing::debug!(?step, from_seeder, others, have = s.have_bytes, "seeder use changes");
+                let initial = if step == SeederMove::Use { peers.clone() } else { Vec::new() };
+                // A new start offset per use, so nodes that use the seeder again at the same time
+                // ask it for different missing pieces.
+                let offset = metainfo::start_offset(format!("{identity}|{uses}").as_bytes(), &pieces);
+                handle = self.readd(&session, torrent_bytes.clone(), initial, offset).await?;
+                continue;
             }
             if s.error {
                 return Err(handle.stats().error.unwrap_or_else(|| "torrent error".into()));
@@ -272,6 +302,32 @@ impl Downloader {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Add the torrent again with other initial peers (librqbit has no way to drop one peer or to
+    /// add one later): the verified pieces on disk are kept (librqbit checks them again), the
+    /// tracker is asked again for peers, and the stream restarts at `offset`.
+    async fn readd(
+        &mut self,
+        session: &Arc<Session>,
+        torrent_bytes: bytes::Bytes,
+        initial_peers: Vec<SocketAddr>,
+        offset: u64,
+    ) -> Result<TorrentHandle, String> {
+        self.stop_torrent().await;
+        let params = self.job.req.torrent_params.clone();
+        let work_dir = self.job.work_dir.clone();
+        let handle = swarm::add(
+            session,
+            AddTorrent::TorrentFileBytes(torrent_bytes),
+            &params,
+            initial_peers,
+            &work_dir,
+        )
+        .await?;
+        self.torrent = Some(handle.clone());
+        self.reader = Some(swarm::unpause_from(session, &handle, offset).await?);
+        Ok(handle)
     }
 
     /// One HTTP attempt: fill missing pieces (or continue the file without metainfo).

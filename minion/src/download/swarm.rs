@@ -23,6 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 /// stream's priority pieces are requested late; 16 measured well on 127.0.0.1 (DESIGN §7).
 const MAX_REQUEST_WINDOW: usize = 16;
 
+/// Peer-id prefix of minions; the controller's tracker (`dist/tracker.rs`) knows the same bytes.
+const MINION_PEER_ID_PREFIX: &[u8; 8] = b"-MLM010-";
+
 pub type TorrentHandle = Arc<ManagedTorrent>;
 
 /// Swarm figures read from librqbit. Session counters keep counting across pause/unpause.
@@ -51,6 +54,9 @@ pub async fn open_session(listen: SocketAddr, work_dir: &Path) -> Result<Arc<Ses
             ..Default::default()
         }),
         client_name_and_version: Some(concat!("meshlift-minion ", env!("CARGO_PKG_VERSION")).into()),
+        // The controller's tracker recognises minions by this prefix and leaves its own seeder out
+        // of their peer lists: a minion decides itself when to use the seeder (`SeederGate`).
+        peer_id: Some(librqbit::generate_peer_id(MINION_PEER_ID_PREFIX)),
         ..Default::default()
     };
     Session::new_with_opts(work_dir.to_path_buf(), opts)
@@ -145,6 +151,29 @@ pub fn stats(session: &Session, handle: &TorrentHandle) -> SwarmStats {
         peers: s.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live),
         error: s.error.is_some(),
     }
+}
+
+/// Bytes fetched from `seeders` over the torrent's live connections, and the number of live
+/// connections to other peers. librqbit keys its per-peer figures by the peer's address.
+pub fn seeder_figures(handle: &TorrentHandle, seeders: &[SocketAddr]) -> (u64, u32) {
+    let Some(live) = handle.live() else { return (0, 0) };
+    let snap = live.per_peer_stats_snapshot(Default::default());
+    let mut fetched = 0;
+    let mut others = 0;
+    for (addr, p) in &snap.peers {
+        if seeders.iter().any(|s| s.to_string() == *addr) {
+            fetched += p.counters.fetched_bytes;
+        } else {
+            others += 1;
+        }
+    }
+    (fetched, others)
+}
+
+/// The torrent's `.torrent` bytes (for a magnet: the info dictionary with its trackers), to add
+/// it again with other initial peers.
+pub fn torrent_bytes(handle: &TorrentHandle) -> Option<bytes::Bytes> {
+    handle.metadata.load_full().map(|m| m.torrent_bytes.clone())
 }
 
 /// Remove the torrent from the session, leaving its data on disk.
