@@ -51,7 +51,9 @@ pub(crate) struct Planner<'t> {
     wait: Vec<Wait>,
     /// POP sites, ascending (= by name).
     pops: Vec<u32>,
-    /// Pending sites that are not POP sites. At zero the traversal takes the POP-only shortcut.
+    /// Pending sites reachable from a POP that are not POP sites. At zero the traversal takes the
+    /// POP-only shortcut (pending sites cut off from every POP never enter the traversal, and a
+    /// real mesh usually has a few for the whole plan).
     pending_non_pop: usize,
     /// Connected components of the upgraded sites (live inter-site links between sites with no
     /// pending node), built the first time only POP sites are pending and kept up to date by
@@ -95,7 +97,7 @@ impl<'t> Planner<'t> {
         let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes };
         let n = g.len();
         let pops: Vec<u32> = (0..n as u32).filter(|&v| g.pop[v as usize]).collect();
-        let pending_non_pop = (0..n).filter(|&v| site_pending[v] > 0 && !g.pop[v]).count();
+        let pending_non_pop = (0..n as u32).filter(|&v| Self::blocks_shortcut(&g, &site_pending, v)).count();
         let pending_sites: Vec<u32> = (0..n as u32).filter(|&v| site_pending[v as usize] > 0).collect();
         Planner {
             g,
@@ -115,6 +117,11 @@ impl<'t> Planner<'t> {
             pending_sites,
             in_batch: vec![0; n],
         }
+    }
+
+    /// A pending, reachable, non-POP site: the traversal could push it after the seeding.
+    fn blocks_shortcut(g: &SiteGraph, site_pending: &[u32], v: u32) -> bool {
+        site_pending[v as usize] > 0 && !g.pop[v as usize] && g.tree.reachable(v)
     }
 
     pub fn groups(&self) -> Groups {
@@ -262,8 +269,8 @@ impl<'t> Planner<'t> {
     /// one POP site per batch, a mesh with 3 000 POP sites needs 3 000 batches once everything
     /// else is upgraded, and walking 100 000 sites for each of them was the bulk of a plan.
     ///
-    /// Why it gives the same result: all POP sites are seeded before the walk, so no pending site
-    /// is ever pushed later and the order of the upgraded-first flood cannot matter; a flood from
+    /// Why it gives the same result: all POP sites are seeded before the walk and every other
+    /// pending site is cut off from them, so no pending site is ever pushed later and the order of the upgraded-first flood cannot matter; a flood from
     /// an upgraded site covers exactly its component of upgraded sites. So the walk is: flood the
     /// components of the upgraded POP sites, then pop the pending POP sites by name; each one is
     /// a leaf unless some neighbour (not one of its AP group) lies in a component not yet flooded,
@@ -357,7 +364,7 @@ impl<'t> Planner<'t> {
                 for &node in &self.g.nodes[s as usize] {
                     self.node_pending[node as usize] = false;
                 }
-                if self.site_pending[s as usize] > 0 && !self.g.pop[s as usize] {
+                if Self::blocks_shortcut(&self.g, &self.site_pending, s) {
                     self.pending_non_pop -= 1;
                 }
                 self.site_pending[s as usize] = 0;
