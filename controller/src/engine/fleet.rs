@@ -58,9 +58,10 @@ pub struct Fleet {
     seen: Vec<Option<Seen>>,
     /// Node name → id.
     ids: HashMap<String, NodeId>,
-    /// MACs of the usual `hh:hh:hh:hh:hh:hh` form, as numbers ([`mac_number`]) → id: found
-    /// without hashing or comparing a string.
-    mac_numbers: HashMap<u64, NodeId>,
+    /// MACs of the usual `hh:hh:hh:hh:hh:hh` form as numbers ([`mac_number`]), sorted, with
+    /// their node: found by a binary search over integers, without hashing or comparing a
+    /// string (reports from nodes of a site, whose MACs are close, touch the same cache lines).
+    mac_numbers: Vec<(u64, NodeId)>,
     /// Any other MAC, normalized (as `normalize_mac` makes it) → id. Together the two follow
     /// `Topology::node_by_mac`, whose duplicates `Topology::new` refuses.
     macs: HashMap<String, NodeId>,
@@ -74,14 +75,17 @@ impl Fleet {
         let count = topology.nodes.len();
         let ids: HashMap<String, NodeId> =
             topology.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
-        let mut mac_numbers = HashMap::with_capacity(count);
+        let mut mac_numbers = Vec::with_capacity(count);
         let mut macs = HashMap::new();
         for (i, n) in topology.nodes.iter().enumerate().filter(|(_, n)| !n.mac_addr.is_empty()) {
             match mac_number(&n.mac_addr) {
-                Some(m) => mac_numbers.insert(m, i),
-                None => macs.insert(normalize_mac(&n.mac_addr), i),
-            };
+                Some(m) => mac_numbers.push((m, i)),
+                None => {
+                    macs.insert(normalize_mac(&n.mac_addr), i);
+                }
+            }
         }
+        mac_numbers.sort_unstable();
         let mut wireless: Vec<Vec<WirelessLink>> = vec![Vec::new(); count];
         for l in topology.links.iter().filter(|l| l.link_type == LinkType::Wireless) {
             // `Topology::new` guarantees both ends exist.
@@ -110,7 +114,9 @@ impl Fleet {
         // Two MACs normalize alike iff both are of the usual form with the same number, or
         // neither is and their normalized strings are equal: each index answers for its kind.
         match mac_number(mac) {
-            Some(m) => self.mac_numbers.get(&m).copied(),
+            Some(m) => {
+                self.mac_numbers.binary_search_by_key(&m, |&(k, _)| k).ok().map(|i| self.mac_numbers[i].1)
+            }
             // An exact hit is right: keys are normalized and normalizing is idempotent.
             None => self.macs.get(mac).or_else(|| self.macs.get(&normalize_mac(mac))).copied(),
         }
@@ -226,7 +232,12 @@ impl Fleet {
 /// surrounding whitespace ignored, as `normalize_mac` ignores it) as a number; `None` for any
 /// other string. Two such MACs normalize to the same string iff their numbers are equal.
 fn mac_number(mac: &str) -> Option<u64> {
-    let b = mac.trim().as_bytes();
+    // Trimming is needed only when the MAC does not parse as it is (a MAC that parses starts
+    // and ends with a hex digit, so trimming would not change it).
+    mac_bytes_number(mac.as_bytes()).or_else(|| mac_bytes_number(mac.trim().as_bytes()))
+}
+
+fn mac_bytes_number(b: &[u8]) -> Option<u64> {
     if b.len() != 17 {
         return None;
     }
