@@ -30,7 +30,7 @@ use swarm::TorrentHandle;
 const POLL: Duration = Duration::from_millis(200);
 /// How long peers may deliver nothing new before this node fetches from the controller's seeder
 /// again (see `SeederGate`). Well below `bt_stall_timeout_s`, which gives up on the swarm.
-const HUNGRY: Duration = Duration::from_secs(2);
+const HUNGRY: Duration = Duration::from_secs(4);
 
 /// What to download and where.
 #[derive(Debug, Clone)]
