@@ -114,10 +114,6 @@ pub struct Lab {
     meshsim_metrics: std::net::SocketAddr,
 }
 
-fn free_port() -> Result<u16, LabError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A free port below the ephemeral range (librqbit listeners there collide with outgoing
 /// connections).
 fn free_low_port() -> Result<u16, LabError> {
@@ -156,25 +152,30 @@ impl Lab {
 
         let topo_path = work.join("topology.json");
         std::fs::write(&topo_path, cfg.topology.to_json().to_string())?;
-        let ports =
-            LabPorts { minion: free_port()?, app: free_port()?, http: free_port()?, bt: free_low_port()? };
         let controller_config = work.join("controller.toml");
-        let mut toml = format!(
-            "topology_file = {:?}\ndata_dir = {:?}\nminion_endpoint = \"tcp://127.0.0.1:{}\"\napp_endpoint = \"tcp://127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npublic_host = \"127.0.0.1\"\nnode_alive_timeout_s = {}\ntick_interval_ms = 250\nconfirm_timeout_s = {}\ntrusted_keys = [{:?}]\nimage_min_free_bytes = 0\n\n[bittorrent]\nlisten_port = {}\n",
-            topo_path,
-            work.join("controller"),
-            ports.minion,
-            ports.app,
-            ports.http,
-            cfg.node_alive_timeout_s,
-            cfg.confirm_timeout_s,
-            keys.public,
-            ports.bt
-        );
-        if let Some(l) = cfg.seed_upload_limit {
-            toml.push_str(&format!("upload_limit = {l}\n"));
-        }
-        std::fs::write(&controller_config, toml)?;
+        // Start the controller before the mesh, on ports below the ephemeral range (outgoing
+        // connections of other processes can take an ephemeral port between our probe and the
+        // controller's bind); should one be taken anyway, pick new ones and try again.
+        let mut attempt = 0;
+        let (ports, controller) = loop {
+            attempt += 1;
+            let ports = LabPorts {
+                minion: free_low_port()?,
+                app: free_low_port()?,
+                http: free_low_port()?,
+                bt: free_low_port()?,
+            };
+            write_controller_config(&cfg, &work, &ports, &keys.public, &topo_path, &controller_config)?;
+            let app = format!("tcp://127.0.0.1:{}", ports.app);
+            match spawn_controller(&cfg.bin_dir, &controller_config, &work, &app).await {
+                Ok(child) => break (ports, child),
+                Err(e) if attempt < 5 && controller_log_says(&work, "Address already in use") => {
+                    tracing::warn!(error = %e, "controller port taken; retrying with new ports");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        };
 
         let mut mcfg =
             MeshConfig::new(cfg.topology.clone(), cfg.bin_dir.join("meshlift-minion"), work.join("nodes"));
@@ -223,18 +224,17 @@ impl Lab {
         });
         let mut lab_cfg = cfg.clone();
         lab_cfg.work_dir = work.clone();
-        let mut lab = Lab {
+        let lab = Lab {
             cfg: lab_cfg,
             mesh,
             ports,
             v1_path,
             v2_path,
-            controller: None,
+            controller: Some(controller),
             controller_config,
-            controller_starts: 0,
+            controller_starts: attempt,
             meshsim_metrics,
         };
-        lab.start_controller().await?;
         lab.wait_all_reported(Duration::from_secs(60)).await?;
         Ok(lab)
     }
@@ -261,46 +261,15 @@ impl Lab {
     /// Start (or restart) the controller process on the same config and data.
     pub async fn start_controller(&mut self) -> Result<(), LabError> {
         self.controller_starts += 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.cfg.work_dir.join("controller.log"))?;
-        let child = Command::new(self.cfg.bin_dir.join("meshlift-controller"))
-            .arg("--config")
-            .arg(&self.controller_config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| LabError::Controller(format!("cannot start: {e}")))?;
+        let child = spawn_controller(
+            &self.cfg.bin_dir,
+            &self.controller_config,
+            &self.cfg.work_dir,
+            &self.app_endpoint(),
+        )
+        .await?;
         self.controller = Some(child);
-        // Ready when the app socket answers.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if request(
-                &self.app_endpoint(),
-                Message::UpgradeListImagesReq(UpgradeListImagesReq {}),
-                Duration::from_secs(1),
-            )
-            .await
-            .is_ok()
-            {
-                return Ok(());
-            }
-            if let Some(c) = self.controller.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return Err(LabError::Controller(format!(
-                        "exited at start ({status}); see {}",
-                        self.cfg.work_dir.join("controller.log").display()
-                    )));
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(LabError::Timeout("controller did not answer on its app socket".into()));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        Ok(())
     }
 
     /// SIGKILL the controller (a crash, not a clean stop).
@@ -438,6 +407,79 @@ impl Lab {
                 let _ = c.wait().await;
             }
         }
+    }
+}
+
+fn write_controller_config(
+    cfg: &LabConfig,
+    work: &Path,
+    ports: &LabPorts,
+    public_key: &Path,
+    topo_path: &Path,
+    out: &Path,
+) -> Result<(), LabError> {
+    let mut toml = format!(
+        "topology_file = {:?}\ndata_dir = {:?}\nminion_endpoint = \"tcp://127.0.0.1:{}\"\napp_endpoint = \"tcp://127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npublic_host = \"127.0.0.1\"\nnode_alive_timeout_s = {}\ntick_interval_ms = 250\nconfirm_timeout_s = {}\ntrusted_keys = [{:?}]\nimage_min_free_bytes = 0\n\n[bittorrent]\nlisten_port = {}\n",
+        topo_path,
+        work.join("controller"),
+        ports.minion,
+        ports.app,
+        ports.http,
+        cfg.node_alive_timeout_s,
+        cfg.confirm_timeout_s,
+        public_key,
+        ports.bt
+    );
+    if let Some(l) = cfg.seed_upload_limit {
+        toml.push_str(&format!("upload_limit = {l}\n"));
+    }
+    std::fs::write(out, toml)?;
+    Ok(())
+}
+
+fn controller_log_says(work: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(work.join("controller.log")).is_ok_and(|t| t.contains(needle))
+}
+
+/// Start the controller process and wait until its app socket answers.
+async fn spawn_controller(
+    bin_dir: &Path,
+    config: &Path,
+    work: &Path,
+    app_endpoint: &str,
+) -> Result<Child, LabError> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(work.join("controller.log"))?;
+    let mut child = Command::new(bin_dir.join("meshlift-controller"))
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| LabError::Controller(format!("cannot start: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if request(
+            app_endpoint,
+            Message::UpgradeListImagesReq(UpgradeListImagesReq {}),
+            Duration::from_secs(1),
+        )
+        .await
+        .is_ok()
+        {
+            return Ok(child);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(LabError::Controller(format!(
+                "exited at start ({status}); see {}",
+                work.join("controller.log").display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Timeout("controller did not answer on its app socket".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
