@@ -411,3 +411,26 @@ fn a_stale_failure_report_does_not_burn_the_retry() {
         "attempt 1's own failure counts"
     );
 }
+
+/// Each node of a PREPARE batch learns its place in the batch, so the swarm can give every node a
+/// distinct slice to fetch from the controller's seeder.
+#[test]
+fn prepare_batches_number_their_nodes_for_the_swarm() {
+    let mut sim = Sim::new(grid(2, 2, &[]));
+    let names = ["n00", "n01", "n10", "n11"];
+    assert!(sim.submit(prepare("p1", &names)).success);
+    sim.run_to_idle(60);
+    let mut places: Vec<(u32, u32)> = names
+        .iter()
+        .map(|n| {
+            let r = sim.fleet[*n]
+                .received
+                .iter()
+                .find(|r| r.ur_type == UpgradeReqType::PrepareUpgrade)
+                .expect("a PREPARE");
+            (r.swarm_index, r.swarm_size)
+        })
+        .collect();
+    places.sort();
+    assert_eq!(places, vec![(0, 4), (1, 4), (2, 4), (3, 4)]);
+}

@@ -219,6 +219,11 @@ pub struct UpgradeReq {
     /// echoes it in [`UpgradeStatus::attempt`], so a report still describing the failed attempt
     /// (sent before the retry arrived) is never taken for the retry's result.
     pub attempt: u32,
+    /// PREPARE: this node's place among the `swarm_size` nodes of its batch (0-based). The
+    /// swarm uses it to give each node a distinct slice to fetch from the controller's seeder,
+    /// so the seeder sends each byte about once. `swarm_size == 0`: unknown.
+    pub swarm_index: u32,
+    pub swarm_size: u32,
 }
 
 impl UpgradeReq {
@@ -242,6 +247,8 @@ impl UpgradeReq {
             confirm_timeout_s: 120,
             initial_peers: Vec::new(),
             attempt: 1,
+            swarm_index: 0,
+            swarm_size: 0,
         }
     }
 }

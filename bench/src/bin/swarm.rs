@@ -132,6 +132,9 @@ async fn run(args: &Args, n: usize, bt: bool) -> Result<(f64, f64)> {
     let work = tempfile::tempdir()?;
     for i in 0..n {
         let mut req = UpgradeReq::new(UpgradeReqType::PrepareUpgrade, "bench");
+        // As the controller's engine does for the nodes of one PREPARE batch.
+        req.swarm_index = i as u32;
+        req.swarm_size = n as u32;
         req.sha256 = Some(img.sha256);
         req.image_size = Some(img.size);
         req.http_url = Some(img.http_uri.clone());

@@ -476,6 +476,9 @@ impl Engine {
                 detail = format!("{} sent", stage.as_str().to_uppercase());
                 let mut req = req;
                 req.attempt = attempt;
+                if stage == Stage::Prepare {
+                    req.swarm_index = sends.len() as u32;
+                }
                 sends.push((n.clone(), req));
             }
             batch_nodes.push((
@@ -509,7 +512,11 @@ impl Engine {
             None,
             format!("{} batch {index} dispatched: {} ({explanation})", stage.as_str(), chosen.join(", ")),
         );
-        for (n, req) in sends {
+        let swarm_size = sends.len() as u32;
+        for (n, mut req) in sends {
+            if stage == Stage::Prepare {
+                req.swarm_size = swarm_size;
+            }
             self.send(&n, req);
         }
     }

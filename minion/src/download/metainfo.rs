@@ -125,6 +125,16 @@ pub fn start_offset(identity: &[u8], pieces: &Pieces) -> u64 {
     (x % pieces.count().max(1) as u64) * pieces.piece_length
 }
 
+/// The start of this node's slice when the controller told it its place in the batch: node `i`
+/// of `n` starts at piece `i·count/n`, so the slices the nodes take from the seeder are distinct.
+pub fn slice_offset(index: u32, size: u32, pieces: &Pieces) -> Option<u64> {
+    if size == 0 || index >= size {
+        return None;
+    }
+    let count = pieces.count().max(1) as u64;
+    Some(u64::from(index) * count / u64::from(size) * pieces.piece_length)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +166,17 @@ mod tests {
         assert_eq!(have, vec![true, true, false, true, true, true, true, true, true, false]);
         std::fs::write(&f, &data).unwrap();
         assert!(p.verified_on_disk(&f).unwrap().iter().all(|h| *h));
+    }
+
+    #[test]
+    fn slices_are_distinct_and_cover_the_file() {
+        let p = pieces_for(&vec![7u8; 100 * 16], 16);
+        let offs: Vec<u64> = (0..8).map(|i| slice_offset(i, 8, &p).unwrap()).collect();
+        assert_eq!(offs[0], 0);
+        assert!(offs.windows(2).all(|w| w[0] < w[1]), "{offs:?}");
+        assert!(offs.iter().all(|o| o % 16 == 0 && *o < 100 * 16));
+        assert_eq!(slice_offset(3, 0, &p), None);
+        assert_eq!(slice_offset(8, 8, &p), None);
     }
 
     #[test]

@@ -248,7 +248,11 @@ impl Downloader {
         let pieces = self.pieces.clone().ok_or("no piece layout")?;
         self.progress.total_bytes = pieces.total_len;
         let identity = format!("{:?}|{}", self.job.bt_listen, self.job.work_dir.display());
-        let offset = metainfo::start_offset(identity.as_bytes(), &pieces);
+        // The controller's place for us in the batch gives a slice distinct from every other
+        // node's; without it, a hash of our identity spreads the nodes at random.
+        let (swarm_index, swarm_size) = (self.job.req.swarm_index, self.job.req.swarm_size);
+        let offset = metainfo::slice_offset(swarm_index, swarm_size, &pieces)
+            .unwrap_or_else(|| metainfo::start_offset(identity.as_bytes(), &pieces));
         self.reader = Some(swarm::unpause_from(&session, &handle, offset).await?);
         let torrent_bytes = swarm::torrent_bytes(&handle).ok_or("torrent metadata missing after add")?;
         let mut handle = handle;
@@ -270,14 +274,11 @@ impl Downloader {
             }
             let (from_seeder, others) = swarm::seeder_figures(&handle, &peers);
             let min_share = pieces.piece_length;
-            let step = gate.observe(
-                s.have_bytes,
-                pieces.total_len,
-                from_seeder,
-                others + 1,
-                min_share,
-                Instant::now(),
-            );
+            // The batch size is known from the start; live peers only ever say less early on,
+            // when a too-large share would send the same bytes to many nodes.
+            let swarm = (others + 1).max(swarm_size);
+            let step =
+                gate.observe(s.have_bytes, pieces.total_len, from_seeder, swarm, min_share, Instant::now());
             if step != SeederMove::Keep && !peers.is_empty() {
                 uses += u32::from(step == SeederMove::Use);
                 tracing::debug!(?step, from_seeder, others, have = s.have_bytes, "seeder use changes");
