@@ -54,9 +54,6 @@ pub struct ControllerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BitTorrentConfig {
-    /// Seed images over BitTorrent. Default true; false = HTTP only.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
     /// Seeder listen port. Default 6881 (outside the ephemeral range, which collides with
     /// outgoing connections).
     #[serde(default = "default_bt_port")]
@@ -72,12 +69,7 @@ pub struct BitTorrentConfig {
 
 impl Default for BitTorrentConfig {
     fn default() -> Self {
-        BitTorrentConfig {
-            enabled: true,
-            listen_port: default_bt_port(),
-            tracker_url: String::new(),
-            upload_limit: None,
-        }
+        BitTorrentConfig { listen_port: default_bt_port(), tracker_url: String::new(), upload_limit: None }
     }
 }
 
@@ -110,9 +102,6 @@ fn default_confirm() -> u64 {
 }
 fn default_min_free() -> u64 {
     1 << 30
-}
-fn default_true() -> bool {
-    true
 }
 fn default_bt_port() -> u16 {
     6881
@@ -159,7 +148,12 @@ mod tests {
         let cfg: ControllerConfig = toml::from_str(r#"topology_file = "t.json""#).unwrap();
         assert_eq!(cfg.minion_endpoint, "tcp://0.0.0.0:7007");
         assert_eq!(cfg.node_alive_timeout_s, 30);
-        assert!(cfg.bittorrent.enabled);
+        assert_eq!(cfg.bittorrent.listen_port, 6881);
+    }
+
+    #[test]
+    fn the_sample_config_parses() {
+        let cfg: ControllerConfig = toml::from_str(include_str!("../../configs/controller.toml")).unwrap();
         assert_eq!(cfg.bittorrent.listen_port, 6881);
     }
 

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 ///   trusted_keys          public keys whose images `image add` accepts
 ///   confirm_timeout_s     trial-boot confirm timeout for commits (default 120)
 ///   image_min_free_bytes  free space kept by `image add` (default 1 GiB)
-///   [bittorrent] enabled (true), listen_port (6881), tracker_url ("" = embedded), upload_limit
+///   [bittorrent] listen_port (6881), tracker_url ("" = embedded tracker), upload_limit (bytes/s)
 #[derive(Parser)]
 #[command(name = "meshlift-controller", version, verbatim_doc_comment)]
 struct Args {

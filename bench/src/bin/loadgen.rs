@@ -171,10 +171,7 @@ async fn run(args: &Args, work: &Path) -> anyhow::Result<Report> {
          data_dir = {data:?}\n\
          minion_endpoint = {minion_ep:?}\n\
          app_endpoint = {app_ep:?}\n\
-         http_listen = \"127.0.0.1:{http_port}\"\n\
-         \n\
-         [bittorrent]\n\
-         enabled = false\n",
+         http_listen = \"127.0.0.1:{http_port}\"\n",
         topo = topo_path.display().to_string(),
         data = work.join("data").display().to_string(),
     );
