@@ -167,6 +167,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
     let mut routes: HashMap<String, Route> = HashMap::new();
     let mut shadow = MetricShadow::default();
+    let mut undelivered: HashMap<String, UpgradeReq> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -192,10 +193,10 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 }
             }
             Some(inc) = minion_rx.recv() => {
-                on_minion_frame(&mut engine, &mut routes, &minion_router, &metrics, inc).await;
+                on_minion_frame(&mut engine, &mut routes, &mut undelivered, &minion_router, &metrics, inc).await;
             }
         }
-        drain_actions(&mut engine, &routes, &minion_router, &images).await;
+        drain_actions(&mut engine, &routes, &mut undelivered, &minion_router, &images).await;
     }
 
     if let Some(e) = engine.store_error() {
@@ -219,6 +220,7 @@ fn host_port(host: &str, port: u16) -> String {
 async fn drain_actions(
     engine: &mut Engine,
     routes: &HashMap<String, Route>,
+    undelivered: &mut HashMap<String, UpgradeReq>,
     router: &Router,
     images: &ImageStore,
 ) {
@@ -234,9 +236,13 @@ async fn drain_actions(
                     tracing::warn!(%node, %mac, req = %req.upgrade_req_id, "no connection to node; UPGRADE_REQ not sent");
                     continue;
                 };
-                let env = Envelope::new(0, Message::UpgradeReq(*req));
+                let env = Envelope::new(0, Message::UpgradeReq((*req).clone()));
                 if let Err(e) = router.send(&route.identity, b"ctrl-upgrade", &env).await {
-                    tracing::warn!(%node, boot = %route.boot_id, error = %e, "UPGRADE_REQ send failed");
+                    // The node's connection went away between its report and this send (it is
+                    // reconnecting): deliver on its next report instead of waiting for the batch
+                    // timeout.
+                    tracing::warn!(%node, boot = %route.boot_id, error = %e, "UPGRADE_REQ send failed; kept for the node's next report");
+                    undelivered.insert(normalize(&mac), *req);
                 }
             }
             Action::Event(ev) => {
@@ -259,6 +265,7 @@ fn normalize(mac: &str) -> String {
 async fn on_minion_frame(
     engine: &mut Engine,
     routes: &mut HashMap<String, Route>,
+    undelivered: &mut HashMap<String, UpgradeReq>,
     router: &Router,
     metrics: &std::sync::Mutex<Metrics>,
     inc: Incoming,
@@ -290,6 +297,18 @@ async fn on_minion_frame(
                     let newer = routes.get(&mac).map(|r| r.identity != inc.identity).unwrap_or(true);
                     if newer {
                         tracing::info!(%mac, %peer, "node connected (new route)");
+                    }
+                    if let Some(req) = undelivered.remove(&mac) {
+                        let env = Envelope::new(0, Message::UpgradeReq(req.clone()));
+                        match router.send(&inc.identity, b"ctrl-upgrade", &env).await {
+                            Ok(()) => {
+                                tracing::info!(%mac, req = %req.upgrade_req_id, "UPGRADE_REQ delivered on the node's new connection")
+                            }
+                            Err(e) => {
+                                tracing::warn!(%mac, error = %e, "UPGRADE_REQ send failed again");
+                                undelivered.insert(mac.clone(), req);
+                            }
+                        }
                     }
                     routes.insert(mac, Route { identity: inc.identity.clone(), boot_id });
                     let ack = StatusReportAck { seq, request_full_status_report: false, refused: None };

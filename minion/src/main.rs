@@ -298,6 +298,10 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
                 Some(DealerEvent::Connected) => {
                     tracing::info!(controller = %sh.cfg.controller, "connected to controller");
                     acked_since_connect = false;
+                    // A fresh connection gets a full ack interval: counting from the last ack of the
+                    // previous one would tear it down again at once, and the controller's sends to
+                    // it would find no such peer.
+                    last_ack = tokio::time::Instant::now();
                     sh.send_status();
                 }
                 Some(DealerEvent::Disconnected(why)) => tracing::warn!(%why, "controller connection lost"),
