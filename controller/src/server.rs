@@ -32,20 +32,39 @@ struct Route {
     boot_id: String,
 }
 
-/// Results of slow work coming back to the engine task.
-enum Done {
-    ImageAdded {
-        identity: Bytes,
-        request_id: u64,
-        result: Result<UpgradeImage, String>,
-        operator: Operator,
-    },
-    ImageDeleted {
-        identity: Bytes,
-        request_id: u64,
-        result: Result<UpgradeImage, String>,
-        operator: Operator,
-    },
+/// Results of slow work coming back to the engine task: an image added or deleted by the
+/// image store, with who asked and where the reply goes.
+struct Done {
+    op: ImageOp,
+    identity: Bytes,
+    request_id: u64,
+    result: Result<UpgradeImage, String>,
+    operator: Operator,
+}
+
+#[derive(Clone, Copy)]
+enum ImageOp {
+    Added,
+    Deleted,
+}
+
+/// Run an image-store operation in its own task (a download or hashing must not stall status
+/// handling) and send its result back to the engine task.
+fn spawn_image_op<F>(
+    done: &mpsc::Sender<Done>,
+    op: ImageOp,
+    identity: Bytes,
+    request_id: u64,
+    operator: Operator,
+    work: F,
+) where
+    F: std::future::Future<Output = Result<UpgradeImage, String>> + Send + 'static,
+{
+    let done = done.clone();
+    tokio::spawn(async move {
+        let result = work.await;
+        let _ = done.send(Done { op, identity, request_id, result, operator }).await;
+    });
 }
 
 /// Verifies images with `meshlift-image` against the configured trusted keys.
@@ -388,13 +407,9 @@ async fn on_app_frame(
     let reply = match env.body {
         Message::UpgradeAddImageReq(req) => {
             let images = images.clone();
-            let done = done.clone();
-            let identity = inc.identity.clone();
-            tokio::spawn(async move {
-                let result = images.add(&req.image_url).await.map_err(|e| e.to_string());
-                let _ = done
-                    .send(Done::ImageAdded { identity, request_id: rid, result, operator: req.operator })
-                    .await;
+            let url = req.image_url;
+            spawn_image_op(done, ImageOp::Added, inc.identity.clone(), rid, req.operator, async move {
+                images.add(&url).await.map_err(|e| e.to_string())
             });
             return;
         }
@@ -415,13 +430,9 @@ async fn on_app_frame(
                 }
             }
             let images = images.clone();
-            let done = done.clone();
-            let identity = inc.identity.clone();
-            tokio::spawn(async move {
-                let result = images.del(&req.name).await.map_err(|e| e.to_string());
-                let _ = done
-                    .send(Done::ImageDeleted { identity, request_id: rid, result, operator: req.operator })
-                    .await;
+            let name = req.name;
+            spawn_image_op(done, ImageOp::Deleted, inc.identity.clone(), rid, req.operator, async move {
+                images.del(&name).await.map_err(|e| e.to_string())
             });
             return;
         }
@@ -436,33 +447,24 @@ async fn on_app_frame(
 }
 
 async fn on_done(engine: &mut Engine, router: &Router, done: Done) {
-    let (identity, rid, ack) = match done {
-        Done::ImageAdded { identity, request_id, result, operator } => {
-            let ack = match result {
-                Ok(img) => {
-                    let msg = format!("Added and seeding image {} ({})", img.name, img.sha256.short());
-                    engine.add_image(img, operator, now_ms());
-                    Ack::ok(msg)
-                }
-                Err(e) => {
-                    tracing::warn!(who = %operator.who, reason = %e, "image add refused");
-                    Ack::refused(e)
-                }
-            };
-            (identity, request_id, ack)
+    let Done { op, identity, request_id, result, operator } = done;
+    let ack = match (op, result) {
+        (ImageOp::Added, Ok(img)) => {
+            let msg = format!("Added and seeding image {} ({})", img.name, img.sha256.short());
+            engine.add_image(img, operator, now_ms());
+            Ack::ok(msg)
         }
-        Done::ImageDeleted { identity, request_id, result, operator } => {
-            let ack = match result {
-                Ok(img) => {
-                    tracing::info!(who = %operator.who, image = %img.name, "image deleted");
-                    Ack::ok(format!("Deleted image {}", img.name))
-                }
-                Err(e) => Ack::refused(e),
-            };
-            (identity, request_id, ack)
+        (ImageOp::Deleted, Ok(img)) => {
+            tracing::info!(who = %operator.who, image = %img.name, "image deleted");
+            Ack::ok(format!("Deleted image {}", img.name))
         }
+        (ImageOp::Added, Err(e)) => {
+            tracing::warn!(who = %operator.who, reason = %e, "image add refused");
+            Ack::refused(e)
+        }
+        (ImageOp::Deleted, Err(e)) => Ack::refused(e),
     };
-    let _ = router.send(&identity, b"ctrl", &Envelope::new(rid, Message::Ack(ack))).await;
+    let _ = router.send(&identity, b"ctrl", &Envelope::new(request_id, Message::Ack(ack))).await;
 }
 
 /// What the per-node gauges were last set to: a tick touches only the series that changed, so a
