@@ -18,6 +18,11 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
+    /// A placeholder while the planner's groups are lent out.
+    pub fn empty() -> Groups {
+        Groups { is_key: Vec::new(), member_of: Vec::new(), cand_nodes: Vec::new() }
+    }
+
     /// `pending[v]` = pending online nodes of site `v`.
     ///
     /// With [`ApPolicy::Group`] every maximal pending AP is a key (Terragraph). With

@@ -7,6 +7,7 @@
 
 use crate::ap_groups::Groups;
 use crate::site_graph::{SiteGraph, NONE};
+use crate::walk::{Rules, Wait, Walk};
 use crate::ApPolicy;
 use petgraph::unionfind::UnionFind;
 use std::fmt::Write;
@@ -14,26 +15,6 @@ use std::fmt::Write;
 /// Sites listed by name per reason in an explanation; the rest are counted. A 100 000-site plan
 /// would otherwise carry gigabytes of "waits because…" text.
 const EXAMPLES_PER_REASON: usize = 12;
-
-/// Why a pending site is not in this batch.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    None,
-    /// Other sites reach their POP through it (it discovered `child`).
-    NotLeaf(u32),
-    /// The batch already holds the allowed number of POP sites.
-    PopRule,
-    /// Its candidate does not fit in what is left of `limit`.
-    Limit,
-    /// The batch was full before the traversal reached it.
-    BatchFull,
-    /// Member of the AP group of a key that waits.
-    InGroup(u32),
-    /// A POP site with no live link to another site: Terragraph's traversal skips it.
-    NoLinks,
-    /// No path to any POP.
-    CutOff,
-}
 
 /// Mutable per-plan state over a static [`SiteGraph`].
 pub(crate) struct Planner<'t> {
@@ -46,14 +27,21 @@ pub(crate) struct Planner<'t> {
     pub cap: usize,
     pub limit: i64,
     pub max_pops: u32,
-    seen: Vec<u32>,
     epoch: u32,
-    wait: Vec<Wait>,
+    /// Terragraph's traversal, kept between batches and replayed only where the last batch
+    /// changed it.
+    walk: Walk,
+    /// AP groups of the current pending set. With [`ApPolicy::Group`] they only ever lose the keys
+    /// a batch takes (a group goes whole, and no site outside a group is an articulation point
+    /// that could become a key), so they are computed once per plan; with
+    /// [`ApPolicy::DependentsFirst`] keys appear as dependents finish, and they are recomputed.
+    groups: Groups,
     /// POP sites, ascending (= by name).
     pops: Vec<u32>,
-    /// Pending sites reachable from a POP that are not POP sites. At zero the traversal takes the
-    /// POP-only shortcut (pending sites cut off from every POP never enter the traversal, and a
-    /// real mesh usually has a few for the whole plan).
+    /// Pending sites reachable from a POP that are neither POP sites nor in the AP group of a
+    /// pending POP site. At zero the traversal takes the POP-only shortcut (pending sites cut off
+    /// from every POP never enter the traversal, and a real mesh usually has a few for the whole
+    /// plan; a POP's group is reachable only through that POP, which skips it).
     pending_non_pop: usize,
     /// Connected components of the upgraded sites (live inter-site links between sites with no
     /// pending node), built the first time only POP sites are pending and kept up to date by
@@ -72,7 +60,8 @@ pub(crate) struct Planner<'t> {
 pub(crate) struct Chosen {
     /// Candidate sites taken (keys stand for their group), in traversal order.
     pub candidates: Vec<u32>,
-    pub groups: Groups,
+    /// Per candidate: it is the key of an AP group, whose sites go with it.
+    pub is_key: Vec<bool>,
     pub nodes: Vec<String>,
     pub sites: Vec<String>,
     pub explanation: String,
@@ -97,7 +86,9 @@ impl<'t> Planner<'t> {
         let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes };
         let n = g.len();
         let pops: Vec<u32> = (0..n as u32).filter(|&v| g.pop[v as usize]).collect();
-        let pending_non_pop = (0..n as u32).filter(|&v| Self::blocks_shortcut(&g, &site_pending, v)).count();
+        let groups = Groups::compute(&g, &site_pending, policy);
+        let pending_non_pop =
+            (0..n as u32).filter(|&v| Self::blocks_shortcut(&g, &site_pending, &groups, v)).count();
         let pending_sites: Vec<u32> = (0..n as u32).filter(|&v| site_pending[v as usize] > 0).collect();
         Planner {
             g,
@@ -107,9 +98,9 @@ impl<'t> Planner<'t> {
             cap,
             limit,
             max_pops: max_pops.max(1),
-            seen: vec![0; n],
             epoch: 0,
-            wait: vec![Wait::None; n],
+            walk: Walk::new(n),
+            groups,
             pops,
             pending_non_pop,
             upgraded: None,
@@ -119,28 +110,43 @@ impl<'t> Planner<'t> {
         }
     }
 
-    /// A pending, reachable, non-POP site: the traversal could push it after the seeding.
-    fn blocks_shortcut(g: &SiteGraph, site_pending: &[u32], v: u32) -> bool {
-        site_pending[v as usize] > 0 && !g.pop[v as usize] && g.tree.reachable(v)
+    /// A pending, reachable site that is neither a POP site nor in a POP's AP group: the
+    /// traversal could push it after the seeding.
+    fn blocks_shortcut(g: &SiteGraph, site_pending: &[u32], groups: &Groups, v: u32) -> bool {
+        let vi = v as usize;
+        let key = groups.member_of[vi];
+        site_pending[vi] > 0 && !g.pop[vi] && g.tree.reachable(v) && !(key != NONE && g.pop[key as usize])
     }
 
-    pub fn groups(&self) -> Groups {
-        Groups::compute(&self.g, &self.site_pending, self.policy)
+    /// AP groups of the pending set as it is now.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
     }
 
     /// Choose the next batch without applying it.
     pub fn next(&mut self) -> Chosen {
-        let groups = self.groups();
-        self.epoch += 1;
-        // Only pending sites ever get a reason.
-        for &v in &self.pending_sites {
-            self.wait[v as usize] = Wait::None;
+        if self.policy == ApPolicy::DependentsFirst && self.epoch > 0 {
+            self.groups = Groups::compute(&self.g, &self.site_pending, self.policy);
         }
+        let groups = std::mem::replace(&mut self.groups, Groups::empty());
+        self.epoch += 1;
 
-        let (candidates, batch_nodes, pops_taken) =
-            if self.pending_non_pop == 0 { self.walk_pops_only(&groups) } else { self.walk(&groups) };
+        let (candidates, batch_nodes, pops_taken) = if self.pending_non_pop == 0 {
+            self.walk.clear();
+            self.walk_pops_only(&groups)
+        } else {
+            let rules = Rules {
+                g: &self.g,
+                pops: &self.pops,
+                pending: &self.site_pending,
+                groups: &groups,
+                cap: self.cap,
+                max_pops: self.max_pops,
+            };
+            let (batch_nodes, pops_taken) = self.walk.run(&rules, self.policy);
+            (self.walk.candidates.clone(), batch_nodes, pops_taken)
+        };
         let g = &self.g;
-        let wait = &mut self.wait;
         let pending = &self.site_pending;
 
         let epoch = self.epoch;
@@ -166,103 +172,18 @@ impl<'t> Planner<'t> {
         node_names.sort_unstable();
         sites.sort_unstable();
 
-        // Reasons for pending sites the traversal did not decide on.
-        for &v in &self.pending_sites {
-            let v = v as usize;
-            if in_batch[v] == epoch || wait[v] != Wait::None {
-                continue;
-            }
-            let k = groups.member_of[v];
-            wait[v] = if k != NONE {
-                Wait::InGroup(k)
-            } else if !g.tree.reachable(v as u32) {
-                Wait::CutOff
-            } else {
-                // Reachable, not hidden behind a key, yet never popped: the walk stopped early.
-                Wait::BatchFull
-            };
-        }
-
         let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
         let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);
+        let is_key = candidates.iter().map(|&c| groups.is_key[c as usize]).collect();
+        self.groups = groups;
         Chosen {
             candidates,
-            groups,
+            is_key,
             nodes: node_names,
             sites: sites.iter().map(|&s| g.name(s).to_string()).collect(),
             explanation,
             warnings,
         }
-    }
-
-    /// Terragraph's traversal, step by step.
-    fn walk(&mut self, groups: &Groups) -> (Vec<u32>, usize, u32) {
-        let g = &self.g;
-        let n = g.len();
-        let epoch = self.epoch;
-        let seen = &mut self.seen;
-        let wait = &mut self.wait;
-        let pending = &self.site_pending;
-        let mut upd: Vec<u32> = Vec::new();
-        let mut pend: Vec<u32> = Vec::new();
-        for p in (0..n as u32).rev().filter(|&p| g.pop[p as usize]) {
-            seen[p as usize] = epoch;
-            if pending[p as usize] > 0 {
-                pend.push(p)
-            } else {
-                upd.push(p)
-            }
-        }
-        let mut candidates = Vec::new();
-        let mut batch_nodes = 0usize;
-        let mut pops_taken = 0u32;
-        while let Some(cur) = upd.pop().or_else(|| pend.pop()) {
-            let ci = cur as usize;
-            let nb = g.neighbors(cur);
-            if nb.is_empty() {
-                if pending[ci] > 0 {
-                    wait[ci] = Wait::NoLinks;
-                }
-                continue;
-            }
-            let mut first_child = NONE;
-            for &m in nb.iter().rev() {
-                if groups.is_key[ci] && groups.member_of[m as usize] == cur {
-                    continue;
-                }
-                if seen[m as usize] != epoch {
-                    seen[m as usize] = epoch;
-                    if pending[m as usize] > 0 {
-                        pend.push(m)
-                    } else {
-                        upd.push(m)
-                    }
-                    first_child = m;
-                }
-            }
-            if pending[ci] == 0 {
-                continue;
-            }
-            if first_child != NONE {
-                wait[ci] = Wait::NotLeaf(first_child);
-            } else if g.pop[ci] && pops_taken >= self.max_pops {
-                wait[ci] = Wait::PopRule;
-            } else {
-                let cand = groups.cand_nodes[ci] as usize;
-                if batch_nodes + cand <= self.cap || batch_nodes == 0 {
-                    batch_nodes += cand;
-                    candidates.push(cur);
-                    pops_taken += u32::from(g.pop[ci]);
-                    if batch_nodes >= self.cap {
-                        // Every candidate has at least one node: nothing else can fit.
-                        break;
-                    }
-                } else {
-                    wait[ci] = Wait::Limit;
-                }
-            }
-        }
-        (candidates, batch_nodes, pops_taken)
     }
 
     /// The same traversal when every pending site is a POP site, which is most of a plan: with
@@ -295,7 +216,10 @@ impl<'t> Planner<'t> {
             uf
         });
         let comp_seen = &mut self.comp_seen;
-        let wait = &mut self.wait;
+        let wait = &mut self.walk.wait;
+        for &p in &self.pops {
+            wait[p as usize] = Wait::None;
+        }
         for &p in &self.pops {
             if pending[p as usize] == 0 {
                 let root = uf.find_mut(p);
@@ -357,15 +281,17 @@ impl<'t> Planner<'t> {
 
     /// Mark the chosen nodes upgraded.
     pub fn apply(&mut self, chosen: &Chosen) {
-        for &c in &chosen.candidates {
-            let members: Vec<u32> =
-                if chosen.groups.is_key[c as usize] { self.g.cut_off(c).collect() } else { Vec::new() };
+        for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
+            let members: Vec<u32> = if is_key { self.g.cut_off(c).collect() } else { Vec::new() };
             for s in std::iter::once(c).chain(members) {
                 for &node in &self.g.nodes[s as usize] {
                     self.node_pending[node as usize] = false;
                 }
-                if Self::blocks_shortcut(&self.g, &self.site_pending, s) {
+                if Self::blocks_shortcut(&self.g, &self.site_pending, &self.groups, s) {
                     self.pending_non_pop -= 1;
+                }
+                if self.site_pending[s as usize] > 0 {
+                    self.walk.upgraded(&self.g, s);
                 }
                 self.site_pending[s as usize] = 0;
                 if let Some(uf) = &mut self.upgraded {
@@ -379,6 +305,12 @@ impl<'t> Planner<'t> {
         }
         let site_pending = &self.site_pending;
         self.pending_sites.retain(|&s| site_pending[s as usize] > 0);
+        // A taken key's group is upgraded now; its members never come back as pending.
+        for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
+            if is_key {
+                self.groups.is_key[c as usize] = false;
+            }
+        }
     }
 
     /// Terragraph lets the first candidate exceed `limit`; say so, because an operator who asked
@@ -446,7 +378,17 @@ impl<'t> Planner<'t> {
         let mut examples: [Vec<String>; KINDS] = Default::default();
         for &v in &self.pending_sites {
             let v = v as usize;
-            let (kind, label) = match self.wait[v] {
+            if self.in_batch[v] == self.epoch {
+                continue;
+            }
+            let wait = match self.walk.wait[v] {
+                Wait::None if groups.member_of[v] != NONE => Wait::InGroup(groups.member_of[v]),
+                Wait::None if !g.tree.reachable(v as u32) => Wait::CutOff,
+                // Reachable, not hidden behind a key, yet never popped: the walk stopped early.
+                Wait::None => Wait::BatchFull,
+                w => w,
+            };
+            let (kind, label) = match wait {
                 Wait::None => continue,
                 Wait::NotLeaf(c) => (0, Some(c)),
                 Wait::PopRule => (1, None),

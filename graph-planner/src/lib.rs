@@ -24,6 +24,7 @@ mod ap_groups;
 mod batch;
 mod plan;
 mod site_graph;
+mod walk;
 
 pub use meshlift_protocol::ApPolicy;
 use meshlift_protocol::Topology;

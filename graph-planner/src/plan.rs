@@ -29,7 +29,13 @@ pub(crate) fn plan_all(req: &PlanRequest) -> Plan {
     let mut warnings: Vec<String> = unknown_warning(&unknown).into_iter().collect();
 
     let ap_groups = {
-        let groups = Groups::compute(&planner.g, &planner.site_pending, ApPolicy::Group);
+        let computed;
+        let groups = if planner.policy == ApPolicy::Group {
+            planner.groups()
+        } else {
+            computed = Groups::compute(&planner.g, &planner.site_pending, ApPolicy::Group);
+            &computed
+        };
         let g = &planner.g;
         (0..g.len() as u32)
             .filter(|&k| groups.is_key[k as usize])
@@ -50,10 +56,10 @@ pub(crate) fn plan_all(req: &PlanRequest) -> Plan {
             break;
         }
         let mut radius = 0;
-        for &c in &chosen.candidates {
+        for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
             outage[c as usize] += 1;
             radius += 1;
-            if chosen.groups.is_key[c as usize] {
+            if is_key {
                 for m in planner.g.cut_off(c) {
                     outage[m as usize] += 1;
                     radius += 1;
