@@ -125,14 +125,21 @@ pub fn start_offset(identity: &[u8], pieces: &Pieces) -> u64 {
     (x % pieces.count().max(1) as u64) * pieces.piece_length
 }
 
-/// The start of this node's slice when the controller told it its place in the batch: node `i`
-/// of `n` starts at piece `i·count/n`, so the slices the nodes take from the seeder are distinct.
-pub fn slice_offset(index: u32, size: u32, pieces: &Pieces) -> Option<u64> {
+/// This node's slice of the pieces when the controller told it its place in the batch: node `i`
+/// of `n` takes pieces `i·count/n .. (i+1)·count/n`, so the slices are distinct and together
+/// cover the image. It fetches exactly these from the seeder and the rest from its peers.
+pub fn slice(index: u32, size: u32, pieces: &Pieces) -> Option<std::ops::Range<usize>> {
     if size == 0 || index >= size {
         return None;
     }
-    let count = pieces.count().max(1) as u64;
-    Some(u64::from(index) * count / u64::from(size) * pieces.piece_length)
+    let count = pieces.count() as u64;
+    let at = |i: u32| (u64::from(i) * count / u64::from(size)) as usize;
+    Some(at(index)..at(index + 1))
+}
+
+/// The start of this node's slice (see [`slice`]) as a byte offset.
+pub fn slice_offset(index: u32, size: u32, pieces: &Pieces) -> Option<u64> {
+    slice(index, size, pieces).map(|r| r.start as u64 * pieces.piece_length)
 }
 
 #[cfg(test)]
@@ -177,6 +184,12 @@ mod tests {
         assert!(offs.iter().all(|o| o % 16 == 0 && *o < 100 * 16));
         assert_eq!(slice_offset(3, 0, &p), None);
         assert_eq!(slice_offset(8, 8, &p), None);
+        let slices: Vec<_> = (0..8).map(|i| slice(i, 8, &p).unwrap()).collect();
+        assert_eq!(slices[0].start, 0);
+        assert_eq!(slices[7].end, 100);
+        assert!(slices.windows(2).all(|w| w[0].end == w[1].start && !w[0].is_empty()), "{slices:?}");
+        let more = (0..150).map(|i| slice(i, 150, &p).unwrap()).filter(|r| !r.is_empty()).count();
+        assert_eq!(more, 100, "more nodes than pieces: some slices are empty");
     }
 
     #[test]

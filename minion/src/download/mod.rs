@@ -19,7 +19,7 @@ mod swarm;
 use librqbit::{AddTorrent, Session};
 use meshlift_protocol::{DownloadProgress, Sha256Digest, UpgradeReq};
 use metainfo::Pieces;
-use policy::{SeederGate, SeederMove, StallWatch};
+use policy::{SeederGate, SeederMove, StallWatch, SwarmFigures};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +31,10 @@ const POLL: Duration = Duration::from_millis(200);
 /// How long peers may deliver nothing new before this node fetches from the controller's seeder
 /// again (see `SeederGate`). Well below `bt_stall_timeout_s`, which gives up on the swarm.
 const HUNGRY: Duration = Duration::from_secs(4);
+/// How long one connection to the seeder may last before a use goes on over a new one: librqbit
+/// sends a peer our peer list 10 s after connecting (PEX), and a seeder that learns minions that
+/// way connects out to them, where they cannot tell it from a peer (see `SeederMove::Renew`).
+const RENEW_SEEDER_AFTER: Duration = Duration::from_secs(7);
 
 /// What to download and where.
 #[derive(Debug, Clone)]
@@ -251,15 +255,20 @@ impl Downloader {
         // The controller's place for us in the batch gives a slice distinct from every other
         // node's; without it, a hash of our identity spreads the nodes at random.
         let (swarm_index, swarm_size) = (self.job.req.swarm_index, self.job.req.swarm_size);
-        let offset = metainfo::slice_offset(swarm_index, swarm_size, &pieces)
+        let slice = metainfo::slice(swarm_index, swarm_size, &pieces);
+        let start = metainfo::slice_offset(swarm_index, swarm_size, &pieces)
             .unwrap_or_else(|| metainfo::start_offset(identity.as_bytes(), &pieces));
-        self.reader = Some(swarm::unpause_from(&session, &handle, offset).await?);
+        self.reader = Some(swarm::unpause_from(&session, &handle, start).await?);
         let torrent_bytes = swarm::torrent_bytes(&handle).ok_or("torrent metadata missing after add")?;
         let mut handle = handle;
         let mut watch = StallWatch::new(stall, Instant::now());
         let first = swarm::stats(&session, &handle);
-        let mut gate =
-            SeederGate::new(HUNGRY, pieces.total_len.saturating_sub(first.have_bytes), Instant::now());
+        let mut gate = SeederGate::new(
+            HUNGRY,
+            RENEW_SEEDER_AFTER,
+            pieces.total_len.saturating_sub(first.have_bytes),
+            Instant::now(),
+        );
         let mut rejoined = false;
         let mut uses = 0u32;
         loop {
@@ -274,19 +283,39 @@ impl Downloader {
             }
             let (from_seeder, others) = swarm::seeder_figures(&handle, &peers);
             let min_share = pieces.piece_length;
-            // The batch size is known from the start; live peers only ever say less early on,
-            // when a too-large share would send the same bytes to many nodes.
-            let swarm = (others + 1).max(swarm_size);
-            let step =
-                gate.observe(s.have_bytes, pieces.total_len, from_seeder, swarm, min_share, Instant::now());
+            // The batch size, when the controller gave it, is the swarm: live peers say less early
+            // on (a too-large share would send the same bytes to many nodes), and librqbit lists
+            // a peer twice when both sides connected.
+            let swarm = if swarm_size > 0 { swarm_size } else { others + 1 };
+            let figures = SwarmFigures {
+                have: s.have_bytes,
+                total: pieces.total_len,
+                received: s.fetched_bytes,
+                from_seeder,
+                swarm_size: swarm,
+                min_share,
+                slice_left: slice.clone().and_then(|r| swarm::missing_in(&session, &handle, r)),
+            };
+            let step = gate.observe(&figures, Instant::now());
             if step != SeederMove::Keep && !peers.is_empty() {
                 uses += u32::from(step == SeederMove::Use);
                 tracing::debug!(?step, from_seeder, others, have = s.have_bytes, "seeder use changes");
-                let initial = if step == SeederMove::Use { peers.clone() } else { Vec::new() };
-                // A new start offset per use, so nodes that use the seeder again at the same time
-                // ask it for different missing pieces.
-                let offset = metainfo::start_offset(format!("{identity}|{uses}").as_bytes(), &pieces);
+                if step == SeederMove::Renew {
+                    // Same peers, new connections: no need to add the torrent again.
+                    swarm::rejoin(&session, &handle).await?;
+                    gate.restarted(Instant::now());
+                    continue;
+                }
+                let initial = if step == SeederMove::Drop { Vec::new() } else { peers.clone() };
+                // A new start offset per later use, so nodes that use the seeder again at the same
+                // time ask it for different missing pieces; the first use stays on the slice.
+                let offset = if uses == 0 {
+                    start
+                } else {
+                    metainfo::start_offset(format!("{identity}|{uses}").as_bytes(), &pieces)
+                };
                 handle = self.readd(&session, torrent_bytes.clone(), initial, offset).await?;
+                gate.restarted(Instant::now());
                 continue;
             }
             if s.error {

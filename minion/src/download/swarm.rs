@@ -153,21 +153,40 @@ pub fn stats(session: &Session, handle: &TorrentHandle) -> SwarmStats {
     }
 }
 
-/// Bytes fetched from `seeders` over the torrent's live connections, and the number of live
-/// connections to other peers. librqbit keys its per-peer figures by the peer's address.
+/// Client name (BEP 10 `v`) of the controller's seeder, as `dist/seeder.rs` sets it.
+const SEEDER_CLIENT_NAME: &str = "meshlift-controller ";
+
+/// Bytes fetched from the seeder over the torrent's live connections, and the number of live
+/// connections to other peers. librqbit keys its per-peer figures by the peer's address: a
+/// connection to one of `seeders` is the seeder, and so is one whose client calls itself the
+/// controller (the seeder connecting to us, from another port).
 pub fn seeder_figures(handle: &TorrentHandle, seeders: &[SocketAddr]) -> (u64, u32) {
     let Some(live) = handle.live() else { return (0, 0) };
     let snap = live.per_peer_stats_snapshot(Default::default());
     let mut fetched = 0;
     let mut others = 0;
     for (addr, p) in &snap.peers {
-        if seeders.iter().any(|s| s.to_string() == *addr) {
+        let named = p.client_name.as_deref().is_some_and(|c| c.starts_with(SEEDER_CLIENT_NAME));
+        if named || seeders.iter().any(|s| s.to_string() == *addr) {
             fetched += p.counters.fetched_bytes;
         } else {
             others += 1;
         }
     }
     (fetched, others)
+}
+
+/// How many pieces of `range` this node does not hold yet (`None`: librqbit cannot say, e.g.
+/// while the torrent initialises).
+pub fn missing_in(
+    session: &Arc<Session>,
+    handle: &TorrentHandle,
+    range: std::ops::Range<usize>,
+) -> Option<usize> {
+    // `Api` is librqbit's own front end; its `api_dump_haves` is the public way to the bitfield.
+    let api = librqbit::Api::new(session.clone(), None);
+    let (have, _) = api.api_dump_haves(TorrentIdOrHash::Id(handle.id())).ok()?;
+    Some(range.filter(|i| !have.get(*i).is_some_and(|b| *b)).count())
 }
 
 /// The torrent's `.torrent` bytes (for a magnet: the info dictionary with its trackers), to add
