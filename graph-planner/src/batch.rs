@@ -83,7 +83,7 @@ impl<'t> Planner<'t> {
                 site_pending[s as usize] += 1;
             }
         }
-        let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes };
+        let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes() };
         let n = g.len();
         let pops: Vec<u32> = (0..n as u32).filter(|&v| g.pop[v as usize]).collect();
         let groups = Groups::compute(&g, &site_pending, policy);
@@ -99,7 +99,7 @@ impl<'t> Planner<'t> {
             limit,
             max_pops: max_pops.max(1),
             epoch: 0,
-            walk: Walk::new(n),
+            walk: Walk::new(n, pops.len()),
             groups,
             pops,
             pending_non_pop,
@@ -162,9 +162,9 @@ impl<'t> Planner<'t> {
                 }
                 in_batch[s as usize] = epoch;
                 sites.push(s);
-                for &node in &g.nodes[s as usize] {
+                for &node in g.nodes(s) {
                     if self.node_pending[node as usize] {
-                        node_names.push(g.topo.nodes[node as usize].name.clone());
+                        node_names.push(g.mesh.node_names[node as usize].to_string());
                     }
                 }
             }
@@ -284,7 +284,7 @@ impl<'t> Planner<'t> {
         for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
             let members: Vec<u32> = if is_key { self.g.cut_off(c).collect() } else { Vec::new() };
             for s in std::iter::once(c).chain(members) {
-                for &node in &self.g.nodes[s as usize] {
+                for &node in self.g.nodes(s) {
                     self.node_pending[node as usize] = false;
                 }
                 if Self::blocks_shortcut(&self.g, &self.site_pending, &self.groups, s) {
@@ -401,9 +401,9 @@ impl<'t> Planner<'t> {
             count[kind] += 1;
             if examples[kind].len() < EXAMPLES_PER_REASON {
                 examples[kind].push(match (kind, label) {
-                    (0, Some(c)) => format!("{} (for {})", g.names[v], g.name(c)),
-                    (4, Some(k)) => format!("{} (group {})", g.names[v], g.name(k)),
-                    _ => g.names[v].to_string(),
+                    (0, Some(c)) => format!("{} (for {})", g.name(v as u32), g.name(c)),
+                    (4, Some(k)) => format!("{} (group {})", g.name(v as u32), g.name(k)),
+                    _ => g.name(v as u32).to_string(),
                 });
             }
         }

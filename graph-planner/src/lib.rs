@@ -22,10 +22,12 @@
 
 mod ap_groups;
 mod batch;
+mod mesh;
 mod plan;
 mod site_graph;
 mod walk;
 
+pub use mesh::Mesh;
 pub use meshlift_protocol::ApPolicy;
 use meshlift_protocol::Topology;
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,19 +81,44 @@ pub struct Plan {
     pub max_pops_per_batch: u32,
 }
 
-/// The next batch for the live topology.
+/// The next batch for the live topology. Interns the topology first; a caller asking again and
+/// again about one mesh keeps a [`Mesh`] and calls [`Mesh::next_batch`].
 pub fn next_batch(req: &PlanRequest) -> Batch {
-    let (mut planner, unknown) = plan::planner_for(req);
-    let chosen = planner.next();
-    let mut warnings = unknown_warning(&unknown).into_iter().collect::<Vec<_>>();
-    warnings.extend(chosen.warnings);
-    Batch { nodes: chosen.nodes, sites: chosen.sites, explanation: chosen.explanation, warnings }
+    next_batch_on(&Mesh::new(req.topology), req)
 }
 
 /// Dry run of a whole upgrade on an unchanging topology: every batch is removed from the pending
 /// set before the next one is chosen, as the controller would after a successful commit.
 pub fn plan_all(req: &PlanRequest) -> Plan {
-    plan::plan_all(req)
+    plan::plan_all(&Mesh::new(req.topology), req)
+}
+
+impl Mesh {
+    /// [`next_batch`] without interning: `req.topology` is a live copy of the topology this mesh
+    /// was built from. One that does not fit ([`Mesh::fits`]) is interned on the spot, so a
+    /// mismatch costs time, never a wrong batch.
+    pub fn next_batch(&self, req: &PlanRequest) -> Batch {
+        if !self.fits(req.topology) {
+            return next_batch_on(&Mesh::new(req.topology), req);
+        }
+        next_batch_on(self, req)
+    }
+
+    /// [`plan_all`] without interning, on the same terms as [`Mesh::next_batch`].
+    pub fn plan_all(&self, req: &PlanRequest) -> Plan {
+        if !self.fits(req.topology) {
+            return plan::plan_all(&Mesh::new(req.topology), req);
+        }
+        plan::plan_all(self, req)
+    }
+}
+
+fn next_batch_on(mesh: &Mesh, req: &PlanRequest) -> Batch {
+    let (mut planner, unknown) = plan::planner_for(mesh, req);
+    let chosen = planner.next();
+    let mut warnings = unknown_warning(&unknown).into_iter().collect::<Vec<_>>();
+    warnings.extend(chosen.warnings);
+    Batch { nodes: chosen.nodes, sites: chosen.sites, explanation: chosen.explanation, warnings }
 }
 
 fn unknown_warning(unknown: &[String]) -> Option<String> {

@@ -2,6 +2,7 @@
 
 use crate::ap_groups::Groups;
 use crate::batch::Planner;
+use crate::mesh::Mesh;
 use crate::site_graph::{SiteGraph, NONE};
 use crate::{unknown_warning, ApPolicy, Batch, Plan, PlanRequest};
 use std::collections::BTreeMap;
@@ -10,13 +11,14 @@ use std::fmt::Write;
 /// Sites listed one by one in the rendered outage table; larger meshes get a histogram.
 const OUTAGE_TABLE_MAX: usize = 200;
 
-/// A planner over the request's topology, and the pending names that are not in it.
-pub(crate) fn planner_for<'t>(req: &PlanRequest<'t>) -> (Planner<'t>, Vec<String>) {
-    let g = SiteGraph::build(req.topology);
+/// A planner over the request's live topology (which fits `mesh`), and the pending names that
+/// are not in it.
+pub(crate) fn planner_for<'m>(mesh: &'m Mesh, req: &PlanRequest) -> (Planner<'m>, Vec<String>) {
+    let g = SiteGraph::build(mesh, req.topology);
     let mut node_pending = vec![false; req.topology.nodes.len()];
     let mut unknown = Vec::new();
     for name in req.pending {
-        match g.node_index.get(name.as_str()) {
+        match mesh.node_index.get(name.as_str()) {
             Some(&i) => node_pending[i as usize] = true,
             None => unknown.push(name.clone()),
         }
@@ -24,8 +26,8 @@ pub(crate) fn planner_for<'t>(req: &PlanRequest<'t>) -> (Planner<'t>, Vec<String
     (Planner::new(g, node_pending, req.ap_policy, req.limit, req.max_pops_per_batch), unknown)
 }
 
-pub(crate) fn plan_all(req: &PlanRequest) -> Plan {
-    let (mut planner, unknown) = planner_for(req);
+pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
+    let (mut planner, unknown) = planner_for(mesh, req);
     let mut warnings: Vec<String> = unknown_warning(&unknown).into_iter().collect();
 
     let ap_groups = {
@@ -108,7 +110,7 @@ pub(crate) fn plan_all(req: &PlanRequest) -> Plan {
 
     let mut outages: BTreeMap<String, u32> = req.topology.sites.iter().map(|s| (s.name.clone(), 0)).collect();
     for (v, &count) in outage.iter().enumerate() {
-        outages.insert(g.names[v].to_string(), count);
+        outages.insert(g.name(v as u32).to_string(), count);
     }
 
     Plan {

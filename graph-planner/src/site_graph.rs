@@ -1,38 +1,34 @@
 //! The site graph of reference §3.1 and its DFS tree from the virtual POP root (§3.2).
 //!
-//! Built once per plan: in a dry run the topology does not change between batches, only the
-//! pending set does, and articulation points depend on the structure alone (whether an AP is
-//! *recorded* depends on the pending set, which [`crate::ap_groups`] applies per batch). That is
-//! what makes a 3 000-batch plan of a 100 000-site mesh affordable: the per-batch work is a few
-//! linear passes over flat arrays, never a rebuild.
+//! Built once per plan (and once per batch the controller asks for): in a dry run the topology
+//! does not change between batches, only the pending set does, and articulation points depend on
+//! the structure alone (whether an AP is *recorded* depends on the pending set, which
+//! [`crate::ap_groups`] applies). Building it reads the live node and link states by index
+//! against an interned [`Mesh`]: no name is hashed per batch.
 
+use crate::mesh::{group_by, Mesh};
 use meshlift_protocol::topology::Topology;
 use petgraph::csr::Csr;
 use petgraph::Directed;
-use rustc_hash::FxHashMap;
 
 /// Marks "no vertex" (also the virtual root's parent) in the `u32` index arrays.
 pub(crate) const NONE: u32 = u32::MAX;
 /// The virtual root joined to every POP site; never a real site index.
 pub(crate) const ROOT: u32 = u32::MAX - 1;
 
-/// Sites with at least one online node, their live inter-site adjacency, and the static DFS tree.
-pub(crate) struct SiteGraph<'t> {
-    pub topo: &'t Topology,
-    /// Vertex names sorted ascending: vertex index order *is* name order, which makes every
-    /// "iterate by name" in the planner a plain index loop.
-    pub names: Vec<&'t str>,
+/// Every site of the mesh is a vertex (index = name order); a site with no online node has no
+/// edges, is no POP and is never reached, which is what leaving it out of the graph means.
+pub(crate) struct SiteGraph<'m> {
+    pub mesh: &'m Mesh,
+    /// Sites with an online POP node.
     pub pop: Vec<bool>,
-    /// Online nodes of each site (indices into `topo.nodes`), sorted by node name.
-    pub nodes: Vec<Vec<u32>>,
-    /// Site index of every topology node, `NONE` for offline nodes (they are not in the graph).
+    /// Online nodes of site `s` (by name): `online[online_start[s]..online_start[s + 1]]`.
+    online_start: Vec<u32>,
+    online: Vec<u32>,
+    /// Site of every topology node, `NONE` for offline nodes (they are not in the graph).
     pub site_of_node: Vec<u32>,
-    /// Topology node index by name.
-    pub node_index: FxHashMap<&'t str, u32>,
     /// Live inter-site links, both directions, neighbours sorted (= by name).
     adj: Csr<(), (), Directed, u32>,
-    /// Node count of the whole topology: Terragraph's cap when `limit <= 0`.
-    pub total_nodes: usize,
     pub tree: DfsTree,
 }
 
@@ -54,102 +50,68 @@ pub(crate) struct DfsTree {
     pub has_ap_child: Vec<bool>,
 }
 
-impl<'t> SiteGraph<'t> {
-    pub fn build(topo: &'t Topology) -> SiteGraph<'t> {
-        // One pass over the nodes with a fast (non-DoS-resistant, fine for a validated local
-        // file) hasher: string hashing dominates the cost of a single batch on a large mesh.
-        let mut node_index: FxHashMap<&'t str, u32> =
-            FxHashMap::with_capacity_and_hasher(topo.nodes.len(), Default::default());
-        let mut online_sites: Vec<&str> = Vec::new();
-        let mut last_site = "";
-        for (i, node) in topo.nodes.iter().enumerate() {
-            node_index.insert(node.name.as_str(), i as u32);
-            if node.status.is_online() && (online_sites.is_empty() || node.site_name != last_site) {
-                online_sites.push(node.site_name.as_str());
-                last_site = node.site_name.as_str();
-            }
-        }
-        online_sites.sort_unstable();
-        online_sites.dedup();
-        let index: FxHashMap<&str, u32> =
-            online_sites.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect();
-        let n = online_sites.len();
-
+impl<'m> SiteGraph<'m> {
+    /// `live` must fit `mesh` ([`Mesh::fits`]).
+    pub fn build(mesh: &'m Mesh, live: &Topology) -> SiteGraph<'m> {
+        let n = mesh.sites();
         let mut pop = vec![false; n];
-        let mut nodes: Vec<Vec<u32>> = vec![Vec::new(); n];
-        // Vertex of every node's site (also for offline nodes: their live links still count).
-        let mut vertex_of_node = vec![NONE; topo.nodes.len()];
-        let mut site_of_node = vec![NONE; topo.nodes.len()];
-        let (mut last_site, mut last_vertex) = ("", NONE);
-        for (i, node) in topo.nodes.iter().enumerate() {
-            let v = if node.site_name == last_site && i > 0 {
-                last_vertex
-            } else {
-                index.get(node.site_name.as_str()).copied().unwrap_or(NONE)
-            };
-            (last_site, last_vertex) = (node.site_name.as_str(), v);
-            vertex_of_node[i] = v;
-            if !node.status.is_online() {
-                continue;
-            }
-            site_of_node[i] = v;
-            nodes[v as usize].push(i as u32);
-            pop[v as usize] |= node.pop_node;
-        }
-        for list in &mut nodes {
-            if list.len() > 1 {
-                list.sort_unstable_by(|a, b| topo.nodes[*a as usize].name.cmp(&topo.nodes[*b as usize].name));
+        let mut present = vec![false; n];
+        let mut site_of_node = vec![NONE; live.nodes.len()];
+        for (i, node) in live.nodes.iter().enumerate() {
+            if node.status.is_online() {
+                let s = mesh.site_of_node[i];
+                site_of_node[i] = s;
+                present[s as usize] = true;
+                pop[s as usize] |= node.pop_node;
             }
         }
+        let online_nodes = (0..n as u32).flat_map(|s| {
+            mesh.nodes_of(s).iter().filter(|&&i| site_of_node[i as usize] != NONE).map(move |&i| (s, i))
+        });
+        let (online_start, online) = group_by(n, online_nodes);
 
-        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(topo.links.len() * 2);
-        for link in topo.links.iter().filter(|l| l.is_alive) {
-            let (Some(&a), Some(&z)) =
-                (node_index.get(link.a_node_name.as_str()), node_index.get(link.z_node_name.as_str()))
-            else {
-                continue; // Topology::new guarantees both ends exist
-            };
-            // Terragraph maps a live link to the sites of its ends whatever the ends' status: a
-            // live link of an offline node still joins two sites that have other online nodes.
-            let (sa, sz) = (vertex_of_node[a as usize], vertex_of_node[z as usize]);
-            if sa == NONE || sz == NONE || sa == sz {
-                continue; // a site with no online node is not a vertex; intra-site links vanish
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(mesh.pair_site.len());
+        for s in (0..n as u32).filter(|&s| present[s as usize]) {
+            for (t, pair) in mesh.pairs_of(s) {
+                // Terragraph maps a live link to the sites of its ends whatever the ends' status:
+                // a live link of an offline node still joins two sites with other online nodes.
+                if present[t as usize]
+                    && mesh.links_of_pair(pair).iter().any(|&l| live.links[l as usize].is_alive)
+                {
+                    edges.push((s, t));
+                }
             }
-            edges.push((sa, sz));
-            edges.push((sz, sa));
         }
-        edges.sort_unstable();
-        edges.dedup();
         let mut adj = Csr::<(), (), Directed, u32>::from_sorted_edges(&edges)
-            .expect("edges were sorted and deduplicated just above");
+            .expect("pairs are listed by site, then by neighbour, without repeats");
         while adj.node_count() < n {
             adj.add_node(());
         }
 
         let tree = DfsTree::compute(&adj, &pop);
-        SiteGraph {
-            topo,
-            names: online_sites,
-            pop,
-            nodes,
-            site_of_node,
-            node_index,
-            adj,
-            total_nodes: topo.nodes.len(),
-            tree,
-        }
+        SiteGraph { mesh, pop, online_start, online, site_of_node, adj, tree }
+    }
+
+    /// Online nodes of site `v`, by name.
+    pub fn nodes(&self, v: u32) -> &[u32] {
+        &self.online[self.online_start[v as usize] as usize..self.online_start[v as usize + 1] as usize]
+    }
+
+    /// Node count of the whole topology: Terragraph's cap when `limit <= 0`.
+    pub fn total_nodes(&self) -> usize {
+        self.site_of_node.len()
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.pop.len()
     }
 
     pub fn neighbors(&self, v: u32) -> &[u32] {
         self.adj.neighbors_slice(v)
     }
 
-    pub fn name(&self, v: u32) -> &'t str {
-        self.names[v as usize]
+    pub fn name(&self, v: u32) -> &'m str {
+        &self.mesh.site_names[v as usize]
     }
 
     /// Sites cut off by `key` (the AP children's subtrees), in preorder.

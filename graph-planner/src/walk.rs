@@ -30,8 +30,10 @@ use crate::ap_groups::Groups;
 use crate::site_graph::{SiteGraph, NONE};
 use crate::ApPolicy;
 
-/// `seen[v] == TRACED`: `v` is a seed or was pushed by the recorded walk.
-const TRACED: u32 = u32::MAX;
+/// `mark[v]`: `v` was neither seeded nor pushed.
+const UNSEEN: u32 = u32::MAX;
+/// `mark[v]`: `v` is a POP site, seen from the start.
+const SEED: u32 = u32::MAX - 1;
 
 /// Why a pending site is not in this batch.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,27 +55,25 @@ pub(crate) enum Wait {
     CutOff,
 }
 
-/// The walk's state before a step's pop.
+/// The walk's state before a step's pop (20 bytes: a 100 000-site walk records ~100 000 steps).
 #[derive(Clone, Copy)]
-struct State {
+struct Step {
     /// Tops of the pushed parts of the two stacks (arena indices, `NONE` when empty).
     upd: u32,
     pend: u32,
     /// Next position in the POP list to look for an upgraded / pending seed.
     upd_seed: u32,
     pend_seed: u32,
-    batch_nodes: usize,
-    pops_taken: u32,
+    /// Pushes so far (= arena length).
+    pushed: u32,
 }
 
+/// A site taken into the batch, and the batch's size with it.
 #[derive(Clone, Copy)]
-struct Step {
-    before: State,
-    /// The site this step popped.
-    site: u32,
-    arena_len: u32,
-    pushes_len: u32,
-    candidates_len: u32,
+struct Taken {
+    step: u32,
+    batch_nodes: usize,
+    pops_taken: u32,
 }
 
 /// The fixed inputs of one walk.
@@ -93,35 +93,36 @@ pub(crate) struct Walk {
     ready: bool,
     /// First step to replay; `usize::MAX` (or anything past the end) when nothing changed.
     resume: usize,
-    state: State,
+    /// The state before the next step.
+    state: Step,
     /// The walk ended because the batch was full (not because the stacks ran dry).
     full: bool,
-    /// Persistent linked stacks: `(site, arena index of the entry below)`.
+    /// Both stacks' pushes in order, as persistent linked stacks: `(site, arena index of the entry
+    /// below)`. Entry `i` is push number `i`.
     arena: Vec<(u32, u32)>,
+    /// Per step: the state before it.
     steps: Vec<Step>,
-    /// Sites pushed, in order (seeds excluded).
-    pushes: Vec<u32>,
-    /// Per site: step that pushed it, `NONE` if none did.
-    push_step: Vec<u32>,
-    /// Per site: step that popped it, `NONE` if none did.
-    pop_step: Vec<u32>,
+    /// Per step: the site it popped.
+    popped: Vec<u32>,
+    /// Per site: the step that pushed it, or [`UNSEEN`], or [`SEED`].
+    mark: Vec<u32>,
+    /// Per POP site (by position in the POP list): the step that popped it, `NONE` if none did.
+    seed_popped: Vec<u32>,
     /// First step that popped from the pending side, `NONE` if none did.
     first_pend_step: u32,
-    /// `seen[v] == TRACED`: seeded or pushed.
-    seen: Vec<u32>,
-    /// Candidate sites taken, in traversal order.
+    /// Candidate sites taken, in traversal order, and when.
     pub candidates: Vec<u32>,
+    taken: Vec<Taken>,
     /// Per site: the reason the walk gave it (pending sites only).
     pub wait: Vec<Wait>,
     /// POP sites turned upgraded since the last run (they change the seeds).
     changed_pops: Vec<u32>,
 }
 
-const START: State =
-    State { upd: NONE, pend: NONE, upd_seed: 0, pend_seed: 0, batch_nodes: 0, pops_taken: 0 };
+const START: Step = Step { upd: NONE, pend: NONE, upd_seed: 0, pend_seed: 0, pushed: 0 };
 
 impl Walk {
-    pub fn new(n: usize) -> Walk {
+    pub fn new(n: usize, pops: usize) -> Walk {
         Walk {
             ready: false,
             resume: usize::MAX,
@@ -129,12 +130,12 @@ impl Walk {
             full: false,
             arena: Vec::new(),
             steps: Vec::new(),
-            pushes: Vec::new(),
-            push_step: vec![NONE; n],
-            pop_step: vec![NONE; n],
+            popped: Vec::new(),
+            mark: vec![UNSEEN; n],
+            seed_popped: vec![NONE; pops],
             first_pend_step: NONE,
-            seen: vec![0; n],
             candidates: Vec::new(),
+            taken: Vec::new(),
             wait: vec![Wait::None; n],
             changed_pops: Vec::new(),
         }
@@ -142,23 +143,8 @@ impl Walk {
 
     /// Undo everything the recorded walk marked (the POP-only shortcut takes over for good).
     pub fn clear(&mut self) {
-        self.unmark();
-        self.pushes.clear();
-        self.steps.clear();
-        self.arena.clear();
-        self.candidates.clear();
+        self.truncate(0);
         self.ready = false;
-    }
-
-    fn unmark(&mut self) {
-        for &v in &self.pushes {
-            self.seen[v as usize] = 0;
-            self.push_step[v as usize] = NONE;
-        }
-        for s in &self.steps {
-            self.pop_step[s.site as usize] = NONE;
-            self.wait[s.site as usize] = Wait::None;
-        }
     }
 
     /// Site `v` has just turned from pending to upgraded.
@@ -166,10 +152,11 @@ impl Walk {
         if !self.ready {
             return;
         }
+        let m = self.mark[v as usize];
         if g.pop[v as usize] {
             self.changed_pops.push(v);
-        } else if self.push_step[v as usize] != NONE {
-            self.resume = self.resume.min(self.push_step[v as usize] as usize);
+        } else if m != UNSEEN && m != SEED {
+            self.resume = self.resume.min(m as usize);
         }
     }
 
@@ -184,17 +171,25 @@ impl Walk {
         }
         self.changed_pops.clear();
         if !self.ready {
-            self.restart(r);
+            self.truncate(0);
+            for &p in r.pops {
+                self.mark[p as usize] = SEED;
+            }
+            self.ready = true;
         } else if self.resume < self.steps.len() {
-            self.rollback(self.resume);
+            self.truncate(self.resume);
         } else if self.full {
             // Nothing the last walk did changed, yet it had filled a batch: that batch was not
             // applied (a caller asking twice); it is the answer again.
-            return (self.state.batch_nodes, self.state.pops_taken);
+            return self.batch_size();
         }
         self.resume = usize::MAX;
         self.walk_on(r);
-        (self.state.batch_nodes, self.state.pops_taken)
+        self.batch_size()
+    }
+
+    fn batch_size(&self) -> (usize, u32) {
+        self.taken.last().map_or((0, 0), |t| (t.batch_nodes, t.pops_taken))
     }
 
     /// Where a POP site turned upgraded first changes the walk: when the old walk popped the next
@@ -206,10 +201,10 @@ impl Walk {
             return;
         };
         let pos = r.pops.partition_point(|&q| q < p);
-        let next_seed = r.pops[pos + 1..].iter().copied().find(|&q| r.pending[q as usize] == 0);
+        let next_seed = (pos + 1..r.pops.len()).find(|&i| r.pending[r.pops[i] as usize] == 0);
         let mut at = self.first_pend_step;
-        if let Some(q) = next_seed {
-            at = at.min(self.pop_step[q as usize]);
+        if let Some(i) = next_seed {
+            at = at.min(self.seed_popped[i]);
         }
         if at == NONE {
             // The old walk ended before either; it cannot have ended full (its candidates were
@@ -219,78 +214,64 @@ impl Walk {
         self.resume = self.resume.min(at as usize);
     }
 
-    fn restart(&mut self, r: &Rules) {
-        self.unmark();
-        self.pushes.clear();
-        self.steps.clear();
-        self.arena.clear();
-        self.candidates.clear();
-        for &p in r.pops {
-            self.seen[p as usize] = TRACED;
+    /// Back to the state before step `k` (0: before the first step; seeds stay marked).
+    fn truncate(&mut self, k: usize) {
+        let state = self.steps.get(k).copied().unwrap_or(if k == 0 { START } else { self.state });
+        for &(v, _) in &self.arena[state.pushed as usize..] {
+            self.mark[v as usize] = UNSEEN;
         }
-        self.state = START;
-        self.first_pend_step = NONE;
-        self.full = false;
-        self.ready = true;
-    }
-
-    /// Back to the state before step `k`.
-    fn rollback(&mut self, k: usize) {
-        let s = self.steps[k];
-        for &v in &self.pushes[s.pushes_len as usize..] {
-            self.seen[v as usize] = 0;
-            self.push_step[v as usize] = NONE;
+        for &v in &self.popped[k..] {
+            self.wait[v as usize] = Wait::None;
         }
-        for later in &self.steps[k..] {
-            self.pop_step[later.site as usize] = NONE;
-            self.wait[later.site as usize] = Wait::None;
+        for s in &mut self.seed_popped {
+            if *s != NONE && *s as usize >= k {
+                *s = NONE;
+            }
         }
-        self.pushes.truncate(s.pushes_len as usize);
-        self.arena.truncate(s.arena_len as usize);
-        self.candidates.truncate(s.candidates_len as usize);
+        self.arena.truncate(state.pushed as usize);
         self.steps.truncate(k);
+        self.popped.truncate(k);
+        while self.taken.last().is_some_and(|t| t.step as usize >= k) {
+            self.taken.pop();
+        }
+        self.candidates.truncate(self.taken.len());
         debug_assert!(
-            self.candidates.is_empty(),
+            k == 0 || self.candidates.is_empty(),
             "every candidate is a changed site, pushed or seeded after step {k}"
         );
         if self.first_pend_step != NONE && self.first_pend_step as usize >= k {
             self.first_pend_step = NONE;
         }
-        self.state = s.before;
+        self.state = state;
         self.full = false;
     }
 
-    fn push(&mut self, top: u32, v: u32) -> u32 {
-        self.arena.push((v, top));
-        (self.arena.len() - 1) as u32
-    }
-
     /// The next site: pushed upgraded sites, then upgraded seeds in name order, then pushed pending
-    /// sites, then pending seeds in name order.
-    fn pop(&mut self, r: &Rules) -> Option<(u32, bool)> {
+    /// sites, then pending seeds in name order. Also returns the seed's position when it is one.
+    fn pop(&mut self, r: &Rules) -> Option<(u32, bool, u32)> {
         let st = &mut self.state;
         if st.upd != NONE {
             let (v, below) = self.arena[st.upd as usize];
             st.upd = below;
-            return Some((v, false));
+            return Some((v, false, NONE));
         }
         while (st.upd_seed as usize) < r.pops.len() {
-            let p = r.pops[st.upd_seed as usize];
+            let i = st.upd_seed;
             st.upd_seed += 1;
-            if r.pending[p as usize] == 0 {
-                return Some((p, false));
+            if r.pending[r.pops[i as usize] as usize] == 0 {
+                return Some((r.pops[i as usize], false, i));
             }
         }
         if st.pend != NONE {
             let (v, below) = self.arena[st.pend as usize];
             st.pend = below;
-            return Some((v, true));
+            return Some((v, true, NONE));
         }
         while (st.pend_seed as usize) < r.pops.len() {
-            let p = r.pops[st.pend_seed as usize];
+            let i = st.pend_seed;
             st.pend_seed += 1;
-            if r.pending[p as usize] > 0 {
-                return Some((p, true));
+            if r.pending[r.pops[i as usize] as usize] > 0 {
+                return Some((r.pops[i as usize], true, i));
             }
         }
         None
@@ -298,18 +279,16 @@ impl Walk {
 
     fn walk_on(&mut self, r: &Rules) {
         let g = r.g;
+        let (mut batch_nodes, mut pops_taken) = self.batch_size();
         loop {
-            let step = Step {
-                before: self.state,
-                site: NONE,
-                arena_len: self.arena.len() as u32,
-                pushes_len: self.pushes.len() as u32,
-                candidates_len: self.candidates.len() as u32,
-            };
-            let Some((cur, from_pend)) = self.pop(r) else { return };
+            let before = self.state;
+            let Some((cur, from_pend, seed)) = self.pop(r) else { return };
             let k = self.steps.len() as u32;
-            self.steps.push(Step { site: cur, ..step });
-            self.pop_step[cur as usize] = k;
+            self.steps.push(before);
+            self.popped.push(cur);
+            if seed != NONE {
+                self.seed_popped[seed as usize] = k;
+            }
             if from_pend && self.first_pend_step == NONE {
                 self.first_pend_step = k;
             }
@@ -325,34 +304,31 @@ impl Walk {
             let mut first_child = NONE;
             for &m in nb.iter().rev() {
                 let mi = m as usize;
-                if self.seen[mi] == TRACED || (key && r.groups.member_of[mi] == cur) {
+                if self.mark[mi] != UNSEEN || (key && r.groups.member_of[mi] == cur) {
                     continue;
                 }
-                self.seen[mi] = TRACED;
-                self.push_step[mi] = k;
-                self.pushes.push(m);
-                if r.pending[mi] > 0 {
-                    self.state.pend = self.push(self.state.pend, m);
-                } else {
-                    self.state.upd = self.push(self.state.upd, m);
-                }
+                self.mark[mi] = k;
+                let top = if r.pending[mi] > 0 { &mut self.state.pend } else { &mut self.state.upd };
+                self.arena.push((m, *top));
+                *top = self.state.pushed;
+                self.state.pushed += 1;
                 first_child = m;
             }
             if r.pending[ci] == 0 {
                 continue;
             }
-            let st = &mut self.state;
             if first_child != NONE {
                 self.wait[ci] = Wait::NotLeaf(first_child);
-            } else if g.pop[ci] && st.pops_taken >= r.max_pops {
+            } else if g.pop[ci] && pops_taken >= r.max_pops {
                 self.wait[ci] = Wait::PopRule;
             } else {
                 let cand = r.groups.cand_nodes[ci] as usize;
-                if st.batch_nodes + cand <= r.cap || st.batch_nodes == 0 {
-                    st.batch_nodes += cand;
+                if batch_nodes + cand <= r.cap || batch_nodes == 0 {
+                    batch_nodes += cand;
+                    pops_taken += u32::from(g.pop[ci]);
                     self.candidates.push(cur);
-                    st.pops_taken += u32::from(g.pop[ci]);
-                    if st.batch_nodes >= r.cap {
+                    self.taken.push(Taken { step: k, batch_nodes, pops_taken });
+                    if batch_nodes >= r.cap {
                         // Every candidate has at least one node: nothing else can fit.
                         self.full = true;
                         return;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use meshlift_graph_planner::{plan_all, PlanRequest};
+use meshlift_graph_planner::PlanRequest;
 use meshlift_protocol::{
     BatchNodeView, NodeReason, NodeStatusDump, NodeStatusRow, RequestView, UpgradeCommitPlan,
     UpgradeCommitPlanReq, UpgradeGroupReq, UpgradeGroupType, UpgradeReq, UpgradeReqType, UpgradeStateDump,
@@ -156,7 +156,7 @@ impl Engine {
             }
         }
         let live = self.fleet.live_topology(&self.topology, now);
-        let whole = plan_all(&PlanRequest {
+        let whole = self.mesh.plan_all(&PlanRequest {
             topology: &live,
             pending: &pending,
             limit: req.limit.max(0),
@@ -166,7 +166,7 @@ impl Engine {
         plan.ap_groups = whole.ap_groups;
         let mut explanation = Vec::new();
         while !pending.is_empty() {
-            let c = choose_commit_batch(&live, &pending, &group);
+            let c = choose_commit_batch(&self.mesh, &live, &pending, &group);
             plan.warnings.extend(c.warnings);
             if c.nodes.is_empty() {
                 for n in &pending {

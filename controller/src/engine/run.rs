@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 
-use meshlift_graph_planner::{next_batch, PlanRequest};
+use meshlift_graph_planner::{Mesh, PlanRequest};
 use meshlift_protocol::{
     Ack, FinishedReq, NodeOutcome, OutcomeKind, Topology, UpgradeAbortReq, UpgradeGroupReq, UpgradeImage,
     UpgradeReq, UpgradeReqType,
@@ -37,8 +37,10 @@ pub(super) struct Chosen {
     pub warnings: Vec<String>,
 }
 
-/// The batch choice shared by execution and the dry run.
+/// The batch choice shared by execution and the dry run. `live` is a live copy of the topology
+/// `mesh` was built from.
 pub(super) fn choose_commit_batch(
+    mesh: &Mesh,
     live: &Topology,
     pending: &BTreeSet<String>,
     req: &UpgradeGroupReq,
@@ -50,7 +52,7 @@ pub(super) fn choose_commit_batch(
             warnings: Vec::new(),
         };
     }
-    let b = next_batch(&PlanRequest {
+    let b = mesh.next_batch(&PlanRequest {
         topology: live,
         pending,
         limit: req.limit,
@@ -380,7 +382,7 @@ impl Engine {
             Stage::Commit => {
                 let live = self.fleet.live_topology(&self.topology, now);
                 let pending: BTreeSet<String> = run.pending.iter().cloned().collect();
-                let c = choose_commit_batch(&live, &pending, &run.req);
+                let c = choose_commit_batch(&self.mesh, &live, &pending, &run.req);
                 let id = run.id.clone();
                 for w in &c.warnings {
                     self.event(EventLevel::Warn, Some(&id), None, format!("planner: {w}"));

@@ -1,0 +1,172 @@
+//! The structure of a topology, interned once: what stays the same while nodes reboot and links
+//! flap.
+//!
+//! The controller asks for a batch on the *live* topology before every batch, and the live
+//! topology differs from the configured one only in `node.status` and `link.is_alive`. Turning
+//! ~900 000 names into indices (nodes, sites, link ends, at 100 000 sites) cost more than the
+//! whole rest of a batch, so a [`Mesh`] does it once: node and site indices, each site's nodes
+//! sorted by name, and the site-level adjacency with the links behind every site pair. A batch
+//! then reads the live states by index and builds its site graph with linear passes over flat
+//! arrays ([`crate::site_graph::SiteGraph::build`]).
+
+use meshlift_protocol::Topology;
+use rustc_hash::FxHashMap;
+
+/// Interned structure of one topology. Build it once per configured topology (the controller's
+/// engine keeps one) and pass live copies of that topology to [`Mesh::next_batch`] and
+/// [`Mesh::plan_all`].
+pub struct Mesh {
+    /// Node names in topology order.
+    pub(crate) node_names: Vec<Box<str>>,
+    pub(crate) node_index: FxHashMap<Box<str>, u32>,
+    pub(crate) link_names: Vec<Box<str>>,
+    /// Names of the sites that hold nodes, ascending: site index order *is* name order, which
+    /// makes every "iterate by name" in the planner a plain index loop.
+    pub(crate) site_names: Vec<Box<str>>,
+    /// Site of every node.
+    pub(crate) site_of_node: Vec<u32>,
+    /// Nodes of site `s`: `site_nodes[site_node_start[s]..site_node_start[s + 1]]`, by name.
+    pub(crate) site_node_start: Vec<u32>,
+    pub(crate) site_nodes: Vec<u32>,
+    /// Site pairs joined by at least one link between different sites, both directions: the
+    /// neighbours of site `s` are `pair_site[pair_start[s]..pair_start[s + 1]]` (ascending), and
+    /// the links of pair `p` are `pair_links[pair_link_start[p]..pair_link_start[p + 1]]`.
+    pub(crate) pair_start: Vec<u32>,
+    pub(crate) pair_site: Vec<u32>,
+    pub(crate) pair_link_start: Vec<u32>,
+    pub(crate) pair_links: Vec<u32>,
+}
+
+impl Mesh {
+    pub fn new(topology: &Topology) -> Mesh {
+        // A fast (non-DoS-resistant, fine for a validated local topology) hasher: string hashing
+        // dominates building a mesh.
+        let mut node_index: FxHashMap<Box<str>, u32> =
+            FxHashMap::with_capacity_and_hasher(topology.nodes.len(), Default::default());
+        let mut site_names: Vec<&str> = Vec::new();
+        for (i, node) in topology.nodes.iter().enumerate() {
+            node_index.insert(node.name.as_str().into(), i as u32);
+            if site_names.last() != Some(&node.site_name.as_str()) {
+                site_names.push(node.site_name.as_str());
+            }
+        }
+        site_names.sort_unstable();
+        site_names.dedup();
+        let site_index: FxHashMap<&str, u32> =
+            site_names.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect();
+        let n = site_names.len();
+
+        let mut site_of_node = Vec::with_capacity(topology.nodes.len());
+        let mut last: (&str, u32) = ("", 0);
+        for node in &topology.nodes {
+            let s = if node.site_name == last.0 && !site_of_node.is_empty() {
+                last.1
+            } else {
+                *site_index.get(node.site_name.as_str()).expect("every node's site was interned above")
+            };
+            last = (node.site_name.as_str(), s);
+            site_of_node.push(s);
+        }
+        let (site_node_start, mut site_nodes) = group_by(n, site_of_node.iter().copied().zip(0u32..));
+        for s in 0..n {
+            let range = site_node_start[s] as usize..site_node_start[s + 1] as usize;
+            site_nodes[range].sort_unstable_by(|a, b| {
+                topology.nodes[*a as usize].name.cmp(&topology.nodes[*b as usize].name)
+            });
+        }
+
+        // (site, other site, link) for every link between two sites, both directions.
+        let mut ends: Vec<(u32, u32, u32)> = Vec::with_capacity(topology.links.len() * 2);
+        for (l, link) in topology.links.iter().enumerate() {
+            let (Some(&a), Some(&z)) =
+                (node_index.get(link.a_node_name.as_str()), node_index.get(link.z_node_name.as_str()))
+            else {
+                continue; // Topology::new guarantees both ends exist
+            };
+            let (sa, sz) = (site_of_node[a as usize], site_of_node[z as usize]);
+            if sa != sz {
+                ends.push((sa, sz, l as u32));
+                ends.push((sz, sa, l as u32));
+            }
+        }
+        ends.sort_unstable();
+        let mut pair_start = vec![0u32; n + 1];
+        let mut pair_site = Vec::new();
+        let mut pair_link_start = Vec::new();
+        let mut pair_links = Vec::with_capacity(ends.len());
+        for (i, &(s, t, l)) in ends.iter().enumerate() {
+            if i == 0 || (ends[i - 1].0, ends[i - 1].1) != (s, t) {
+                pair_start[s as usize + 1] += 1;
+                pair_site.push(t);
+                pair_link_start.push(pair_links.len() as u32);
+            }
+            pair_links.push(l);
+        }
+        pair_link_start.push(pair_links.len() as u32);
+        for s in 0..n {
+            pair_start[s + 1] += pair_start[s];
+        }
+
+        Mesh {
+            node_names: topology.nodes.iter().map(|n| n.name.as_str().into()).collect(),
+            node_index,
+            link_names: topology.links.iter().map(|l| l.name.as_str().into()).collect(),
+            site_names: site_names.into_iter().map(Into::into).collect(),
+            site_of_node,
+            site_node_start,
+            site_nodes,
+            pair_start,
+            pair_site,
+            pair_link_start,
+            pair_links,
+        }
+    }
+
+    /// `topology` has this mesh's nodes and links in the same order (a live copy of the topology
+    /// it was built from). Checked by name, one pass: a mismatch would silently plan the wrong
+    /// mesh, and the check costs a few milliseconds at 100 000 sites.
+    pub fn fits(&self, topology: &Topology) -> bool {
+        topology.nodes.len() == self.node_names.len()
+            && topology.links.len() == self.link_names.len()
+            && topology.nodes.iter().zip(&self.node_names).all(|(n, m)| n.name == **m)
+            && topology.links.iter().zip(&self.link_names).all(|(l, m)| l.name == **m)
+    }
+
+    pub(crate) fn sites(&self) -> usize {
+        self.site_names.len()
+    }
+
+    pub(crate) fn nodes_of(&self, s: u32) -> &[u32] {
+        &self.site_nodes
+            [self.site_node_start[s as usize] as usize..self.site_node_start[s as usize + 1] as usize]
+    }
+
+    /// Neighbour sites of `s` and, per neighbour, the pair index for [`Mesh::links_of_pair`].
+    pub(crate) fn pairs_of(&self, s: u32) -> impl Iterator<Item = (u32, usize)> + '_ {
+        let range = self.pair_start[s as usize] as usize..self.pair_start[s as usize + 1] as usize;
+        self.pair_site[range.clone()].iter().copied().zip(range)
+    }
+
+    pub(crate) fn links_of_pair(&self, p: usize) -> &[u32] {
+        &self.pair_links[self.pair_link_start[p] as usize..self.pair_link_start[p + 1] as usize]
+    }
+}
+
+/// Counting sort of `(key, value)` pairs by key into CSR form: `(start, values)` with the values
+/// of key `k` at `values[start[k]..start[k + 1]]`, in input order.
+pub(crate) fn group_by(keys: usize, pairs: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; keys + 1];
+    for (k, _) in pairs.clone() {
+        start[k as usize + 1] += 1;
+    }
+    for k in 0..keys {
+        start[k + 1] += start[k];
+    }
+    let mut fill = start.clone();
+    let mut values = vec![0u32; start[keys] as usize];
+    for (k, v) in pairs {
+        values[fill[k as usize] as usize] = v;
+        fill[k as usize] += 1;
+    }
+    (start, values)
+}
