@@ -83,8 +83,12 @@ async fn run(args: &Args, n: usize, bt: bool) -> Result<(f64, f64)> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http_addr = listener.local_addr()?;
+    // Every listener gets its own port: a probe only says a port is free now, and the sessions
+    // bind later, so two probes may return the same port (a node that cannot listen gives up on
+    // BitTorrent and downloads the whole image over HTTP).
+    let mut ports = std::collections::HashSet::new();
     let mut cfg = DistConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        SocketAddr::from(([127, 0, 0, 1], free_port(&mut ports))),
         format!("http://{http_addr}"),
         Arc::new(Opaque),
     );
@@ -150,7 +154,7 @@ async fn run(args: &Args, n: usize, bt: bool) -> Result<(f64, f64)> {
         let job = DownloadJob {
             req,
             work_dir: work.path().join(format!("node-{i}")),
-            bt_listen: Some(SocketAddr::from(([127, 0, 0, 1], free_port()))),
+            bt_listen: Some(SocketAddr::from(([127, 0, 0, 1], free_port(&mut ports)))),
         };
         handles.push(download::start(job));
     }
@@ -189,12 +193,14 @@ fn write_image(path: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// A listen port below the ephemeral range (32768–60999), free when probed.
-fn free_port() -> u16 {
+/// A listen port below the ephemeral range (32768–60999), free when probed and not in `taken`
+/// (where it is added).
+fn free_port(taken: &mut std::collections::HashSet<u16>) -> u16 {
     use rand::Rng;
     loop {
         let port = rand::thread_rng().gen_range(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
             return port;
         }
     }
