@@ -151,7 +151,7 @@ impl<'t> Planner<'t> {
 
         let epoch = self.epoch;
         let in_batch = &mut self.in_batch;
-        let mut node_names: Vec<String> = Vec::with_capacity(batch_nodes);
+        let mut batch_nodes_idx: Vec<u32> = Vec::with_capacity(batch_nodes);
         let mut sites: Vec<u32> = Vec::new();
         for &c in &candidates {
             let members: Vec<u32> =
@@ -162,14 +162,13 @@ impl<'t> Planner<'t> {
                 }
                 in_batch[s as usize] = epoch;
                 sites.push(s);
-                for &node in g.nodes(s) {
-                    if self.node_pending[node as usize] {
-                        node_names.push(g.mesh.node_names[node as usize].to_string());
-                    }
-                }
+                batch_nodes_idx.extend(g.nodes(s).iter().filter(|&&node| self.node_pending[node as usize]));
             }
         }
-        node_names.sort_unstable();
+        let rank = &g.mesh.node_rank;
+        batch_nodes_idx.sort_unstable_by_key(|&node| rank[node as usize]);
+        let node_names: Vec<String> =
+            batch_nodes_idx.iter().map(|&node| g.mesh.node_names[node as usize].to_string()).collect();
         sites.sort_unstable();
 
         let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();

@@ -17,12 +17,11 @@ pub(crate) fn planner_for<'m>(mesh: &'m Mesh, req: &PlanRequest) -> (Planner<'m>
     let g = SiteGraph::build(mesh, req.topology);
     let mut node_pending = vec![false; req.topology.nodes.len()];
     let mut unknown = Vec::new();
-    for name in req.pending {
-        match mesh.node_index.get(name.as_str()) {
-            Some(&i) => node_pending[i as usize] = true,
-            None => unknown.push(name.clone()),
-        }
-    }
+    mesh.find_sorted(
+        req.pending.iter().map(String::as_str),
+        |i| node_pending[i as usize] = true,
+        |name| unknown.push(name.to_string()),
+    );
     (Planner::new(g, node_pending, req.ap_policy, req.limit, req.max_pops_per_batch), unknown)
 }
 

@@ -70,14 +70,15 @@ impl<'m> SiteGraph<'m> {
         });
         let (online_start, online) = group_by(n, online_nodes);
 
+        // One sequential pass: the pairs below visit links in site order, and a `Link` is a wide
+        // struct, so reading `is_alive` through them directly misses the cache at every link.
+        let alive: Vec<bool> = live.links.iter().map(|l| l.is_alive).collect();
         let mut edges: Vec<(u32, u32)> = Vec::with_capacity(mesh.pair_site.len());
         for s in (0..n as u32).filter(|&s| present[s as usize]) {
             for (t, pair) in mesh.pairs_of(s) {
                 // Terragraph maps a live link to the sites of its ends whatever the ends' status:
                 // a live link of an offline node still joins two sites with other online nodes.
-                if present[t as usize]
-                    && mesh.links_of_pair(pair).iter().any(|&l| live.links[l as usize].is_alive)
-                {
+                if present[t as usize] && mesh.links_of_pair(pair).iter().any(|&l| alive[l as usize]) {
                     edges.push((s, t));
                 }
             }

@@ -128,9 +128,10 @@ impl Walk {
             resume: usize::MAX,
             state: START,
             full: false,
-            arena: Vec::new(),
-            steps: Vec::new(),
-            popped: Vec::new(),
+            // A walk takes about one step and one push per reachable site.
+            arena: Vec::with_capacity(n),
+            steps: Vec::with_capacity(n),
+            popped: Vec::with_capacity(n),
             mark: vec![UNSEEN; n],
             seed_popped: vec![NONE; pops],
             first_pend_step: NONE,
