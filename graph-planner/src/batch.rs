@@ -36,7 +36,7 @@ pub(crate) struct Planner<'t> {
     /// that could become a key), so they are computed once per plan; with
     /// [`ApPolicy::DependentsFirst`] keys appear as dependents finish, and they are recomputed.
     groups: Groups,
-    /// POP sites, ascending (= by name).
+    /// POP sites, by name.
     pops: Vec<u32>,
     /// Pending sites reachable from a POP that are neither POP sites nor in the AP group of a
     /// pending POP site. At zero the traversal takes the POP-only shortcut (pending sites cut off
@@ -49,7 +49,7 @@ pub(crate) struct Planner<'t> {
     upgraded: Option<UnionFind<u32>>,
     /// `comp_seen[root] == epoch`: the traversal has flooded that upgraded component.
     comp_seen: Vec<u32>,
-    /// Sites with a pending node, ascending (= by name): the per-batch bookkeeping (reasons,
+    /// Sites with a pending node, by name: the per-batch bookkeeping (reasons,
     /// explanation) walks these instead of every site, which matters once few are left.
     pending_sites: Vec<u32>,
     /// `in_batch[v] == epoch`: `v` is in the batch being chosen.
@@ -85,11 +85,13 @@ impl<'t> Planner<'t> {
         }
         let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes() };
         let n = g.len();
-        let pops: Vec<u32> = (0..n as u32).filter(|&v| g.pop[v as usize]).collect();
+        let by_name = &g.mesh.by_rank;
+        let pops: Vec<u32> = by_name.iter().copied().filter(|&v| g.pop[v as usize]).collect();
         let groups = Groups::compute(&g, &site_pending, policy);
         let pending_non_pop =
             (0..n as u32).filter(|&v| Self::blocks_shortcut(&g, &site_pending, &groups, v)).count();
-        let pending_sites: Vec<u32> = (0..n as u32).filter(|&v| site_pending[v as usize] > 0).collect();
+        let pending_sites: Vec<u32> =
+            by_name.iter().copied().filter(|&v| site_pending[v as usize] > 0).collect();
         Planner {
             g,
             node_pending,
@@ -169,7 +171,7 @@ impl<'t> Planner<'t> {
         batch_nodes_idx.sort_unstable_by_key(|&node| rank[node as usize]);
         let node_names: Vec<String> =
             batch_nodes_idx.iter().map(|&node| g.mesh.node_names[node as usize].to_string()).collect();
-        sites.sort_unstable();
+        sites.sort_unstable_by_key(|&s| g.mesh.site_rank[s as usize]);
 
         let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
         let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);

@@ -6,17 +6,15 @@
 //! [`crate::ap_groups`] applies). Building it reads the live node and link states by index
 //! against an interned [`Mesh`]: no name is hashed per batch.
 
-use crate::mesh::{group_by, Mesh};
+use crate::mesh::Mesh;
 use meshlift_protocol::topology::Topology;
-use petgraph::csr::Csr;
-use petgraph::Directed;
 
 /// Marks "no vertex" (also the virtual root's parent) in the `u32` index arrays.
 pub(crate) const NONE: u32 = u32::MAX;
 /// The virtual root joined to every POP site; never a real site index.
 pub(crate) const ROOT: u32 = u32::MAX - 1;
 
-/// Every site of the mesh is a vertex (index = name order); a site with no online node has no
+/// Every site of the mesh is a vertex (see [`Mesh`] for the numbering); a site with no online node has no
 /// edges, is no POP and is never reached, which is what leaving it out of the graph means.
 pub(crate) struct SiteGraph<'m> {
     pub mesh: &'m Mesh,
@@ -27,8 +25,11 @@ pub(crate) struct SiteGraph<'m> {
     online: Vec<u32>,
     /// Site of every topology node, `NONE` for offline nodes (they are not in the graph).
     pub site_of_node: Vec<u32>,
-    /// Live inter-site links, both directions, neighbours sorted (= by name).
-    adj: Csr<(), (), Directed, u32>,
+    /// Live inter-site links, both directions, neighbours by name: the neighbours of `v` are
+    /// `adj[adj_start[v]..adj_start[v + 1]]`. (A plain CSR rather than petgraph's, which wants
+    /// neighbours in index order.)
+    adj_start: Vec<u32>,
+    adj: Vec<u32>,
     pub tree: DfsTree,
 }
 
@@ -65,32 +66,42 @@ impl<'m> SiteGraph<'m> {
                 pop[s as usize] |= node.pop_node;
             }
         }
-        let online_nodes = (0..n as u32).flat_map(|s| {
-            mesh.nodes_of(s).iter().filter(|&&i| site_of_node[i as usize] != NONE).map(move |&i| (s, i))
-        });
-        let (online_start, online) = group_by(n, online_nodes);
+        let mut online_start = Vec::with_capacity(n + 1);
+        let mut online = Vec::with_capacity(live.nodes.len());
+        for s in 0..n as u32 {
+            online_start.push(online.len() as u32);
+            online.extend(mesh.nodes_of(s).iter().filter(|&&i| site_of_node[i as usize] != NONE));
+        }
+        online_start.push(online.len() as u32);
 
         // One sequential pass: the pairs below visit links in site order, and a `Link` is a wide
         // struct, so reading `is_alive` through them directly misses the cache at every link.
         let alive: Vec<bool> = live.links.iter().map(|l| l.is_alive).collect();
-        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(mesh.pair_site.len());
-        for s in (0..n as u32).filter(|&s| present[s as usize]) {
+        let mut adj_start = vec![0u32; n + 1];
+        let mut adj: Vec<u32> = Vec::with_capacity(mesh.pair_site.len());
+        for s in 0..n as u32 {
+            adj_start[s as usize] = adj.len() as u32;
+            if !present[s as usize] {
+                continue;
+            }
             for (t, pair) in mesh.pairs_of(s) {
                 // Terragraph maps a live link to the sites of its ends whatever the ends' status:
                 // a live link of an offline node still joins two sites with other online nodes.
                 if present[t as usize] && mesh.links_of_pair(pair).iter().any(|&l| alive[l as usize]) {
-                    edges.push((s, t));
+                    adj.push(t);
                 }
             }
         }
-        let mut adj = Csr::<(), (), Directed, u32>::from_sorted_edges(&edges)
-            .expect("pairs are listed by site, then by neighbour, without repeats");
-        while adj.node_count() < n {
-            adj.add_node(());
-        }
+        adj_start[n] = adj.len() as u32;
 
-        let tree = DfsTree::compute(&adj, &pop);
-        SiteGraph { mesh, pop, online_start, online, site_of_node, adj, tree }
+        let roots: Vec<u32> = mesh.by_rank.iter().copied().filter(|&p| pop[p as usize]).collect();
+        let tree = DfsTree::compute(
+            |v| &adj[adj_start[v as usize] as usize..adj_start[v as usize + 1] as usize],
+            n,
+            &roots,
+            &pop,
+        );
+        SiteGraph { mesh, pop, online_start, online, site_of_node, adj_start, adj, tree }
     }
 
     /// Online nodes of site `v`, by name.
@@ -107,8 +118,9 @@ impl<'m> SiteGraph<'m> {
         self.pop.len()
     }
 
+    /// Live neighbour sites of `v`, by name.
     pub fn neighbors(&self, v: u32) -> &[u32] {
-        self.adj.neighbors_slice(v)
+        &self.adj[self.adj_start[v as usize] as usize..self.adj_start[v as usize + 1] as usize]
     }
 
     pub fn name(&self, v: u32) -> &'m str {
@@ -137,8 +149,8 @@ impl<'m> SiteGraph<'m> {
 }
 
 impl DfsTree {
-    fn compute(adj: &Csr<(), (), Directed, u32>, pop: &[bool]) -> DfsTree {
-        let n = pop.len();
+    /// `roots`: the POP sites by name (the virtual root's children in Terragraph's order).
+    fn compute<'a>(neighbors: impl Fn(u32) -> &'a [u32], n: usize, roots: &[u32], pop: &[bool]) -> DfsTree {
         let mut disc = vec![u32::MAX; n];
         let mut low = vec![u32::MAX; n];
         let mut parent = vec![NONE; n];
@@ -150,7 +162,7 @@ impl DfsTree {
         // The root has discovery time 0; real sites start at 1.
         let mut clock = 1u32;
         let mut stack: Vec<(u32, usize)> = Vec::new();
-        for root_child in (0..n as u32).filter(|&p| pop[p as usize]) {
+        for &root_child in roots {
             if disc[root_child as usize] != u32::MAX {
                 continue;
             }
@@ -163,7 +175,7 @@ impl DfsTree {
             stack.push((root_child, 0));
             while let Some(top) = stack.last_mut() {
                 let u = top.0;
-                let nb = adj.neighbors_slice(u);
+                let nb = neighbors(u);
                 if top.1 < nb.len() {
                     let w = nb[top.1];
                     top.1 += 1;

@@ -79,7 +79,7 @@ struct Taken {
 /// The fixed inputs of one walk.
 pub(crate) struct Rules<'a, 'g> {
     pub g: &'a SiteGraph<'g>,
-    /// POP sites, ascending (= by name).
+    /// POP sites, by name.
     pub pops: &'a [u32],
     /// Pending online nodes per site.
     pub pending: &'a [u32],
@@ -201,7 +201,8 @@ impl Walk {
             self.ready = false;
             return;
         };
-        let pos = r.pops.partition_point(|&q| q < p);
+        let rank = &r.g.mesh.site_rank;
+        let pos = r.pops.partition_point(|&q| rank[q as usize] < rank[p as usize]);
         let next_seed = (pos + 1..r.pops.len()).find(|&i| r.pending[r.pops[i] as usize] == 0);
         let mut at = self.first_pend_step;
         if let Some(i) = next_seed {
