@@ -90,3 +90,33 @@ fn a_topology_that_does_not_fit_is_planned_from_scratch() {
     assert_eq!(mesh.plan_all(&r), plan_all(&r));
     assert!(!mesh.next_batch(&r).nodes.is_empty(), "the other mesh has something to plan");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A whole plan replays its recorded traversal from the first step each batch changed; asking
+    /// from scratch before every batch (as the controller does) must give the same batches. This
+    /// checks the replay on meshes far larger than the naive GraphHelper can follow.
+    #[test]
+    fn a_whole_plan_is_the_batches_asked_for_one_by_one(seed in any::<u64>(), n_sites in 100usize..=800) {
+        let mut rng = SplitMix(seed);
+        let configured = random_mesh(&mut rng, n_sites);
+        let topo = live_copy(&mut rng, &configured);
+        let mut pending: BTreeSet<String> =
+            topo.nodes.iter().filter(|_| rng.chance(90)).map(|n| n.name.clone()).collect();
+        let limit = [0, 0, 5, 20][rng.below(4) as usize];
+        let max_pops = [1, 1, 2][rng.below(3) as usize];
+        let policy = if rng.chance(80) { ApPolicy::Group } else { ApPolicy::DependentsFirst };
+        let plan = plan_all(&req(&topo, &pending, limit, policy, max_pops));
+        let mesh = Mesh::new(&topo);
+        for (i, b) in plan.batches.iter().enumerate() {
+            let asked = mesh.next_batch(&req(&topo, &pending, limit, policy, max_pops));
+            prop_assert_eq!(&asked.nodes, &b.nodes, "batch {}", i + 1);
+            prop_assert_eq!(&asked.explanation, &b.explanation, "batch {}", i + 1);
+            for n in &b.nodes {
+                pending.remove(n);
+            }
+        }
+        prop_assert!(mesh.next_batch(&req(&topo, &pending, limit, policy, max_pops)).nodes.is_empty());
+    }
+}
