@@ -35,6 +35,10 @@ struct Args {
     /// Controller upload cap in MB/s (10^6 bytes), none if absent.
     #[arg(long)]
     cap_mbps: Option<f64>,
+    /// Nodes of the batch that never start (the engine numbered them, so their slices are
+    /// missing from the swarm): every node whose index is a multiple of N / absent.
+    #[arg(long, default_value_t = 0)]
+    absent: usize,
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
@@ -134,7 +138,10 @@ async fn run(args: &Args, n: usize, bt: bool) -> Result<(f64, f64)> {
     let started = Instant::now();
     let mut handles = Vec::new();
     let work = tempfile::tempdir()?;
-    for i in 0..n {
+    // Absent nodes: indices 0, step, 2·step, … (`absent` of them), spread over the batch.
+    let step = (n / args.absent.clamp(1, n.max(1))).max(1);
+    let absent = |i: usize| i.is_multiple_of(step) && i / step < args.absent;
+    for i in (0..n).filter(|i| !absent(*i)) {
         let mut req = UpgradeReq::new(UpgradeReqType::PrepareUpgrade, "bench");
         // As the controller's engine does for the nodes of one PREPARE batch.
         req.swarm_index = i as u32;

@@ -142,6 +142,20 @@ pub fn slice_offset(index: u32, size: u32, pieces: &Pieces) -> Option<u64> {
     slice(index, size, pieces).map(|r| r.start as u64 * pieces.piece_length)
 }
 
+/// Where node `index` of `size` starts when it uses the seeder again: at its part of the pieces
+/// still missing (`have[i]` false), node `i` taking the one at `i·missing/size`. Nodes that miss
+/// the same pieces (the swarm has converged and lacks what only the seeder holds, e.g. the slice
+/// of a node that never came) then ask the seeder for different ones. `None`: nothing missing or
+/// no place in a batch.
+pub fn part_of_missing(have: &[bool], index: u32, size: u32) -> Option<usize> {
+    if size == 0 || index >= size {
+        return None;
+    }
+    let missing: Vec<usize> = (0..have.len()).filter(|i| !have[*i]).collect();
+    let k = (u64::from(index) * missing.len() as u64 / u64::from(size)) as usize;
+    missing.get(k).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +204,24 @@ mod tests {
         assert!(slices.windows(2).all(|w| w[0].end == w[1].start && !w[0].is_empty()), "{slices:?}");
         let more = (0..150).map(|i| slice(i, 150, &p).unwrap()).filter(|r| !r.is_empty()).count();
         assert_eq!(more, 100, "more nodes than pieces: some slices are empty");
+    }
+
+    #[test]
+    fn parts_of_the_missing_pieces_differ_between_nodes() {
+        let mut have = vec![true; 100];
+        for i in (10..20).chain(60..70) {
+            have[i] = false;
+        }
+        let starts: Vec<usize> = (0..10).map(|i| part_of_missing(&have, i, 10).unwrap()).collect();
+        assert_eq!(starts, vec![10, 12, 14, 16, 18, 60, 62, 64, 66, 68]);
+        let starts: Vec<usize> = (0..40).map(|i| part_of_missing(&have, i, 40).unwrap()).collect();
+        assert_eq!(
+            starts.iter().collect::<std::collections::HashSet<_>>().len(),
+            20,
+            "more nodes than pieces"
+        );
+        assert_eq!(part_of_missing(&[true; 5], 0, 3), None, "nothing missing");
+        assert_eq!(part_of_missing(&have, 3, 0), None);
     }
 
     #[test]

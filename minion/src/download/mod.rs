@@ -294,7 +294,10 @@ impl Downloader {
                 from_seeder,
                 swarm_size: swarm,
                 min_share,
-                slice_left: slice.clone().and_then(|r| swarm::missing_in(&session, &handle, r)),
+                slice_left: slice.clone().and_then(|r| {
+                    let have = swarm::have_pieces(&session, &handle)?;
+                    Some(r.filter(|i| !have.get(*i).copied().unwrap_or(false)).count())
+                }),
             };
             let step = gate.observe(&figures, Instant::now());
             if step != SeederMove::Keep && !peers.is_empty() {
@@ -307,10 +310,17 @@ impl Downloader {
                     continue;
                 }
                 let initial = if step == SeederMove::Drop { Vec::new() } else { peers.clone() };
-                // A new start offset per later use, so nodes that use the seeder again at the same
-                // time ask it for different missing pieces; the first use stays on the slice.
+                // The first use stays on the slice. A later use starts at this node's part of the
+                // pieces still missing, so nodes that use the seeder again at the same time ask it
+                // for different ones; without a place in the batch, at a new hashed offset.
+                let part = || {
+                    let have = swarm::have_pieces(&session, &handle)?;
+                    metainfo::part_of_missing(&have, swarm_index, swarm_size)
+                };
                 let offset = if uses == 0 {
                     start
+                } else if let Some(p) = part() {
+                    p as u64 * pieces.piece_length
                 } else {
                     metainfo::start_offset(format!("{identity}|{uses}").as_bytes(), &pieces)
                 };

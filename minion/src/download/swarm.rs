@@ -176,17 +176,13 @@ pub fn seeder_figures(handle: &TorrentHandle, seeders: &[SocketAddr]) -> (u64, u
     (fetched, others)
 }
 
-/// How many pieces of `range` this node does not hold yet (`None`: librqbit cannot say, e.g.
-/// while the torrent initialises).
-pub fn missing_in(
-    session: &Arc<Session>,
-    handle: &TorrentHandle,
-    range: std::ops::Range<usize>,
-) -> Option<usize> {
+/// Which pieces this node holds (`None`: librqbit cannot say, e.g. while the torrent
+/// initialises).
+pub fn have_pieces(session: &Arc<Session>, handle: &TorrentHandle) -> Option<Vec<bool>> {
     // `Api` is librqbit's own front end; its `api_dump_haves` is the public way to the bitfield.
     let api = librqbit::Api::new(session.clone(), None);
-    let (have, _) = api.api_dump_haves(TorrentIdOrHash::Id(handle.id())).ok()?;
-    Some(range.filter(|i| !have.get(*i).is_some_and(|b| *b)).count())
+    let (have, count) = api.api_dump_haves(TorrentIdOrHash::Id(handle.id())).ok()?;
+    Some((0..count as usize).map(|i| have.get(i).is_some_and(|b| *b)).collect())
 }
 
 /// The torrent's `.torrent` bytes (for a magnet: the info dictionary with its trackers), to add
