@@ -251,29 +251,25 @@ impl Walk {
     /// The next site: pushed upgraded sites, then upgraded seeds in name order, then pushed pending
     /// sites, then pending seeds in name order. Also returns the seed's position when it is one.
     fn pop(&mut self, r: &Rules) -> Option<(u32, bool, u32)> {
-        let st = &mut self.state;
-        if st.upd != NONE {
-            let (v, below) = self.arena[st.upd as usize];
-            st.upd = below;
-            return Some((v, false, NONE));
-        }
-        while (st.upd_seed as usize) < r.pops.len() {
-            let i = st.upd_seed;
-            st.upd_seed += 1;
-            if r.pending[r.pops[i as usize] as usize] == 0 {
-                return Some((r.pops[i as usize], false, i));
+        for pending_side in [false, true] {
+            let st = &mut self.state;
+            let (top, seed) = if pending_side {
+                (&mut st.pend, &mut st.pend_seed)
+            } else {
+                (&mut st.upd, &mut st.upd_seed)
+            };
+            if *top != NONE {
+                let (v, below) = self.arena[*top as usize];
+                *top = below;
+                return Some((v, pending_side, NONE));
             }
-        }
-        if st.pend != NONE {
-            let (v, below) = self.arena[st.pend as usize];
-            st.pend = below;
-            return Some((v, true, NONE));
-        }
-        while (st.pend_seed as usize) < r.pops.len() {
-            let i = st.pend_seed;
-            st.pend_seed += 1;
-            if r.pending[r.pops[i as usize] as usize] > 0 {
-                return Some((r.pops[i as usize], true, i));
+            while (*seed as usize) < r.pops.len() {
+                let i = *seed;
+                *seed += 1;
+                let p = r.pops[i as usize];
+                if (r.pending[p as usize] > 0) == pending_side {
+                    return Some((p, pending_side, i));
+                }
             }
         }
         None
