@@ -57,7 +57,8 @@ pub struct SwarmFigures {
     pub received: u64,
     /// Bytes fetched from the seeder over the current connection to it.
     pub from_seeder: u64,
-    /// This node and its live peers, the seeder not counted (at least the batch size when known).
+    /// The batch size when the controller gave it, else this node and its live peers (the seeder
+    /// not counted).
     pub swarm_size: u32,
     /// One piece: the least a use of the seeder fetches.
     pub min_share: u64,
@@ -82,7 +83,6 @@ pub struct SeederGate {
     connected_at: Instant,
     /// Bytes fetched from the seeder in the current use over earlier connections (renewed).
     carried: u64,
-
     /// Uses of the seeder that ended; the slice rule holds for the first use only.
     ended_uses: u32,
     /// Bytes missing when the current use of the seeder began.
@@ -102,7 +102,6 @@ impl SeederGate {
             using: true,
             connected_at: now,
             carried: 0,
-
             ended_uses: 0,
             missing_at_use: missing,
             best: 0,
@@ -111,8 +110,9 @@ impl SeederGate {
         }
     }
 
-    /// The torrent was added again (to drop or use the seeder) and is live now: librqbit checked
-    /// the file and connects anew, which takes seconds on a busy machine and is not hunger.
+    /// The torrent was added again (to drop or use the seeder) or paused and unpaused (to renew)
+    /// and is live now: librqbit checked the file and connects anew, which takes seconds on a
+    /// busy machine and is not hunger.
     pub fn restarted(&mut self, now: Instant) {
         self.since_progress = now;
         self.connected_at = now;
@@ -164,7 +164,8 @@ impl SeederGate {
                 return SeederMove::Renew;
             }
         } else if f.from_seeder >= f.min_share && f.swarm_size > 1 {
-            // A peer passed the seeder's address on (PEX) and librqbit connected to it.
+            // A peer passed the seeder's address on (PEX) and librqbit connected to it, or the
+            // seeder learnt ours that way and connected to us.
             self.since_progress = now;
             return SeederMove::Drop;
         } else if now.saturating_duration_since(self.since_progress) >= self.hungry {
