@@ -156,9 +156,7 @@ impl<'t> Planner<'t> {
         let mut batch_nodes_idx: Vec<u32> = Vec::with_capacity(batch_nodes);
         let mut sites: Vec<u32> = Vec::new();
         for &c in &candidates {
-            let members: Vec<u32> =
-                if groups.is_key[c as usize] { g.cut_off(c).collect() } else { Vec::new() };
-            for s in std::iter::once(c).chain(members) {
+            for s in g.with_group(c, groups.is_key[c as usize]) {
                 if pending[s as usize] == 0 {
                     continue;
                 }
@@ -283,8 +281,7 @@ impl<'t> Planner<'t> {
     /// Mark the chosen nodes upgraded.
     pub fn apply(&mut self, chosen: &Chosen) {
         for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
-            let members: Vec<u32> = if is_key { self.g.cut_off(c).collect() } else { Vec::new() };
-            for s in std::iter::once(c).chain(members) {
+            for s in self.g.with_group(c, is_key) {
                 for &node in self.g.nodes(s) {
                     self.node_pending[node as usize] = false;
                 }

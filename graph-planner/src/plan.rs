@@ -58,13 +58,9 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
         }
         let mut radius = 0;
         for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
-            outage[c as usize] += 1;
-            radius += 1;
-            if is_key {
-                for m in planner.g.cut_off(c) {
-                    outage[m as usize] += 1;
-                    radius += 1;
-                }
+            for s in planner.g.with_group(c, is_key) {
+                outage[s as usize] += 1;
+                radius += 1;
             }
         }
         planner.apply(&chosen);

@@ -127,6 +127,11 @@ impl<'m> SiteGraph<'m> {
         &self.mesh.site_names[v as usize]
     }
 
+    /// The sites a chosen candidate takes down: itself, and its AP group when it is a key.
+    pub fn with_group(&self, c: u32, is_key: bool) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(c).chain(is_key.then(|| self.cut_off(c)).into_iter().flatten())
+    }
+
     /// Sites cut off by `key` (the AP children's subtrees), in preorder.
     pub fn cut_off(&self, key: u32) -> impl Iterator<Item = u32> + '_ {
         let t = &self.tree;
