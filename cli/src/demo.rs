@@ -227,11 +227,7 @@ async fn run_upgrade(lab: &Lab, json: bool) -> Result<Summary, String> {
         return Err(format!("image add refused: {}", ack.message));
     }
     say(json, format!("  {}", ack.message));
-    let images = match lab.ask(Message::UpgradeListImagesReq(UpgradeListImagesReq {})).await {
-        Ok(Message::UpgradeListImagesResp(r)) => r.images,
-        _ => Vec::new(),
-    };
-    let image = images.iter().find(|i| i.version == lab::V2).ok_or("v2 missing from the image list")?;
+    let image = lab.stored_image(lab::V2).await.map_err(|e| e.to_string())?;
     let image_bytes = image.size;
 
     let id = format!("demo-{}", std::process::id());

@@ -337,6 +337,18 @@ impl Lab {
         }
     }
 
+    /// The controller's stored image of `version` (its `name` is what requests refer to).
+    pub async fn stored_image(&self, version: &str) -> Result<UpgradeImage, LabError> {
+        match self.ask(Message::UpgradeListImagesReq(UpgradeListImagesReq {})).await? {
+            Message::UpgradeListImagesResp(r) => r
+                .images
+                .into_iter()
+                .find(|i| i.version == version)
+                .ok_or_else(|| LabError::Controller(format!("{version} missing from the image list"))),
+            other => Err(LabError::Controller(format!("unexpected reply {}", other.kind()))),
+        }
+    }
+
     /// Wait until every node the mesh runs has reported to the controller (online).
     pub async fn wait_all_reported(&self, timeout: Duration) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
