@@ -68,22 +68,13 @@ pub fn lab_config(topology: Topology) -> (LabConfig, WorkDir) {
     (cfg, WorkDir(dir))
 }
 
-/// Start a lab and add v2.
-pub async fn start_with_v2(cfg: LabConfig) -> Lab {
+/// Start a lab and add v2; returns the lab and v2's stored name (what requests refer to).
+pub async fn start_with_v2(cfg: LabConfig) -> (Lab, String) {
     let lab = Lab::start(cfg).await.expect("lab starts");
     let ack = lab.add_image(&lab.v2_path).await.expect("controller answers");
     assert!(ack.success, "v2 accepted: {}", ack.message);
-    lab
-}
-
-/// The stored name of v2.
-pub async fn v2_name(lab: &Lab) -> String {
-    match lab.ask(Message::UpgradeListImagesReq(UpgradeListImagesReq {})).await.expect("list") {
-        Message::UpgradeListImagesResp(r) => {
-            r.images.into_iter().find(|i| i.version == V2).expect("v2 is in the store").name
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    let image = lab.stored_image(V2).await.expect("v2 is in the store").name;
+    (lab, image)
 }
 
 /// Run the `meshlift` CLI against the lab's controller.

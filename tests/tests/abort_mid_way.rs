@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_mid_way_starts_no_further_batch() {
     let (cfg, _dir) = lab_config(sample_topology());
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     let id = lab.submit(full_upgrade_request("e2e-abort", &image, 60)).await.expect("accepted");
     let mut log = BatchLog::default();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -8,8 +8,7 @@ use meshlift_tests::*;
 async fn bad_image_nodes_fall_back_and_the_rest_succeed() {
     let (mut cfg, _dir) = lab_config(small_topology());
     cfg.bad_image_nodes = vec!["leaf1".into(), "relay2".into()];
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     let id = lab.submit(full_upgrade_request("e2e-bad", &image, 60)).await.expect("accepted");
     let mut log = BatchLog::default();
     let dump = finish(&lab, &id, &mut log).await;

@@ -29,13 +29,12 @@ fn all_succeeded(v: &Value, nodes: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_drives_a_prepare_and_a_commit() {
     let (cfg, _dir) = lab_config(small_topology());
-    let lab = start_with_v2(cfg).await;
+    let (lab, name) = start_with_v2(cfg).await;
     let n = lab.cfg.topology.nodes.len();
 
     let images = json(&cli(&lab, &["image", "list", "--json"]));
     let text = images.to_string();
     assert!(text.contains(V2) && text.contains("magnet:?"), "{text}");
-    let name = v2_name(&lab).await;
 
     let prep = json(&cli(
         &lab,

@@ -37,7 +37,7 @@ fn refused(env: &Envelope, needle: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_unknown_nodes_restarts() {
     let (cfg, _dir) = lab_config(small_topology());
-    let mut lab = start_with_v2(cfg).await;
+    let (mut lab, image) = start_with_v2(cfg).await;
     let minion_ep = format!("tcp://127.0.0.1:{}", lab.ports.minion);
 
     // Garbage, oversized and wrong-version frames on both sockets: refused, loop keeps going.
@@ -93,7 +93,6 @@ async fn bad_frames_unknown_nodes_restarts() {
     lab.mesh.kill_node("leaf1").expect("kill");
     tokio::time::sleep(Duration::from_secs(3)).await;
     lab.wait_all_reported(Duration::from_secs(30)).await.expect("leaf1 back");
-    let image = v2_name(&lab).await;
     let mut req = full_upgrade_request("e2e-restarted-minion", &image, 60);
     req.ur_req.ur_type = UpgradeReqType::PrepareUpgrade;
     req.ug_type = UpgradeGroupType::Nodes;

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_killed_mid_commit_resumes_without_double_commits() {
     let (cfg, _dir) = lab_config(small_topology());
-    let mut lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (mut lab, image) = start_with_v2(cfg).await;
     let mut req = full_upgrade_request("e2e-crash", &image, 60);
     req.limit = 1; // one node per batch: several commit batches, so one is surely in flight
     let id = lab.submit(req).await.expect("accepted");

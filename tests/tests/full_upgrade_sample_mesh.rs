@@ -7,8 +7,7 @@ use meshlift_tests::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_upgrade_of_the_sample_mesh_with_zero_collateral_isolation() {
     let (cfg, _dir) = lab_config(sample_topology());
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     let id = lab.submit(full_upgrade_request("e2e-full", &image, 90)).await.expect("accepted");
     let mut log = BatchLog::default();
     let dump = finish(&lab, &id, &mut log).await;

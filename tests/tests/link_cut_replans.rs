@@ -36,8 +36,7 @@ async fn a_link_cut_mid_upgrade_changes_the_next_batches() {
     assert_ne!(intact_plan[0], cut_plan[0], "the cut must matter for this test to mean anything");
 
     let (cfg, _dir) = lab_config(topology);
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     let id = lab.submit(full_upgrade_request("e2e-cut", &image, 90)).await.expect("accepted");
     // Cut the link while the nodes download.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -8,8 +8,7 @@ use std::io::Write;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_check() {
     let (cfg, _dir) = lab_config(small_topology());
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     let mut prep = full_upgrade_request("e2e-metrics", &image, 60);
     prep.ur_req.ur_type = UpgradeReqType::PrepareUpgrade;
     let id = lab.submit(prep).await.expect("accepted");

@@ -11,8 +11,7 @@ async fn a_node_killed_during_download_resumes() {
     cfg.image_bytes = 8 << 20;
     // A slow seeder (like a POP's in-band uplink) so the download is still running when killed.
     cfg.seed_upload_limit = Some(2_000_000);
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     let mut req = full_upgrade_request("e2e-resume", &image, 120);
     req.ur_req.ur_type = UpgradeReqType::PrepareUpgrade;
     req.ug_type = UpgradeGroupType::Nodes;

@@ -8,8 +8,7 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_offline_at_commit_is_skipped_offline() {
     let (cfg, _dir) = lab_config(small_topology());
-    let lab = start_with_v2(cfg).await;
-    let image = v2_name(&lab).await;
+    let (lab, image) = start_with_v2(cfg).await;
     // Prepare first, as its own request.
     let mut prep = full_upgrade_request("e2e-offline-prep", &image, 60);
     prep.ur_req.ur_type = UpgradeReqType::PrepareUpgrade;
