@@ -146,7 +146,7 @@ impl<'t> Planner<'t> {
                 max_pops: self.max_pops,
             };
             let (batch_nodes, pops_taken) = self.walk.run(&rules, self.policy);
-            (self.walk.candidates.clone(), batch_nodes, pops_taken)
+            (self.walk.candidates(), batch_nodes, pops_taken)
         };
         let g = &self.g;
         let pending = &self.site_pending;

@@ -72,6 +72,7 @@ struct Step {
 #[derive(Clone, Copy)]
 struct Taken {
     step: u32,
+    site: u32,
     batch_nodes: usize,
     pops_taken: u32,
 }
@@ -111,7 +112,6 @@ pub(crate) struct Walk {
     /// First step that popped from the pending side, `NONE` if none did.
     first_pend_step: u32,
     /// Candidate sites taken, in traversal order, and when.
-    pub candidates: Vec<u32>,
     taken: Vec<Taken>,
     /// Per site: the reason the walk gave it (pending sites only).
     pub wait: Vec<Wait>,
@@ -135,7 +135,6 @@ impl Walk {
             mark: vec![UNSEEN; n],
             seed_popped: vec![NONE; pops],
             first_pend_step: NONE,
-            candidates: Vec::new(),
             taken: Vec::new(),
             wait: vec![Wait::None; n],
             changed_pops: Vec::new(),
@@ -159,6 +158,11 @@ impl Walk {
         } else if m != UNSEEN && m != SEED {
             self.resume = self.resume.min(m as usize);
         }
+    }
+
+    /// Candidate sites of this batch, in traversal order.
+    pub fn candidates(&self) -> Vec<u32> {
+        self.taken.iter().map(|t| t.site).collect()
     }
 
     /// The walk for the current pending set: [`Walk::candidates`] and [`Walk::wait`] are this
@@ -236,9 +240,8 @@ impl Walk {
         while self.taken.last().is_some_and(|t| t.step as usize >= k) {
             self.taken.pop();
         }
-        self.candidates.truncate(self.taken.len());
         debug_assert!(
-            k == 0 || self.candidates.is_empty(),
+            k == 0 || self.taken.is_empty(),
             "every candidate is a changed site, pushed or seeded after step {k}"
         );
         if self.first_pend_step != NONE && self.first_pend_step as usize >= k {
@@ -324,8 +327,7 @@ impl Walk {
                 if batch_nodes + cand <= r.cap || batch_nodes == 0 {
                     batch_nodes += cand;
                     pops_taken += u32::from(g.pop[ci]);
-                    self.candidates.push(cur);
-                    self.taken.push(Taken { step: k, batch_nodes, pops_taken });
+                    self.taken.push(Taken { step: k, site: cur, batch_nodes, pops_taken });
                     if batch_nodes >= r.cap {
                         // Every candidate has at least one node: nothing else can fit.
                         self.full = true;
