@@ -273,7 +273,6 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     let mut status_timer = tokio::time::interval(interval);
     let mut radio_timer = tokio::time::interval(Duration::from_millis(500));
     let mut last_ack = tokio::time::Instant::now();
-    let mut acked_since_connect = false;
     loop {
         if let Some(code) = sh.exit {
             return Ok(code);
@@ -297,7 +296,6 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
                 None => anyhow::bail!("transport task ended"),
                 Some(DealerEvent::Connected) => {
                     tracing::info!(controller = %sh.cfg.controller, "connected to controller");
-                    acked_since_connect = false;
                     // A fresh connection gets a full ack interval: counting from the last ack of the
                     // previous one would tear it down again at once, and the controller's sends to
                     // it would find no such peer.
@@ -312,9 +310,6 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
                         if let Some(why) = ack.refused {
                             tracing::error!(%why, "controller refuses this node");
                         } else {
-                            if !acked_since_connect {
-                                acked_since_connect = true;
-                            }
                             sh.agent.handle_controller_ack(now_ms());
                             if ack.request_full_status_report {
                                 sh.send_status();
