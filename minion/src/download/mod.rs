@@ -294,7 +294,8 @@ impl Downloader {
                 from_seeder,
                 swarm_size: swarm,
                 min_share,
-                slice_left: slice.clone().and_then(|r| {
+                // Reading the bitfield costs a copy of it every poll: only while the gate reads it.
+                slice_left: slice.clone().filter(|_| gate.needs_slice_left()).and_then(|r| {
                     let have = swarm::have_pieces(&session, &handle)?;
                     Some(r.filter(|i| !have.get(*i).copied().unwrap_or(false)).count())
                 }),

@@ -122,6 +122,13 @@ impl SeederGate {
         self.using
     }
 
+    /// Whether [`SwarmFigures::slice_left`] is read at the next [`observe`](Self::observe): only
+    /// during the first use of the seeder (see `use_done`). Otherwise the caller may pass `None`
+    /// and skip reading the bitfield.
+    pub fn needs_slice_left(&self) -> bool {
+        self.using && self.ended_uses == 0
+    }
+
     /// The bytes this node may take from the seeder in a use without a slice: its share of what
     /// was missing, at least `min_share` (one piece, so each use makes progress).
     pub fn share(&self, swarm_size: u32, min_share: u64) -> u64 {
@@ -298,13 +305,16 @@ mod tests {
         let mut g = SeederGate::new(Duration::from_secs(2), Duration::from_secs(8), 1000, t0);
         let sliced =
             |have, from_seeder, left| SwarmFigures { slice_left: Some(left), ..figs(have, from_seeder) };
+        assert!(g.needs_slice_left(), "the first use reads the slice");
         assert_eq!(
             g.observe(&sliced(300, 150, 2), s(100)),
             SeederMove::Keep,
             "more than a share, slice incomplete"
         );
         assert_eq!(g.observe(&sliced(320, 170, 0), s(200)), SeederMove::Drop, "slice complete");
+        assert!(!g.needs_slice_left(), "not while the seeder is dropped");
         assert_eq!(g.observe(&sliced(320, 0, 0), s(2300)), SeederMove::Use, "hungry");
+        assert!(!g.needs_slice_left(), "nor in later uses");
         assert_eq!(
             g.observe(&sliced(330, 10, 0), s(2400)),
             SeederMove::Keep,
