@@ -282,18 +282,7 @@ impl Lab {
 
     /// SIGTERM the controller and wait for it to exit (a clean stop flushes its state).
     pub async fn terminate_controller(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.controller.take()?;
-        if let Some(pid) = c.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-        }
-        match tokio::time::timeout(Duration::from_secs(10), c.wait()).await {
-            Ok(Ok(status)) => Some(status),
-            _ => {
-                let _ = c.start_kill();
-                let _ = c.wait().await;
-                None
-            }
-        }
+        sigterm_and_wait(self.controller.take()?, Duration::from_secs(10)).await
     }
 
     /// How many times the controller was started.
@@ -410,14 +399,23 @@ impl Lab {
     /// flushes its state), killing it if it does not exit in time.
     pub async fn stop(mut self) {
         self.mesh.stop().await;
-        if let Some(mut c) = self.controller.take() {
-            if let Some(pid) = c.id() {
-                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-            }
-            if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
-                let _ = c.start_kill();
-                let _ = c.wait().await;
-            }
+        if let Some(c) = self.controller.take() {
+            sigterm_and_wait(c, Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// SIGTERM `child` and wait up to `grace` for it to exit; SIGKILL it if it does not.
+async fn sigterm_and_wait(mut child: Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        _ => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            None
         }
     }
 }
