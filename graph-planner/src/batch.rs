@@ -36,8 +36,6 @@ pub(crate) struct Planner<'t> {
     /// that could become a key), so they are computed once per plan; with
     /// [`ApPolicy::DependentsFirst`] keys appear as dependents finish, and they are recomputed.
     groups: Groups,
-    /// POP sites, by name.
-    pops: Vec<u32>,
     /// Pending sites reachable from a POP that are neither POP sites nor in the AP group of a
     /// pending POP site. At zero the traversal takes the POP-only shortcut (pending sites cut off
     /// from every POP never enter the traversal, and a real mesh usually has a few for the whole
@@ -86,12 +84,12 @@ impl<'t> Planner<'t> {
         let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes() };
         let n = g.len();
         let by_name = &g.mesh.by_rank;
-        let pops: Vec<u32> = by_name.iter().copied().filter(|&v| g.pop[v as usize]).collect();
         let groups = Groups::compute(&g, &site_pending, policy);
         let pending_non_pop =
             (0..n as u32).filter(|&v| Self::blocks_shortcut(&g, &site_pending, &groups, v)).count();
         let pending_sites: Vec<u32> =
             by_name.iter().copied().filter(|&v| site_pending[v as usize] > 0).collect();
+        let walk = Walk::new(n, g.pops.len());
         Planner {
             g,
             node_pending,
@@ -101,9 +99,8 @@ impl<'t> Planner<'t> {
             limit,
             max_pops: max_pops.max(1),
             epoch: 0,
-            walk: Walk::new(n, pops.len()),
+            walk,
             groups,
-            pops,
             pending_non_pop,
             upgraded: None,
             comp_seen: vec![0; n],
@@ -139,7 +136,7 @@ impl<'t> Planner<'t> {
         } else {
             let rules = Rules {
                 g: &self.g,
-                pops: &self.pops,
+                pops: &self.g.pops,
                 pending: &self.site_pending,
                 groups: &groups,
                 cap: self.cap,
@@ -216,10 +213,10 @@ impl<'t> Planner<'t> {
         });
         let comp_seen = &mut self.comp_seen;
         let wait = &mut self.walk.wait;
-        for &p in &self.pops {
+        for &p in &g.pops {
             wait[p as usize] = Wait::None;
         }
-        for &p in &self.pops {
+        for &p in &g.pops {
             if pending[p as usize] == 0 {
                 let root = uf.find_mut(p);
                 comp_seen[root as usize] = epoch;
@@ -228,7 +225,7 @@ impl<'t> Planner<'t> {
         let mut candidates = Vec::new();
         let mut batch_nodes = 0usize;
         let mut pops_taken = 0u32;
-        for &cur in &self.pops {
+        for &cur in &g.pops {
             let ci = cur as usize;
             if pending[ci] == 0 {
                 continue;

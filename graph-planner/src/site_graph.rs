@@ -20,6 +20,8 @@ pub(crate) struct SiteGraph<'m> {
     pub mesh: &'m Mesh,
     /// Sites with an online POP node.
     pub pop: Vec<bool>,
+    /// The same sites listed by name: the virtual root's children, and the walk's seeds.
+    pub pops: Vec<u32>,
     /// Online nodes of site `s` (by name): `online[online_start[s]..online_start[s + 1]]`.
     online_start: Vec<u32>,
     online: Vec<u32>,
@@ -94,14 +96,14 @@ impl<'m> SiteGraph<'m> {
         }
         adj_start[n] = adj.len() as u32;
 
-        let roots: Vec<u32> = mesh.by_rank.iter().copied().filter(|&p| pop[p as usize]).collect();
+        let pops: Vec<u32> = mesh.by_rank.iter().copied().filter(|&p| pop[p as usize]).collect();
         let tree = DfsTree::compute(
             |v| &adj[adj_start[v as usize] as usize..adj_start[v as usize + 1] as usize],
             n,
-            &roots,
+            &pops,
             &pop,
         );
-        SiteGraph { mesh, pop, online_start, online, site_of_node, adj_start, adj, tree }
+        SiteGraph { mesh, pop, pops, online_start, online, site_of_node, adj_start, adj, tree }
     }
 
     /// Online nodes of site `v`, by name.
