@@ -6,7 +6,7 @@
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use meshlift_meshsim::lab::{self, Lab, LabConfig, TransferTally};
+use meshlift_meshsim::lab::{self, BatchLog, Lab, LabConfig, TransferTally};
 use meshlift_protocol::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -248,7 +248,7 @@ async fn run_upgrade(lab: &Lab, json: bool) -> Result<Summary, String> {
     };
     let start = Instant::now();
     let mut commit_started: Option<Instant> = None;
-    let mut batches: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+    let mut batches = BatchLog::default();
     let mut tally = TransferTally::default();
     let mut last_line = String::new();
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -257,15 +257,10 @@ async fn run_upgrade(lab: &Lab, json: bool) -> Result<Summary, String> {
         if let Ok(st) = lab.node_status().await {
             tally.observe(&st);
         }
+        batches.observe(&dump);
         if let Some(cur) = &dump.cur_req {
             if cur.stage == UpgradeReqType::CommitUpgrade {
                 commit_started.get_or_insert_with(Instant::now);
-                if dump.cur_batch_index > 0 && !dump.cur_batch.is_empty() {
-                    batches
-                        .entry(dump.cur_batch_index)
-                        .or_default()
-                        .extend(dump.cur_batch.iter().map(|n| n.node.clone()));
-                }
             }
             let stage = if cur.stage == UpgradeReqType::CommitUpgrade { "commit" } else { "prepare" };
             let states: Vec<String> = dump
@@ -348,7 +343,7 @@ async fn run_upgrade(lab: &Lab, json: bool) -> Result<Summary, String> {
         fell_back,
         failed,
         skipped,
-        batches: batches.into_values().map(|s| s.into_iter().collect()).collect(),
+        batches: batches.batches.into_values().map(|s| s.into_iter().collect()).collect(),
         collateral_isolation_s: (isolation.total_s * 1000.0).round() / 1000.0,
         isolated_nodes: isolation.per_node.clone(),
         image_bytes,

@@ -10,7 +10,7 @@ use crate::{MeshConfig, MeshSim, NodeTemplate};
 use meshlift_image::{BuildOptions, HookKind};
 use meshlift_protocol::transport::request;
 use meshlift_protocol::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -600,6 +600,26 @@ pub fn metric_sum(text: &str, name: &str, filter: Option<(&str, &str)>) -> f64 {
         total += value.parse::<f64>().unwrap_or(0.0);
     }
     total
+}
+
+/// Batches of the COMMIT stage as they happened, collected from state dumps while waiting.
+#[derive(Debug, Default, Clone)]
+pub struct BatchLog {
+    pub batches: BTreeMap<u32, BTreeSet<String>>,
+}
+
+impl BatchLog {
+    pub fn observe(&mut self, d: &UpgradeStateDump) {
+        if d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::CommitUpgrade)
+            && d.cur_batch_index > 0
+            && !d.cur_batch.is_empty()
+        {
+            self.batches
+                .entry(d.cur_batch_index)
+                .or_default()
+                .extend(d.cur_batch.iter().map(|n| n.node.clone()));
+        }
+    }
 }
 
 /// Per-node download figures collected while a prepare runs (reports lose them after reboot).

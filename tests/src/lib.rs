@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-pub use meshlift_meshsim::lab::{full_upgrade_request, metric_sum, V1, V2};
+pub use meshlift_meshsim::lab::{full_upgrade_request, metric_sum, BatchLog, V1, V2};
 
 /// The sample mesh of the demo.
 pub fn sample_topology() -> Topology {
@@ -97,25 +97,6 @@ pub fn outcomes(
         .filter(|o| o.request_id == id && o.stage == stage)
         .map(|o| (o.node.clone(), o.clone()))
         .collect()
-}
-
-/// Batches of the COMMIT stage as they happened, collected while waiting.
-#[derive(Debug, Default, Clone)]
-pub struct BatchLog {
-    pub batches: std::collections::BTreeMap<u32, std::collections::BTreeSet<String>>,
-}
-
-impl BatchLog {
-    pub fn observe(&mut self, d: &UpgradeStateDump) {
-        if d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::CommitUpgrade)
-            && d.cur_batch_index > 0
-        {
-            self.batches
-                .entry(d.cur_batch_index)
-                .or_default()
-                .extend(d.cur_batch.iter().map(|n| n.node.clone()));
-        }
-    }
 }
 
 /// Wait for a request to finish, logging commit batches.
