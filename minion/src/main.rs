@@ -499,7 +499,7 @@ impl Shell {
                         .image(self.slots.booted())
                         .ok()
                         .flatten()
-                        .and_then(|img| img.manifest.hooks.into_iter().find(|h| h.kind == kind));
+                        .and_then(|img| img.manifest.hook(kind).cloned());
                     let ctx = self.hook_context();
                     let tx = self.work_tx.clone();
                     tokio::task::spawn_blocking(move || {
