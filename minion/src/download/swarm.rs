@@ -167,7 +167,9 @@ pub fn seeder_figures(handle: &TorrentHandle, seeders: &[SocketAddr]) -> (u64, u
     let mut others = 0;
     for (addr, p) in &snap.peers {
         let named = p.client_name.as_deref().is_some_and(|c| c.starts_with(SEEDER_CLIENT_NAME));
-        if named || seeders.iter().any(|s| s.to_string() == *addr) {
+        // librqbit's keys are `SocketAddr::to_string()`: parse each once rather than format
+        // every seeder address for every peer on every poll.
+        if named || addr.parse::<SocketAddr>().is_ok_and(|a| seeders.contains(&a)) {
             fetched += p.counters.fetched_bytes;
         } else {
             others += 1;
