@@ -48,7 +48,6 @@ impl Seen {
 pub struct WirelessLink {
     pub link: String,
     pub peer: NodeId,
-    pub peer_name: String,
 }
 
 /// Reports by node, plus the indexes the engine needs per report.
@@ -90,16 +89,8 @@ impl Fleet {
         for l in topology.links.iter().filter(|l| l.link_type == LinkType::Wireless) {
             // `Topology::new` guarantees both ends exist.
             let (Some(&a), Some(&z)) = (ids.get(&l.a_node_name), ids.get(&l.z_node_name)) else { continue };
-            wireless[a].push(WirelessLink {
-                link: l.name.clone(),
-                peer: z,
-                peer_name: l.z_node_name.clone(),
-            });
-            wireless[z].push(WirelessLink {
-                link: l.name.clone(),
-                peer: a,
-                peer_name: l.a_node_name.clone(),
-            });
+            wireless[a].push(WirelessLink { link: l.name.clone(), peer: z });
+            wireless[z].push(WirelessLink { link: l.name.clone(), peer: a });
         }
         Fleet { seen: vec![None; count], ids, mac_numbers, macs, wireless, alive_timeout_ms }
     }
