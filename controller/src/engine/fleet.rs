@@ -213,6 +213,12 @@ impl Fleet {
         self.seen.iter().flatten().filter(|s| self.fresh(s, now)).count()
     }
 
+    /// Whether some node is online at `now` but has not reported after `since`. Runs on every
+    /// report while a COMMIT stage settles: a scan by id, no name lookups.
+    pub fn any_online_silent_since(&self, since: u64, now: u64) -> bool {
+        self.seen.iter().flatten().any(|s| self.fresh(s, now) && s.at <= since)
+    }
+
     /// Earliest time at which an online node goes offline if it stays silent.
     pub fn next_offline_at(&self, now: u64) -> Option<u64> {
         self.seen.iter().flatten().map(|s| s.at + self.alive_timeout_ms + 1).filter(|&t| t > now).min()

@@ -284,9 +284,7 @@ impl Engine {
         if now >= closed.saturating_add(self.config.node_alive_timeout_ms) {
             return false;
         }
-        self.topology.nodes.iter().any(|n| {
-            self.fleet.online(&n.name, now) && self.fleet.last_seen(&n.name).is_some_and(|t| t <= closed)
-        })
+        self.fleet.any_online_silent_since(closed, now)
     }
 
     /// Right after start no node has reported yet: wait for them (or for the alive timeout)
