@@ -105,12 +105,10 @@ impl Seeder {
             .ok_or_else(|| SeedError(format!("file name of {} is not UTF-8", file.display())))?
             .to_string();
         let (file2, tracker) = (file.to_path_buf(), tracker.to_string());
-        let meta =
-            tokio::task::spawn_blocking(move || super::torrent::build(&file2, &name, piece_length, &tracker))
-                .await
-                .map_err(seed_err)?
-                .map_err(seed_err)?;
-        Ok(SeededTorrent { info_hash: meta.info_hash, torrent_bytes: meta.torrent_bytes })
+        tokio::task::spawn_blocking(move || super::torrent::build(&file2, &name, piece_length, &tracker))
+            .await
+            .map_err(seed_err)?
+            .map_err(seed_err)
     }
 
     /// Seed `torrent` from `file` where it lies; librqbit checks the file first.

@@ -6,21 +6,15 @@
 //! length. The layout is deterministic in the file and its size, so a re-seeded image keeps its
 //! info-hash and magnet URI.
 
+use super::seeder::SeededTorrent;
 use librqbit_sha1_wrapper::{ISha1, Sha1};
 use serde_bencode::value::Value;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Bencoded metainfo and its info-hash.
-#[derive(Debug, Clone)]
-pub struct Metainfo {
-    pub info_hash: [u8; 20],
-    pub torrent_bytes: Vec<u8>,
-}
-
 /// Hash `file` in pieces of `piece_length` and build the metainfo announcing to `tracker`.
-pub fn build(file: &Path, name: &str, piece_length: u32, tracker: &str) -> std::io::Result<Metainfo> {
+pub fn build(file: &Path, name: &str, piece_length: u32, tracker: &str) -> std::io::Result<SeededTorrent> {
     let mut f = std::fs::File::open(file)?;
     let mut buf = vec![0u8; piece_length as usize];
     let mut pieces = Vec::new();
@@ -62,7 +56,7 @@ pub fn build(file: &Path, name: &str, piece_length: u32, tracker: &str) -> std::
     );
     top.insert(b"created by".to_vec(), Value::Bytes(b"meshlift-controller".to_vec()));
     top.insert(b"info".to_vec(), info);
-    Ok(Metainfo { info_hash, torrent_bytes: encode(&Value::Dict(top)) })
+    Ok(SeededTorrent { info_hash, torrent_bytes: encode(&Value::Dict(top)) })
 }
 
 fn encode(v: &Value) -> Vec<u8> {
