@@ -471,7 +471,8 @@ async fn on_done(engine: &mut Engine, router: &Router, done: Done) {
 /// 10 000-node controller does not spend its loop relabelling gauges while operators wait.
 #[derive(Default)]
 struct MetricShadow {
-    nodes: HashMap<String, NodeShadow>,
+    /// By position in the topology's `nodes`.
+    nodes: Vec<NodeShadow>,
     retried: std::collections::BTreeSet<String>,
 }
 
@@ -489,9 +490,10 @@ fn update_metrics(
     images: &ImageStore,
     now: u64,
 ) {
-    for node in &engine.topology().nodes {
+    let nodes = &engine.topology().nodes;
+    shadow.nodes.resize_with(nodes.len(), NodeShadow::default);
+    for (node, sh) in nodes.iter().zip(&mut shadow.nodes) {
         let n = node.name.as_str();
-        let sh = shadow.nodes.entry(node.name.clone()).or_default();
         let online = engine.node_online(n, now);
         if sh.online != Some(online) {
             m.node_online.with_label_values(&[n]).set(online as i64);
