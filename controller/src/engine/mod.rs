@@ -193,6 +193,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let fleet = fleet::Fleet::new(&topology, config.node_alive_timeout_ms);
         let mesh = Mesh::new(&topology);
+        let online = vec![false; topology.nodes.len()];
         let mut engine = Engine {
             topology,
             mesh,
@@ -217,9 +218,8 @@ impl Engine {
             ops: Vec::new(),
             dirty: Dirty::default(),
             store_error: None,
-            online: Vec::new(),
+            online,
         };
-        engine.online = vec![false; engine.topology.nodes.len()];
         engine.load()?;
         engine.flush();
         Ok(engine)
