@@ -524,7 +524,7 @@ fn update_metrics(
     m.request_in_flight.set(engine.current_request_id().is_some() as i64);
     m.requests_queued.set(engine.queue_len() as i64);
     m.batch_index.set(engine.current_batch_index() as i64);
-    m.batch_size.set(engine.in_flight_nodes().len() as i64);
+    m.batch_size.set(engine.in_flight_count() as i64);
     let retries = engine.retries();
     for gone in shadow.retried.iter().filter(|n| !retries.contains_key(*n)) {
         let _ = m.node_retries.remove_label_values(&[gone.as_str()]);

@@ -414,6 +414,12 @@ impl Engine {
         })
     }
 
+    /// How many nodes of the in-flight batch are still being waited for (the batch's own count:
+    /// no list is built).
+    pub fn in_flight_count(&self) -> usize {
+        self.batch.as_ref().map_or(0, |b| b.in_flight)
+    }
+
     /// Last reported upgrade status of a node.
     pub fn node_upgrade_status(&self, node: &str) -> Option<UpgradeStatusType> {
         self.fleet.get(node).map(|s| s.report.upgrade_status.us_type)
