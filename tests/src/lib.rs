@@ -103,3 +103,22 @@ pub fn outcomes(
 pub async fn finish(lab: &Lab, id: &str, log: &mut BatchLog) -> UpgradeStateDump {
     lab.wait_finished(id, Duration::from_secs(240), |d| log.observe(d)).await.expect("request finishes")
 }
+
+/// Poll the controller's state until `done` holds for a dump (returned); panics with `what` once
+/// `timeout` has passed.
+pub async fn wait_state(
+    lab: &Lab,
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut(&UpgradeStateDump) -> bool,
+) -> UpgradeStateDump {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let d = lab.state().await.expect("state");
+        if done(&d) {
+            return d;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

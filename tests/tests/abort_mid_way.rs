@@ -4,7 +4,7 @@
 
 use meshlift_protocol::*;
 use meshlift_tests::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_mid_way_starts_no_further_batch() {
@@ -12,16 +12,11 @@ async fn abort_mid_way_starts_no_further_batch() {
     let (lab, image) = start_with_v2(cfg).await;
     let id = lab.submit(full_upgrade_request("e2e-abort", &image, 60)).await.expect("accepted");
     let mut log = BatchLog::default();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let d = lab.state().await.expect("state");
-        log.observe(&d);
-        if !log.batches.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "commit never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_state(&lab, Duration::from_secs(120), "commit never started", |d| {
+        log.observe(d);
+        !log.batches.is_empty()
+    })
+    .await;
     let out = cli(&lab, &["upgrade", "abort", "-r", &id, "--reason", "e2e: stop the rollout"]);
     assert!(out.status.success(), "abort: {}", String::from_utf8_lossy(&out.stderr));
 

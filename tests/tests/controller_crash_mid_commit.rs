@@ -3,7 +3,7 @@
 
 use meshlift_protocol::*;
 use meshlift_tests::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_killed_mid_commit_resumes_without_double_commits() {
@@ -14,18 +14,12 @@ async fn controller_killed_mid_commit_resumes_without_double_commits() {
     let id = lab.submit(req).await.expect("accepted");
 
     // Wait until a commit batch is in flight with a node rebooting or on trial.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let d = lab.state().await.expect("state");
-        let committing = d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::CommitUpgrade)
+    wait_state(&lab, Duration::from_secs(120), "no commit batch started", |d| {
+        d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::CommitUpgrade)
             && d.cur_batch_index >= 1
-            && !d.cur_batch.is_empty();
-        if committing {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no commit batch started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            && !d.cur_batch.is_empty()
+    })
+    .await;
     lab.kill_controller().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     lab.start_controller().await.expect("controller restarts");

@@ -4,7 +4,7 @@
 
 use meshlift_protocol::*;
 use meshlift_tests::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The offline planner's batches (`meshlift plan --json`) for a topology.
 fn offline_plan(topology: &Topology) -> Vec<Vec<String>> {
@@ -39,15 +39,10 @@ async fn a_link_cut_mid_upgrade_changes_the_next_batches() {
     let (lab, image) = start_with_v2(cfg).await;
     let id = lab.submit(full_upgrade_request("e2e-cut", &image, 90)).await.expect("accepted");
     // Cut the link while the nodes download.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let d = lab.state().await.expect("state");
-        if d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::PrepareUpgrade) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "prepare never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_state(&lab, Duration::from_secs(60), "prepare never started", |d| {
+        d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::PrepareUpgrade)
+    })
+    .await;
     lab.mesh.cut_link(CUT).expect("cut");
     let mut log = BatchLog::default();
     let dump = finish(&lab, &id, &mut log).await;
