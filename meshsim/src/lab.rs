@@ -129,8 +129,8 @@ fn free_low_port() -> Result<u16, LabError> {
 }
 
 impl Lab {
-    /// Generate keys and images, start the controller, start the mesh, add v2, and wait until
-    /// every online node has reported.
+    /// Generate keys and images, start the controller, start the mesh, and wait until every
+    /// online node has reported. v2 is only built (at `v2_path`): adding it is the caller's step.
     pub async fn start(cfg: LabConfig) -> Result<Lab, LabError> {
         for bin in ["meshlift-controller", "meshlift-minion"] {
             if !cfg.bin_dir.join(bin).exists() {
