@@ -434,3 +434,28 @@ fn prepare_batches_number_their_nodes_for_the_swarm() {
     places.sort();
     assert_eq!(places, vec![(0, 4), (1, 4), (2, 4), (3, 4)]);
 }
+
+/// After a COMMIT batch closes, the next one is planned only once every online node has reported
+/// since (a neighbour's older report may still say the rebooted node's links are down), and a
+/// node silent since the close holds the next batch until it reports or goes offline.
+#[test]
+fn the_next_commit_batch_waits_for_a_fresh_report_from_every_online_node() {
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    flash(&mut sim, &["n01", "n02"]);
+    let mut req = commit("c1", &["n01", "n02"]);
+    req.limit = 1;
+    assert!(sim.submit(req).success);
+    sim.run_until(100, |s| !s.engine.outcomes().is_empty());
+    assert_eq!(sim.commit_waves.len(), 1, "no second batch in the step the first one closed");
+    // n12 (not in the request) stops reporting: online, but silent since the close.
+    sim.node("n12").killed = true;
+    let closed_at = sim.now;
+    sim.run_until(100, |s| s.commit_waves.len() == 2);
+    assert!(
+        sim.now >= closed_at + meshlift_controller::engine::EngineConfig::default().node_alive_timeout_ms,
+        "second batch at +{} ms, before the settle bound (node_alive_timeout) for the silent n12",
+        sim.now - closed_at
+    );
+    sim.run_to_idle(100);
+    assert!(sim.last_finished().success, "{:?}", sim.last_finished());
+}
