@@ -225,16 +225,9 @@ impl BatchNodes {
         entries: impl IntoIterator<Item = (String, BatchNode)>,
         id_of: impl Fn(&str) -> Option<NodeId>,
     ) -> BatchNodes {
-        let mut entries: Vec<(String, BatchNode)> = entries.into_iter().collect();
-        // Stable sort then keep the last of equal names: what repeated `BTreeMap::insert` did.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(String, BatchNode)> = Vec::with_capacity(entries.len());
-        for e in entries {
-            match unique.last_mut() {
-                Some(last) if last.0 == e.0 => *last = e,
-                _ => unique.push(e),
-            }
-        }
+        // Sorted by name, the last entry of a name kept: what `BTreeMap` collection does.
+        let unique: Vec<(String, BatchNode)> =
+            entries.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect();
         let mut by_id = Vec::new();
         for (pos, (name, _)) in unique.iter().enumerate() {
             if let Some(id) = id_of(name) {
