@@ -255,13 +255,16 @@ async fn drain_actions(
                     tracing::warn!(%node, %mac, req = %req.upgrade_req_id, "no connection to node; UPGRADE_REQ not sent");
                     continue;
                 };
-                let env = Envelope::new(0, Message::UpgradeReq((*req).clone()));
+                let env = Envelope::new(0, Message::UpgradeReq(*req));
                 if let Err(e) = router.send(&route.identity, b"ctrl-upgrade", &env).await {
                     // The node's connection went away between its report and this send (it is
                     // reconnecting): deliver on its next report instead of waiting for the batch
-                    // timeout.
+                    // timeout. The request is taken back out of the envelope, so a send that
+                    // succeeds (the usual case) copies nothing.
                     tracing::warn!(%node, boot = %route.boot_id, error = %e, "UPGRADE_REQ send failed; kept for the node's next report");
-                    undelivered.insert(normalize(&mac), *req);
+                    if let Message::UpgradeReq(req) = env.body {
+                        undelivered.insert(normalize(&mac), req);
+                    }
                 }
             }
             Action::Event(ev) => {
