@@ -246,6 +246,8 @@ async fn drain_actions(
     while let Some(action) = engine.poll_action() {
         match action {
             Action::SendToNode { node, mac, mut req } => {
+                // The newest order to a node replaces one kept from a failed send.
+                undelivered.remove(&normalize(&mac));
                 // The seeder is every node's first peer: leechers meet each other through the
                 // tracker, but the controller must be reachable even when the tracker is not.
                 if req.ur_type == UpgradeReqType::PrepareUpgrade && req.initial_peers.is_empty() {
@@ -320,7 +322,16 @@ async fn on_minion_frame(
                     if newer {
                         tracing::info!(%mac, %peer, "node connected (new route)");
                     }
-                    if let Some(req) = undelivered.remove(&mac) {
+                    // A kept PREPARE or COMMIT goes out only while the node is still waited for
+                    // in that request's batch; a RESET_STATUS is never stale.
+                    let still_wanted = |req: &UpgradeReq| {
+                        req.ur_type == UpgradeReqType::ResetStatus
+                            || engine
+                                .topology()
+                                .node_by_mac(&mac)
+                                .is_some_and(|n| engine.awaits(&n.name, &req.upgrade_req_id))
+                    };
+                    if let Some(req) = undelivered.remove(&mac).filter(|r| still_wanted(r)) {
                         let env = Envelope::new(0, Message::UpgradeReq(req.clone()));
                         match router.send(&inc.identity, b"ctrl-upgrade", &env).await {
                             Ok(()) => {

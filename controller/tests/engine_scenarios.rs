@@ -459,3 +459,29 @@ fn the_next_commit_batch_waits_for_a_fresh_report_from_every_online_node() {
     sim.run_to_idle(100);
     assert!(sim.last_finished().success, "{:?}", sim.last_finished());
 }
+
+#[test]
+fn a_node_is_awaited_only_while_in_flight_in_the_current_request() {
+    // The shell delivers an UPGRADE_REQ kept from a failed send only while this holds.
+    let mut sim = Sim::new(grid(2, 3, &[]));
+    flash(&mut sim, &["n01", "n02", "n11", "n12"]);
+    let mut req = commit("c1", &["n01", "n02", "n11", "n12"]);
+    req.limit = 1;
+    assert!(sim.submit(req).success);
+    sim.step();
+    let in_flight: Vec<String> = sim.engine.in_flight_nodes().iter().map(|s| s.to_string()).collect();
+    assert_eq!(in_flight.len(), 1);
+    let node = in_flight[0].as_str();
+    let waiting = ["n01", "n02", "n11", "n12"].into_iter().find(|n| *n != node).expect("four nodes");
+    assert!(sim.engine.awaits(node, "c1"));
+    assert!(!sim.engine.awaits(node, "c2"), "another request's order is stale");
+    assert!(!sim.engine.awaits(waiting, "c1"), "{waiting} is not dispatched yet");
+    let reply = sim.operator(Message::UpgradeAbortReq(UpgradeAbortReq {
+        abort_all: true,
+        req_ids: vec![],
+        reset_status: false,
+        operator: Operator { who: "bob".into(), reason: None },
+    }));
+    assert!(matches!(&reply, Message::Ack(a) if a.success), "{reply:?}");
+    assert!(!sim.engine.awaits(node, "c1"), "an aborted request awaits no one");
+}

@@ -414,6 +414,18 @@ impl Engine {
         })
     }
 
+    /// `node` is still waited for in the current batch of request `request_id`: an UPGRADE_REQ of
+    /// that request that could not be sent to it is still worth delivering. Once the request has
+    /// moved on (the node timed out, the request finished or was aborted), it is not.
+    pub fn awaits(&self, node: &str, request_id: &str) -> bool {
+        self.current_request_id() == Some(request_id)
+            && self
+                .batch
+                .as_ref()
+                .and_then(|b| b.nodes.get(node))
+                .is_some_and(|n| matches!(n.progress, request::Progress::InFlight { .. }))
+    }
+
     /// How many nodes of the in-flight batch are still being waited for (the batch's own count:
     /// no list is built).
     pub fn in_flight_count(&self) -> usize {
