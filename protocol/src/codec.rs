@@ -48,6 +48,9 @@ pub enum DecodeError {
     /// The bytes are not a valid envelope: corrupt, truncated, or not meshlift at all.
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// A well-formed message beyond the protocol's bounds (too many links, an overlong string).
+    #[error("message over limits: {0}")]
+    OverLimit(String),
     /// A valid envelope followed by extra bytes: corrupt or hostile.
     #[error("malformed frame: {extra} trailing bytes after the message")]
     TrailingBytes { extra: usize },
@@ -93,6 +96,9 @@ pub fn decode(bytes: &[u8], max_frame: usize) -> Result<Envelope, DecodeError> {
     let extra = bytes.len() - 2 - used;
     if extra != 0 {
         return Err(DecodeError::TrailingBytes { extra });
+    }
+    if let Message::StatusReport(r) = &env.body {
+        r.check_bounds().map_err(DecodeError::OverLimit)?;
     }
     Ok(env)
 }

@@ -70,9 +70,30 @@ pub enum Message {
     // ---- generic ----
     /// E2EAck: success flag and a human-readable message.
     Ack(Ack),
+
+    // ---- operator → controller: node keys (appended: earlier variants keep their numbers) ----
+    /// Enroll (or replace) a node's CURVE public key: admin only, journaled. Reply: [`Ack`].
+    NodeEnrollReq(NodeEnrollReq),
+    /// List enrolled node keys. Reply: [`Message::NodeKeysResp`].
+    NodeKeysReq(NodeKeysReq),
+    /// Reply to [`Message::NodeKeysReq`].
+    NodeKeysResp(NodeKeysResp),
 }
 
 impl Message {
+    /// The operator block of a request that carries one: the controller overwrites its `who` with
+    /// the authenticated operator name, so the journal never records a name a client made up.
+    pub fn operator_mut(&mut self) -> Option<&mut Operator> {
+        match self {
+            Message::UpgradeGroupReq(r) => Some(&mut r.operator),
+            Message::UpgradeAbortReq(r) => Some(&mut r.operator),
+            Message::UpgradeAddImageReq(r) => Some(&mut r.operator),
+            Message::UpgradeDelImageReq(r) => Some(&mut r.operator),
+            Message::NodeEnrollReq(r) => Some(&mut r.operator),
+            _ => None,
+        }
+    }
+
     /// Terragraph-style name for logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -92,7 +113,93 @@ impl Message {
             Message::StatusReport(_) => "STATUS_REPORT",
             Message::StatusReportAck(_) => "STATUS_REPORT_ACK",
             Message::Ack(_) => "ACK",
+            Message::NodeEnrollReq(_) => "NODE_ENROLL_REQ",
+            Message::NodeKeysReq(_) => "NODE_KEYS_REQ",
+            Message::NodeKeysResp(_) => "NODE_KEYS_RESP",
         }
+    }
+}
+
+/// Enroll a node key: the node named `node` (a node of the topology) may then connect with the
+/// CURVE key `public_key` (40 Z85 characters) and speak only for itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEnrollReq {
+    pub node: String,
+    pub public_key: String,
+    pub operator: Operator,
+}
+
+/// List the enrolled node keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeKeysReq {}
+
+/// The enrolled node keys, and the topology's nodes that have none.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeKeysResp {
+    /// (node, Z85 public key), sorted by node.
+    pub enrolled: Vec<(String, String)>,
+    /// Nodes of the topology without a key: they cannot connect.
+    pub missing: Vec<String>,
+}
+
+/// Bounds on what a status report may hold, checked when it is decoded: a node has a handful of
+/// links and short names; anything beyond these is a broken or hostile peer, refused with the
+/// field named before any logic sees it.
+pub mod report_limits {
+    /// Links in one report (a Terragraph node has at most 16 wireless sectors' worth).
+    pub const MAX_LINKS: usize = 64;
+    /// Any string field of a report (MAC, names, versions, reasons).
+    pub const MAX_STRING: usize = 512;
+    /// Board ids listed in a report's image metadata.
+    pub const MAX_BOARDS: usize = 32;
+}
+
+impl StatusReport {
+    /// Check [`report_limits`]; the error names the field.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        use report_limits::*;
+        let s = |name: &str, v: &str| {
+            if v.len() > MAX_STRING {
+                Err(format!("status report field {name} is {} bytes (limit {MAX_STRING})", v.len()))
+            } else {
+                Ok(())
+            }
+        };
+        s("mac", &self.mac)?;
+        s("boot_id", &self.boot_id)?;
+        s("version", &self.version)?;
+        s("hardware_board_id", &self.hardware_board_id)?;
+        let u = &self.upgrade_status;
+        s("upgrade_status.reason", &u.reason)?;
+        s("upgrade_status.upgrade_req_id", &u.upgrade_req_id)?;
+        s("upgrade_status.next_image.version", u.next_image.version.as_deref().unwrap_or(""))?;
+        if u.next_image.hardware_board_ids.len() > MAX_BOARDS {
+            return Err(format!(
+                "status report lists {} board ids (limit {MAX_BOARDS})",
+                u.next_image.hardware_board_ids.len()
+            ));
+        }
+        for b in &u.next_image.hardware_board_ids {
+            s("upgrade_status.next_image.hardware_board_ids", b)?;
+        }
+        if let Some(p) = &u.progress {
+            s("upgrade_status.progress.source", &p.source)?;
+        }
+        for slot in [&self.slots.a, &self.slots.b] {
+            s("slots.version", slot.version.as_deref().unwrap_or(""))?;
+        }
+        if self.links.len() > MAX_LINKS {
+            return Err(format!("status report lists {} links (limit {MAX_LINKS})", self.links.len()));
+        }
+        for l in &self.links {
+            s("links.name", &l.name)?;
+        }
+        if let Some(f) = &self.last_fallback {
+            s("last_fallback.upgrade_req_id", &f.upgrade_req_id)?;
+            s("last_fallback.version", &f.version)?;
+            s("last_fallback.reason", &f.reason)?;
+        }
+        Ok(())
     }
 }
 
