@@ -18,7 +18,8 @@ pub struct ControllerConfig {
     /// ROUTER socket for minions. Default `tcp://0.0.0.0:7007` (Terragraph's port).
     #[serde(default = "default_minion_endpoint")]
     pub minion_endpoint: String,
-    /// ROUTER socket for operator tools. Default `tcp://0.0.0.0:17077`.
+    /// ROUTER socket for operator tools. Default `tcp://127.0.0.1:17077`: operators on the
+    /// controller's host; bind a management address explicitly to reach it from elsewhere.
     #[serde(default = "default_app_endpoint")]
     pub app_endpoint: String,
     /// HTTP server: `/metrics`, `/healthz`, `/announce` (tracker), `/images/…`. Default `0.0.0.0:8080`.
@@ -48,6 +49,64 @@ pub struct ControllerConfig {
     pub image_min_free_bytes: u64,
     #[serde(default)]
     pub bittorrent: BitTorrentConfig,
+    /// CurveZMQ keys, enrolled nodes and operators.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// The config file's directory: relative key paths of operators resolve against it.
+    #[serde(skip, default = "default_base")]
+    pub base_dir: PathBuf,
+}
+
+fn default_base() -> PathBuf {
+    PathBuf::from(".")
+}
+
+/// Authentication and encryption of both ZeroMQ sockets (CurveZMQ, on unless `insecure`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Plain text and no authentication on both sockets: anyone who reaches them commands the
+    /// fleet. Only for a lab; logged as a warning at start. Default false.
+    #[serde(default)]
+    pub insecure: bool,
+    /// The controller's CURVE secret key file (`meshlift keygen --curve`). Default
+    /// `keys/controller.key` next to the config. Its `.pub` twin is what minions and operators
+    /// need.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// Enrolled node keys (`[nodes] name = "Z85"`), rewritten by `meshlift node enroll`.
+    /// Default `node_keys.toml` next to the config.
+    #[serde(default = "default_node_keys")]
+    pub node_keys_file: PathBuf,
+    /// Largest batch limit a non-admin operator may ask for; larger, or below 0 (all at once),
+    /// needs the admin role. Default 50.
+    #[serde(default = "default_limit_cap")]
+    pub operator_limit_cap: i64,
+    /// Operator keys allowed on the app socket, each with a name (journaled as `who`) and a role.
+    #[serde(default)]
+    pub operators: Vec<crate::auth::OperatorConfig>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            insecure: false,
+            key_file: default_key_file(),
+            node_keys_file: default_node_keys(),
+            operator_limit_cap: default_limit_cap(),
+            operators: Vec::new(),
+        }
+    }
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from("keys/controller.key")
+}
+fn default_node_keys() -> PathBuf {
+    PathBuf::from("node_keys.toml")
+}
+fn default_limit_cap() -> i64 {
+    50
 }
 
 /// The controller's BitTorrent seeder.
@@ -80,7 +139,7 @@ fn default_minion_endpoint() -> String {
     "tcp://0.0.0.0:7007".into()
 }
 fn default_app_endpoint() -> String {
-    "tcp://0.0.0.0:17077".into()
+    "tcp://127.0.0.1:17077".into()
 }
 fn default_http_listen() -> String {
     "0.0.0.0:8080".into()
@@ -127,6 +186,9 @@ impl ControllerConfig {
         cfg.topology_file = resolve(base, &cfg.topology_file);
         cfg.data_dir = resolve(base, &cfg.data_dir);
         cfg.trusted_keys = cfg.trusted_keys.iter().map(|k| resolve(base, k)).collect();
+        cfg.security.key_file = resolve(base, &cfg.security.key_file);
+        cfg.security.node_keys_file = resolve(base, &cfg.security.node_keys_file);
+        cfg.base_dir = base.to_path_buf();
         Ok(cfg)
     }
 }

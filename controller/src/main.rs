@@ -13,7 +13,7 @@ use std::process::ExitCode;
 ///   topology_file         Terragraph topology JSON (required)
 ///   data_dir              state.db and images/ (default ./meshlift-data)
 ///   minion_endpoint       ROUTER for minions (default tcp://0.0.0.0:7007)
-///   app_endpoint          ROUTER for operator tools (default tcp://0.0.0.0:17077)
+///   app_endpoint          ROUTER for operator tools (default tcp://127.0.0.1:17077)
 ///   http_listen           /metrics, /healthz, /announce, /images (default 0.0.0.0:8080)
 ///   public_host           host minions use to reach us, in magnet/HTTP URIs (default 127.0.0.1)
 ///   node_alive_timeout_s  node offline after this long without a report (default 30)
@@ -23,6 +23,9 @@ use std::process::ExitCode;
 ///   confirm_timeout_s     trial-boot confirm timeout for commits (default 120)
 ///   image_min_free_bytes  free space kept by `image add` (default 1 GiB)
 ///   [bittorrent] listen_port (6881), tracker_url ("" = embedded tracker), upload_limit (bytes/s)
+///   [security]   CurveZMQ on both sockets: key_file (keys/controller.key), node_keys_file
+///                (node_keys.toml), operator_limit_cap (50), [[security.operators]] name, role
+///                (viewer|operator|admin), key; insecure = true for plain text (never default)
 #[derive(Parser)]
 #[command(name = "meshlift-controller", version, verbatim_doc_comment)]
 struct Args {
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
         .log
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info,librqbit=warn,zeromq=warn".to_string());
+        .unwrap_or_else(|| "info,librqbit=warn".to_string());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)

@@ -5,6 +5,7 @@
 //! task owns the engine (no locks around decisions); slow work (adding an image: download,
 //! verification, hashing, torrent creation) runs in its own task and comes back as a message.
 
+use crate::auth::{self, AppAuth, AuthRefusal, Keyring, MinionAuth, NodeKeys, Role};
 use crate::config::ControllerConfig;
 use crate::dist::{self, DistConfig, ImageStore};
 use crate::engine::{Action, Engine, EngineConfig, EventLevel};
@@ -12,9 +13,12 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::Context;
 use bytes::Bytes;
-use meshlift_protocol::transport::{Incoming, Router};
+use meshlift_protocol::transport::{
+    CurveKeyPair, CurvePublicKey, Incoming, Router, RouterConfig, RouterEvent, ServerSecurity, SocketLimits,
+    Undeliverable,
+};
 use meshlift_protocol::*;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -143,16 +147,15 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     }
 
     let metrics = Arc::new(std::sync::Mutex::new(Metrics::new()));
-    let send_timeout = Duration::from_secs(2);
-    let (minion_router, mut minion_rx) =
-        Router::bind(&cfg.minion_endpoint, cfg.max_frame_bytes, send_timeout)
-            .await
-            .with_context(|| format!("cannot bind minion socket {}", cfg.minion_endpoint))?;
-    let (app_router, mut app_rx) = Router::bind(&cfg.app_endpoint, cfg.max_frame_bytes, send_timeout)
-        .await
-        .with_context(|| format!("cannot bind app socket {}", cfg.app_endpoint))?;
-    let minion_router = Arc::new(minion_router);
-    let app_router = Arc::new(app_router);
+    let (refusal_tx, mut refusal_rx) = mpsc::channel::<AuthRefusal>(256);
+    let (minion_security, app_security, keyring) = security(&cfg, &topology, refusal_tx)?;
+    let limits = SocketLimits { max_msg_bytes: cfg.max_frame_bytes, ..SocketLimits::default() };
+    let bind = |endpoint: &str, security: ServerSecurity| {
+        let rc = RouterConfig { limits: limits.clone(), ..RouterConfig::new(endpoint, security) };
+        Router::bind(rc).with_context(|| format!("cannot bind {endpoint}"))
+    };
+    let (minion_router, mut minion_rx) = bind(&cfg.minion_endpoint, minion_security)?;
+    let (app_router, mut app_rx) = bind(&cfg.app_endpoint, app_security)?;
     tracing::info!(minion = %minion_router.endpoint(), app = %app_router.endpoint(), http = %http_addr, "controller listening");
 
     // HTTP: /metrics, /healthz, tracker and images.
@@ -184,38 +187,59 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     });
 
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
-    let mut routes: HashMap<String, Route> = HashMap::new();
+    let mut sh = Shell {
+        routes: HashMap::new(),
+        undelivered: HashMap::new(),
+        pending_acks: BTreeMap::new(),
+        next_envelope_id: 1,
+        reads: ReadCache::default(),
+        refusals_journaled: HashMap::new(),
+        keyring,
+        limit_cap: cfg.security.operator_limit_cap,
+        metrics: metrics.clone(),
+    };
     let mut shadow = MetricShadow::default();
-    let mut undelivered: HashMap<String, UpgradeReq> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
     loop {
-        // Biased, in this order: signals, operators, finished slow work, the tick, then minion
-        // reports. Ten thousand minions reporting every second must not make an operator wait
-        // behind their queue, nor starve the tick.
+        // Signals, finished slow work and the tick first; then minion frames and operator
+        // requests in random order (tokio's fair select), with a budget: each turn takes up to
+        // MINION_BUDGET minion frames but one operator request. A flood of operator reads can
+        // then never starve status acks (nodes on trial must hear from us in time), and ten
+        // thousand minions reporting every second never make an operator wait behind their queue.
+        // No branch awaits a peer: every send is queued to the socket's I/O thread.
         tokio::select! {
             biased;
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
-            Some(inc) = app_rx.recv() => {
-                on_app_frame(&mut engine, &images, &app_router, &metrics, &done_tx, inc).await;
-            }
             Some(done) = done_rx.recv() => {
-                on_done(&mut engine, &app_router, done).await;
+                sh.reads.clear();
+                on_done(&mut engine, &app_router, done);
             }
             _ = tick.tick() => {
+                sh.reads.clear();
                 engine.tick(now_ms());
                 if let Ok(mut m) = metrics.lock() {
                     update_metrics(&mut m, &mut shadow, &engine, &images, now_ms());
                 }
             }
-            Some(inc) = minion_rx.recv() => {
-                on_minion_frame(&mut engine, &mut routes, &mut undelivered, &minion_router, &metrics, inc).await;
-            }
+            Some(r) = refusal_rx.recv() => sh.journal_refusal(&mut engine, r),
+            ev = next_fair(&mut minion_rx, &mut app_rx) => match ev {
+                Fair::Minion(ev) => {
+                    sh.on_minion_event(&mut engine, &minion_router, ev);
+                    for _ in 1..MINION_BUDGET {
+                        let Ok(ev) = minion_rx.try_recv() else { break };
+                        sh.on_minion_event(&mut engine, &minion_router, ev);
+                        sh.drain_actions(&mut engine, &minion_router, &images);
+                    }
+                }
+                Fair::App(ev) => sh.on_app_event(&mut engine, &images, &app_router, &done_tx, ev),
+                Fair::Closed => { tracing::error!("a socket thread stopped"); break; }
+            },
         }
-        drain_actions(&mut engine, &routes, &mut undelivered, &minion_router, &images).await;
+        sh.drain_actions(&mut engine, &minion_router, &images);
     }
 
     if let Some(e) = engine.store_error() {
@@ -236,231 +260,469 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-async fn drain_actions(
-    engine: &mut Engine,
-    routes: &HashMap<String, Route>,
-    undelivered: &mut HashMap<String, UpgradeReq>,
-    router: &Router,
-    images: &ImageStore,
-) {
-    while let Some(action) = engine.poll_action() {
-        match action {
-            Action::SendToNode { node, mac, mut req } => {
-                // The newest order to a node replaces one kept from a failed send.
-                undelivered.remove(&normalize(&mac));
-                // The seeder is every node's first peer: leechers meet each other through the
-                // tracker, but the controller must be reachable even when the tracker is not.
-                if req.ur_type == UpgradeReqType::PrepareUpgrade && req.initial_peers.is_empty() {
-                    req.initial_peers = images.initial_peers();
-                }
-                let Some(route) = routes.get(&normalize(&mac)) else {
-                    tracing::warn!(%node, %mac, req = %req.upgrade_req_id, "no connection to node; UPGRADE_REQ not sent");
-                    continue;
-                };
-                let env = Envelope::new(0, Message::UpgradeReq(*req));
-                if let Err(e) = router.send(&route.identity, b"ctrl-upgrade", &env).await {
-                    // The node's connection went away between its report and this send (it is
-                    // reconnecting): deliver on its next report instead of waiting for the batch
-                    // timeout. The request is taken back out of the envelope, so a send that
-                    // succeeds (the usual case) copies nothing.
-                    tracing::warn!(%node, boot = %route.boot_id, error = %e, "UPGRADE_REQ send failed; kept for the node's next report");
-                    if let Message::UpgradeReq(req) = env.body {
-                        undelivered.insert(normalize(&mac), req);
-                    }
-                }
-            }
-            Action::Event(ev) => {
-                let req = ev.request_id.as_deref().unwrap_or("-");
-                let node = ev.node.as_deref().unwrap_or("-");
-                match ev.level {
-                    EventLevel::Info => tracing::info!(request = req, node, "{}", ev.message),
-                    EventLevel::Warn => tracing::warn!(request = req, node, "{}", ev.message),
-                    EventLevel::Error => tracing::error!(request = req, node, "{}", ev.message),
-                }
+/// Minion frames handled per loop turn before an operator request gets its chance.
+const MINION_BUDGET: usize = 256;
+/// UPGRADE_REQs whose `Ack` is still awaited; beyond this the oldest are forgotten (a node that
+/// never answers is judged by its reports and the batch timeout anyway).
+const PENDING_ACKS_MAX: usize = 65_536;
+/// An operator read (state, plan) answered from a snapshot at most this old; any operator action,
+/// finished image work or tick drops the snapshot, so what an operator just did is always seen.
+const READ_SNAPSHOT_MS: u128 = 250;
+
+/// The shell's own state beside the engine: routes to nodes, orders kept for a node's next
+/// connection, and what it needs to authorise and journal operators.
+struct Shell {
+    routes: HashMap<String, Route>,
+    undelivered: HashMap<String, UpgradeReq>,
+    /// Envelope id of an UPGRADE_REQ → (node, upgrade request id): a minion's refusal in its
+    /// `Ack` reaches the engine as that node's failed attempt.
+    pending_acks: BTreeMap<u64, (String, String)>,
+    next_envelope_id: u64,
+    reads: ReadCache,
+    /// Refused handshakes journaled per address, with when: one line per address a minute, so a
+    /// client retrying with a bad key cannot flood the journal (every one is still counted).
+    refusals_journaled: HashMap<String, u64>,
+    keyring: Option<Arc<Keyring>>,
+    limit_cap: i64,
+    metrics: Arc<std::sync::Mutex<Metrics>>,
+}
+
+/// Snapshots of the expensive operator reads.
+#[derive(Default)]
+struct ReadCache {
+    state: Option<(std::time::Instant, Message)>,
+    plan: Option<(std::time::Instant, UpgradeCommitPlanReq, Message)>,
+}
+
+impl ReadCache {
+    fn clear(&mut self) {
+        self.state = None;
+        self.plan = None;
+    }
+
+    fn state(&mut self, engine: &mut Engine) -> Message {
+        if let Some((at, m)) = &self.state {
+            if at.elapsed().as_millis() < READ_SNAPSHOT_MS {
+                return m.clone();
             }
         }
+        let m = engine.handle_operator(Message::UpgradeStateReq(UpgradeStateReq {}), now_ms());
+        self.state = Some((std::time::Instant::now(), m.clone()));
+        m
     }
+
+    fn plan(&mut self, engine: &mut Engine, req: UpgradeCommitPlanReq) -> Message {
+        if let Some((at, r, m)) = &self.plan {
+            if *r == req && at.elapsed().as_millis() < READ_SNAPSHOT_MS {
+                return m.clone();
+            }
+        }
+        let m = engine.handle_operator(Message::UpgradeCommitPlanReq(req.clone()), now_ms());
+        self.plan = Some((std::time::Instant::now(), req, m.clone()));
+        m
+    }
+}
+
+enum Fair {
+    Minion(RouterEvent),
+    App(RouterEvent),
+    Closed,
+}
+
+/// The next event of either socket, neither preferred (tokio's select picks a ready branch at
+/// random).
+async fn next_fair(minion: &mut mpsc::Receiver<RouterEvent>, app: &mut mpsc::Receiver<RouterEvent>) -> Fair {
+    tokio::select! {
+        ev = minion.recv() => ev.map_or(Fair::Closed, Fair::Minion),
+        ev = app.recv() => ev.map_or(Fair::Closed, Fair::App),
+    }
+}
+
+/// The two sockets' security, from the config: CURVE with the ZAP decisions of [`crate::auth`],
+/// or plain text behind an explicit `insecure = true`.
+fn security(
+    cfg: &ControllerConfig,
+    topology: &Topology,
+    refusals: mpsc::Sender<AuthRefusal>,
+) -> anyhow::Result<(ServerSecurity, ServerSecurity, Option<Arc<Keyring>>)> {
+    let sec = &cfg.security;
+    if sec.insecure {
+        tracing::warn!(
+            "security.insecure = true: both ZeroMQ sockets are plain text and unauthenticated; \
+             anyone who reaches them can command the fleet and speak for any node"
+        );
+        return Ok((ServerSecurity::Insecure, ServerSecurity::Insecure, None));
+    }
+    let keys = CurveKeyPair::load(&sec.key_file).with_context(|| {
+        format!(
+            "cannot load the controller's CURVE key (create it with `meshlift keygen --curve --out {} --name controller`, \
+             or set security.insecure = true for a lab)",
+            sec.key_file.parent().map(|p| p.display().to_string()).unwrap_or_else(|| ".".into())
+        )
+    })?;
+    let nodes = NodeKeys::load(&sec.node_keys_file)?;
+    let names = topology.nodes.iter().map(|n| n.name.clone()).collect();
+    let keyring = Arc::new(Keyring::new(nodes, names, &sec.operators, &cfg.base_dir, refusals)?);
+    if keyring.operator_count() == 0 {
+        tracing::warn!("no [[security.operators]] configured: the app socket admits nobody");
+    }
+    tracing::info!(public_key = %keys.public(), "CURVE on; minions and operators need this controller key");
+    let minion = ServerSecurity::Curve {
+        keys: keys.clone(),
+        domain: "minion".into(),
+        auth: Arc::new(MinionAuth(keyring.clone())),
+    };
+    let app = ServerSecurity::Curve { keys, domain: "app".into(), auth: Arc::new(AppAuth(keyring.clone())) };
+    Ok((minion, app, Some(keyring)))
 }
 
 fn normalize(mac: &str) -> String {
     meshlift_protocol::topology::normalize_mac(mac)
 }
 
-async fn on_minion_frame(
-    engine: &mut Engine,
-    routes: &mut HashMap<String, Route>,
-    undelivered: &mut HashMap<String, UpgradeReq>,
-    router: &Router,
-    metrics: &std::sync::Mutex<Metrics>,
-    inc: Incoming,
-) {
-    let peer = inc.identity_str();
-    let Some(env) = accept_frame("minion", router, metrics, &inc.identity, inc.frame).await else { return };
-    match env.body {
-        Message::StatusReport(report) => {
-            let mac = normalize(&report.mac);
-            // Download figures are recorded as they arrive: a prepare can finish between two
-            // ticks, and seed 003's per-node `upgrade.bt.*` figures must not be lost.
-            if let (Some(p), Some(node)) =
-                (&report.upgrade_status.progress, engine.topology().node_by_mac(&mac))
-            {
-                if let Ok(m) = metrics.lock() {
-                    let n = node.name.as_str();
-                    m.bt_progress_ppm.with_label_values(&[n]).set(p.ppm() as i64);
-                    m.bt_downloaded_bytes.with_label_values(&[n]).set(p.bt_downloaded_bytes as i64);
-                    m.bt_uploaded_bytes.with_label_values(&[n]).set(p.bt_uploaded_bytes as i64);
-                    m.http_downloaded_bytes.with_label_values(&[n]).set(p.http_downloaded_bytes as i64);
-                    m.bt_peers.with_label_values(&[n]).set(p.peers as i64);
+impl Shell {
+    fn drain_actions(&mut self, engine: &mut Engine, router: &Router, images: &ImageStore) {
+        while let Some(action) = engine.poll_action() {
+            match action {
+                Action::SendToNode { node, mac, mut req } => {
+                    let mac = normalize(&mac);
+                    // The newest order to a node replaces one kept from a failed send.
+                    self.undelivered.remove(&mac);
+                    // The seeder is every node's first peer: leechers meet each other through the
+                    // tracker, but the controller must be reachable even when the tracker is not.
+                    if req.ur_type == UpgradeReqType::PrepareUpgrade && req.initial_peers.is_empty() {
+                        req.initial_peers = images.initial_peers();
+                    }
+                    let Some(route) = self.routes.get(&mac) else {
+                        tracing::warn!(%node, %mac, req = %req.upgrade_req_id, "no connection to node; kept for its next report");
+                        self.undelivered.insert(mac, *req);
+                        continue;
+                    };
+                    let identity = route.identity.clone();
+                    self.send_order(router, &node, &identity, *req);
+                }
+                Action::Event(ev) => {
+                    let req = ev.request_id.as_deref().unwrap_or("-");
+                    let node = ev.node.as_deref().unwrap_or("-");
+                    match ev.level {
+                        EventLevel::Info => tracing::info!(request = req, node, "{}", ev.message),
+                        EventLevel::Warn => tracing::warn!(request = req, node, "{}", ev.message),
+                        EventLevel::Error => tracing::error!(request = req, node, "{}", ev.message),
+                    }
                 }
             }
-            let seq = report.seq;
-            let boot_id = report.boot_id.clone();
-            let _span = tracing::debug_span!("status", %peer, %mac).entered();
-            match engine.handle_status_report(*report, now_ms()) {
-                Ok(()) => {
-                    let newer = routes.get(&mac).map(|r| r.identity != inc.identity).unwrap_or(true);
-                    if newer {
-                        tracing::info!(%mac, %peer, "node connected (new route)");
-                    }
-                    // A kept PREPARE or COMMIT goes out only while the node is still waited for
-                    // in that request's batch; a RESET_STATUS is never stale.
-                    let still_wanted = |req: &UpgradeReq| {
-                        req.ur_type == UpgradeReqType::ResetStatus
-                            || engine
-                                .topology()
-                                .node_by_mac(&mac)
-                                .is_some_and(|n| engine.awaits(&n.name, &req.upgrade_req_id))
-                    };
-                    if let Some(req) = undelivered.remove(&mac).filter(|r| still_wanted(r)) {
-                        let env = Envelope::new(0, Message::UpgradeReq(req.clone()));
-                        match router.send(&inc.identity, b"ctrl-upgrade", &env).await {
-                            Ok(()) => {
-                                tracing::info!(%mac, req = %req.upgrade_req_id, "UPGRADE_REQ delivered on the node's new connection")
-                            }
-                            Err(e) => {
-                                tracing::warn!(%mac, error = %e, "UPGRADE_REQ send failed again");
-                                undelivered.insert(mac.clone(), req);
-                            }
-                        }
-                    }
-                    routes.insert(mac, Route { identity: inc.identity.clone(), boot_id });
-                    let ack = StatusReportAck { seq, request_full_status_report: false, refused: None };
-                    let _ = router
-                        .send(
-                            &inc.identity,
-                            b"ctrl-status",
-                            &Envelope::new(env.request_id, Message::StatusReportAck(ack)),
-                        )
-                        .await;
-                }
-                Err(e) => {
-                    tracing::warn!(%peer, %mac, error = %e, "status report refused");
-                    if let Ok(m) = metrics.lock() {
-                        m.frames_refused.with_label_values(&["minion", "unknown_node"]).inc();
-                    }
-                    let ack = StatusReportAck {
-                        seq,
-                        request_full_status_report: false,
-                        refused: Some(e.to_string()),
-                    };
-                    let _ = router
-                        .send(
-                            &inc.identity,
-                            b"ctrl-status",
-                            &Envelope::new(env.request_id, Message::StatusReportAck(ack)),
-                        )
-                        .await;
-                }
-            }
-        }
-        other => {
-            tracing::warn!(%peer, kind = other.kind(), "unexpected message on the minion socket");
-            let reply = Envelope::new(
-                env.request_id,
-                Message::Ack(Ack::refused(format!("{} not accepted on the minion socket", other.kind()))),
-            );
-            let _ = router.send(&inc.identity, b"ctrl", &reply).await;
         }
     }
-}
 
-/// The envelope of a frame, or `None` after refusing it: counted, answered with a refusal (the
-/// transport has already logged it with the peer's identity).
-async fn accept_frame(
-    socket: &str,
-    router: &Router,
-    metrics: &std::sync::Mutex<Metrics>,
-    identity: &Bytes,
-    frame: Result<Envelope, DecodeError>,
-) -> Option<Envelope> {
-    match frame {
-        Ok(env) => Some(env),
-        Err(e) => {
-            if let Ok(m) = metrics.lock() {
-                m.frames_refused.with_label_values(&[socket, "malformed"]).inc();
-            }
-            let reply = Envelope::new(0, Message::Ack(Ack::refused(format!("refused frame: {e}"))));
-            let _ = router.send(identity, b"ctrl", &reply).await;
-            None
+    /// Queue an UPGRADE_REQ under a fresh envelope id whose `Ack` we then expect.
+    fn send_order(&mut self, router: &Router, node: &str, identity: &Bytes, req: UpgradeReq) {
+        let id = self.next_envelope_id;
+        self.next_envelope_id += 1;
+        self.pending_acks.insert(id, (node.to_string(), req.upgrade_req_id.clone()));
+        while self.pending_acks.len() > PENDING_ACKS_MAX {
+            self.pending_acks.pop_first();
+        }
+        if let Err(e) = router.send(identity, b"ctrl-upgrade", Envelope::new(id, Message::UpgradeReq(req))) {
+            tracing::warn!(%node, error = %e, "UPGRADE_REQ not queued");
         }
     }
-}
 
-async fn on_app_frame(
-    engine: &mut Engine,
-    images: &ImageStore,
-    router: &Arc<Router>,
-    metrics: &std::sync::Mutex<Metrics>,
-    done: &mpsc::Sender<Done>,
-    inc: Incoming,
-) {
-    let peer = inc.identity_str();
-    let Some(env) = accept_frame("app", router, metrics, &inc.identity, inc.frame).await else { return };
-    let rid = env.request_id;
-    let _span = tracing::info_span!("app", %peer, kind = env.body.kind()).entered();
-    let reply = match env.body {
-        Message::UpgradeAddImageReq(req) => {
-            let images = images.clone();
-            let url = req.image_url;
-            spawn_image_op(done, ImageOp::Added, inc.identity.clone(), rid, req.operator, async move {
-                images.add(&url).await.map_err(|e| e.to_string())
-            });
-            return;
+    fn on_minion_event(&mut self, engine: &mut Engine, router: &Router, ev: RouterEvent) {
+        match ev {
+            RouterEvent::Frame(inc) => self.on_minion_frame(engine, router, inc),
+            RouterEvent::Undeliverable(u) => self.on_undeliverable(u),
         }
-        Message::UpgradeDelImageReq(req) => {
-            // The engine refuses while a request still needs the image; only then is the file removed.
-            if let Err(e) = engine.remove_image(&req.name, req.operator.clone(), now_ms()) {
-                if images.get(&req.name).is_none()
-                    || !matches!(e, crate::engine::EngineError::UnknownImage(_))
-                {
-                    let _ = router
-                        .send(
-                            &inc.identity,
-                            b"ctrl",
-                            &Envelope::new(rid, Message::Ack(Ack::refused(e.to_string()))),
-                        )
-                        .await;
+    }
+
+    /// The node's connection went away between its report and this send (it is rebooting or
+    /// reconnecting), or it does not read: an UPGRADE_REQ is delivered on its next report instead
+    /// of waiting for the batch timeout; anything else is dropped (acks are per report).
+    fn on_undeliverable(&mut self, u: Undeliverable) {
+        let Undeliverable { identity, envelope, reason } = u;
+        let peer = String::from_utf8_lossy(&identity).into_owned();
+        if let Message::UpgradeReq(req) = envelope.body {
+            let mac = self.routes.iter().find(|(_, r)| r.identity == identity).map(|(m, _)| m.clone());
+            self.pending_acks.remove(&envelope.request_id);
+            if let Some(mac) = mac {
+                tracing::warn!(%peer, reason, req = %req.upgrade_req_id, "UPGRADE_REQ not delivered; kept for the node's next report");
+                self.undelivered.insert(mac, req);
+            }
+        } else {
+            tracing::debug!(%peer, reason, kind = envelope.body.kind(), "message not delivered");
+        }
+    }
+
+    fn count_refused(&self, socket: &str, reason: &str) {
+        if let Ok(m) = self.metrics.lock() {
+            m.frames_refused.with_label_values(&[socket, reason]).inc();
+        }
+    }
+
+    /// The envelope of a frame, or `None` after refusing it: counted, answered with a refusal (the
+    /// transport has already logged it with the peer's identity).
+    fn accept_frame(&self, socket: &str, router: &Router, inc: &mut Incoming) -> Option<Envelope> {
+        let frame = std::mem::replace(&mut inc.frame, Err(DecodeError::TooShort { len: 0 }));
+        match frame {
+            Ok(env) => Some(env),
+            Err(e) => {
+                let label = if matches!(e, DecodeError::OverLimit(_)) { "over_limit" } else { "malformed" };
+                self.count_refused(socket, label);
+                let reply = Envelope::new(0, Message::Ack(Ack::refused(format!("refused frame: {e}"))));
+                let _ = router.send(&inc.identity, b"ctrl", reply);
+                None
+            }
+        }
+    }
+
+    fn on_minion_frame(&mut self, engine: &mut Engine, router: &Router, mut inc: Incoming) {
+        let peer = inc.identity_str();
+        let Some(env) = self.accept_frame("minion", router, &mut inc) else { return };
+        match env.body {
+            Message::StatusReport(report) => self.on_status_report(engine, router, &inc, env.request_id, report),
+            Message::Ack(ack) => {
+                let Some((node, req_id)) = self.pending_acks.remove(&env.request_id) else {
+                    tracing::debug!(%peer, "ack for no pending order (late or duplicate)");
+                    return;
+                };
+                // Only the node the order went to may answer it.
+                if inc.user_id.as_deref().is_some_and(|u| u != node) {
+                    tracing::warn!(%peer, user = ?inc.user_id, %node, "ack from another node's key refused");
+                    self.count_refused("minion", "wrong_node");
                     return;
                 }
+                if ack.success {
+                    tracing::debug!(%node, req = %req_id, "order accepted: {}", ack.message);
+                } else if engine.handle_node_refusal(&node, &req_id, &ack.message, now_ms()) {
+                    tracing::warn!(%node, req = %req_id, reason = %ack.message, "node refused its order");
+                } else {
+                    tracing::info!(%node, req = %req_id, reason = %ack.message, "stale refusal ignored");
+                }
             }
-            let images = images.clone();
-            let name = req.name;
-            spawn_image_op(done, ImageOp::Deleted, inc.identity.clone(), rid, req.operator, async move {
-                images.del(&name).await.map_err(|e| e.to_string())
-            });
+            other => {
+                tracing::warn!(%peer, kind = other.kind(), "unexpected message on the minion socket");
+                self.count_refused("minion", "unexpected");
+                let reply = Envelope::new(
+                    env.request_id,
+                    Message::Ack(Ack::refused(format!("{} not accepted on the minion socket", other.kind()))),
+                );
+                let _ = router.send(&inc.identity, b"ctrl", reply);
+            }
+        }
+    }
+
+    fn on_status_report(
+        &mut self,
+        engine: &mut Engine,
+        router: &Router,
+        inc: &Incoming,
+        request_id: u64,
+        report: Box<StatusReport>,
+    ) {
+        let peer = inc.identity_str();
+        let mac = normalize(&report.mac);
+        let seq = report.seq;
+        let refuse = |why: String| {
+            let ack = StatusReportAck { seq, request_full_status_report: false, refused: Some(why) };
+            let _ = router.send(&inc.identity, b"ctrl-status", Envelope::new(request_id, Message::StatusReportAck(ack)));
+        };
+        let node = engine.topology().node_by_mac(&mac).map(|n| n.name.clone());
+        // A key speaks only for its own node: a report naming another node's MAC is refused and
+        // never moves a route or a verdict.
+        if let (Some(user), Some(node)) = (inc.user_id.as_deref(), node.as_deref()) {
+            if user != node {
+                tracing::warn!(%peer, key_of = user, claims = node, "status report for another node refused");
+                self.count_refused("minion", "wrong_node");
+                refuse(format!("this key is enrolled for {user}, not for {node}"));
+                return;
+            }
+        }
+        // Download figures are recorded as they arrive: a prepare can finish between two ticks,
+        // and seed 003's per-node `upgrade.bt.*` figures must not be lost.
+        if let (Some(p), Some(n)) = (&report.upgrade_status.progress, node.as_deref()) {
+            if let Ok(m) = self.metrics.lock() {
+                m.bt_progress_ppm.with_label_values(&[n]).set(p.ppm() as i64);
+                m.bt_downloaded_bytes.with_label_values(&[n]).set(p.bt_downloaded_bytes as i64);
+                m.bt_uploaded_bytes.with_label_values(&[n]).set(p.bt_uploaded_bytes as i64);
+                m.http_downloaded_bytes.with_label_values(&[n]).set(p.http_downloaded_bytes as i64);
+                m.bt_peers.with_label_values(&[n]).set(p.peers as i64);
+            }
+        }
+        let boot_id = report.boot_id.clone();
+        let _span = tracing::debug_span!("status", %peer, %mac).entered();
+        match engine.handle_status_report(*report, now_ms()) {
+            Ok(()) => {
+                let newer = self.routes.get(&mac).map(|r| r.identity != inc.identity || r.boot_id != boot_id).unwrap_or(true);
+                if newer {
+                    tracing::info!(%mac, %peer, boot = %boot_id, "node connected (new route)");
+                }
+                self.routes.insert(mac.clone(), Route { identity: inc.identity.clone(), boot_id });
+                // A kept PREPARE or COMMIT goes out only while the node is still waited for in
+                // that request's batch; a RESET_STATUS is never stale.
+                if let Some(req) = self.undelivered.remove(&mac) {
+                    let wanted = req.ur_type == UpgradeReqType::ResetStatus
+                        || node.as_deref().is_some_and(|n| engine.awaits(n, &req.upgrade_req_id));
+                    if wanted {
+                        tracing::info!(%mac, req = %req.upgrade_req_id, "UPGRADE_REQ delivered on the node's new connection");
+                        let n = node.clone().unwrap_or_default();
+                        self.send_order(router, &n, &inc.identity, req);
+                    }
+                }
+                let ack = StatusReportAck { seq, request_full_status_report: false, refused: None };
+                let _ = router.send(&inc.identity, b"ctrl-status", Envelope::new(request_id, Message::StatusReportAck(ack)));
+            }
+            Err(e) => {
+                tracing::warn!(%peer, %mac, error = %e, "status report refused");
+                self.count_refused("minion", "unknown_node");
+                refuse(e.to_string());
+            }
+        }
+    }
+
+    fn on_app_event(
+        &mut self,
+        engine: &mut Engine,
+        images: &ImageStore,
+        router: &Router,
+        done: &mpsc::Sender<Done>,
+        ev: RouterEvent,
+    ) {
+        match ev {
+            RouterEvent::Frame(inc) => self.on_app_frame(engine, images, router, done, inc),
+            RouterEvent::Undeliverable(u) => {
+                tracing::warn!(peer = %String::from_utf8_lossy(&u.identity), reason = u.reason, "reply to an operator not delivered")
+            }
+        }
+    }
+
+    fn on_app_frame(
+        &mut self,
+        engine: &mut Engine,
+        images: &ImageStore,
+        router: &Router,
+        done: &mpsc::Sender<Done>,
+        mut inc: Incoming,
+    ) {
+        let peer = inc.identity_str();
+        let Some(mut env) = self.accept_frame("app", router, &mut inc) else { return };
+        let rid = env.request_id;
+        let _span = tracing::info_span!("app", %peer, user = ?inc.user_id, kind = env.body.kind()).entered();
+        let reply_to = inc.identity.clone();
+        let reply = |m: Message| {
+            if let Err(e) = router.send(&reply_to, b"ctrl", Envelope::new(rid, m)) {
+                tracing::warn!(error = %e, "reply not queued");
+            }
+        };
+        // Who is asking: the operator the ZAP handler named (CURVE), with that operator's role.
+        if let (Some(keyring), user) = (&self.keyring, inc.user_id.as_deref()) {
+            let who = user.unwrap_or("unauthenticated").to_string();
+            let role = keyring.role_of(&who);
+            let (need, what) = auth::required_role(&env.body, self.limit_cap);
+            if role.is_none_or(|r| r < need) {
+                let has = role.map_or("none", Role::as_str);
+                let why = format!("refused: {what} needs role {}; {who} has role {has}", need.as_str());
+                tracing::warn!(%who, "{why}");
+                self.count_refused("app", "forbidden");
+                let op = Operator { who: who.clone(), reason: Some(why.clone()) };
+                engine.journal_command(&op, format!("refused {}: {why}", env.body.kind()), now_ms());
+                return reply(Message::Ack(Ack::refused(why)));
+            }
+            if let Some(op) = env.body.operator_mut() {
+                op.who = who;
+            }
+        }
+        let is_read = matches!(
+            env.body,
+            Message::UpgradeStateReq(_)
+                | Message::UpgradeCommitPlanReq(_)
+                | Message::UpgradeListImagesReq(_)
+                | Message::NodeStatusReq(_)
+                | Message::NodeKeysReq(_)
+        );
+        if !is_read {
+            self.reads.clear();
+        }
+        let answer = match env.body {
+            Message::UpgradeAddImageReq(req) => {
+                let images = images.clone();
+                let url = req.image_url;
+                spawn_image_op(done, ImageOp::Added, reply_to.clone(), rid, req.operator, async move {
+                    images.add(&url).await.map_err(|e| e.to_string())
+                });
+                return;
+            }
+            Message::UpgradeDelImageReq(req) => {
+                // The engine refuses while a request still needs the image; only then is the file removed.
+                if let Err(e) = engine.remove_image(&req.name, req.operator.clone(), now_ms()) {
+                    if images.get(&req.name).is_none()
+                        || !matches!(e, crate::engine::EngineError::UnknownImage(_))
+                    {
+                        return reply(Message::Ack(Ack::refused(e.to_string())));
+                    }
+                }
+                let images = images.clone();
+                let name = req.name;
+                spawn_image_op(done, ImageOp::Deleted, reply_to.clone(), rid, req.operator, async move {
+                    images.del(&name).await.map_err(|e| e.to_string())
+                });
+                return;
+            }
+            Message::UpgradeListImagesReq(_) => {
+                Message::UpgradeListImagesResp(UpgradeListImagesResp { images: images.list() })
+            }
+            Message::NodeEnrollReq(req) => Message::Ack(self.enroll(engine, req)),
+            Message::NodeKeysReq(_) => match &self.keyring {
+                Some(k) => {
+                    let (enrolled, missing) = k.node_keys();
+                    Message::NodeKeysResp(NodeKeysResp { enrolled, missing })
+                }
+                None => Message::Ack(Ack::refused("the controller runs with security.insecure = true: no node keys")),
+            },
+            Message::UpgradeStateReq(_) => self.reads.state(engine),
+            Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),
+            other => engine.handle_operator(other, now_ms()),
+        };
+        reply(answer);
+    }
+
+    fn enroll(&mut self, engine: &mut Engine, req: NodeEnrollReq) -> Ack {
+        let Some(keyring) = &self.keyring else {
+            return Ack::refused("the controller runs with security.insecure = true: nothing to enroll");
+        };
+        let key = match CurvePublicKey::from_z85(&req.public_key) {
+            Ok(k) => k,
+            Err(e) => return Ack::refused(e.to_string()),
+        };
+        match keyring.enroll(&req.node, key) {
+            Ok(old) => {
+                let what = match old {
+                    Some(old) if old == key => format!("node key of {} re-enrolled ({key})", req.node),
+                    Some(old) => format!("node key of {} replaced: {old} → {key}", req.node),
+                    None => format!("node key of {} enrolled: {key}", req.node),
+                };
+                engine.journal_command(&req.operator, what.clone(), now_ms());
+                Ack::ok(what)
+            }
+            Err(e) => Ack::refused(e.to_string()),
+        }
+    }
+
+    fn journal_refusal(&mut self, engine: &mut Engine, r: AuthRefusal) {
+        self.count_refused(r.socket, "unknown_key");
+        let now = now_ms();
+        if self.refusals_journaled.get(&r.address).is_some_and(|at| now.saturating_sub(*at) < 60_000) {
             return;
         }
-        Message::UpgradeListImagesReq(_) => {
-            Message::UpgradeListImagesResp(UpgradeListImagesResp { images: images.list() })
+        if self.refusals_journaled.len() >= 4096 {
+            self.refusals_journaled.retain(|_, at| now.saturating_sub(*at) < 60_000);
         }
-        other => engine.handle_operator(other, now_ms()),
-    };
-    if let Err(e) = router.send(&inc.identity, b"ctrl", &Envelope::new(rid, reply)).await {
-        tracing::warn!(%peer, error = %e, "reply not sent");
+        self.refusals_journaled.insert(r.address.clone(), now);
+        tracing::warn!(socket = r.socket, address = %r.address, reason = %r.reason, "connection refused");
+        let op = Operator { who: format!("unauthenticated {}", r.address), reason: Some(r.reason.clone()) };
+        engine.journal_command(&op, format!("refused a {} connection: {}", r.socket, r.reason), now);
     }
 }
 
-async fn on_done(engine: &mut Engine, router: &Router, done: Done) {
+fn on_done(engine: &mut Engine, router: &Router, done: Done) {
     let Done { op, identity, request_id, result, operator } = done;
     let ack = match (op, result) {
         (ImageOp::Added, Ok(img)) => {
@@ -478,7 +740,7 @@ async fn on_done(engine: &mut Engine, router: &Router, done: Done) {
         }
         (ImageOp::Deleted, Err(e)) => Ack::refused(e),
     };
-    let _ = router.send(&identity, b"ctrl", &Envelope::new(request_id, Message::Ack(ack))).await;
+    let _ = router.send(&identity, b"ctrl", Envelope::new(request_id, Message::Ack(ack)));
 }
 
 /// What the per-node gauges were last set to: a tick touches only the series that changed, so a

@@ -15,8 +15,20 @@ pub struct MinionConfig {
     pub mac: String,
     /// Holds `slots/`, `bootenv.json`, `upgrade_state.json`, downloads and hook work dirs.
     pub data_dir: PathBuf,
-    /// Controller minion-socket endpoint, e.g. `tcp://127.0.0.1:7007`.
+    /// Controller minion-socket endpoint, e.g. `tcp://127.0.0.1:7007` or `tcp://[fd00::1]:7007`.
     pub controller: String,
+    /// The controller's CURVE public key: the path of its `.pub` file, or the 40 Z85 characters.
+    /// Authenticates the controller; required unless `insecure`.
+    #[serde(default)]
+    pub controller_key: Option<String>,
+    /// This node's CURVE secret key file (`meshlift keygen --curve`, mode 0600), enrolled on the
+    /// controller for this node; required unless `insecure`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Plain text to the controller, no authentication: only towards a controller that runs with
+    /// `security.insecure = true` (a lab). Default false.
+    #[serde(default)]
+    pub insecure: bool,
     /// Hardware board id; images that do not list it are refused.
     pub board: String,
     /// Public keys (SPKI PEM) whose signatures this node accepts.

@@ -18,7 +18,7 @@ use meshlift_minion::hooks::{self, HookContext};
 use meshlift_minion::radio::{FileRadio, Radio};
 use meshlift_minion::slots::{slots_report, FileSlotStore, SlotStore};
 use meshlift_minion::state;
-use meshlift_protocol::transport::{Dealer, DealerConfig, DealerEvent};
+use meshlift_protocol::transport::{ClientSecurity, CurveKeyPair, CurvePublicKey, Dealer, DealerConfig, DealerEvent};
 use meshlift_protocol::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +30,8 @@ use tokio::sync::mpsc;
 ///
 /// Configuration (TOML): name, mac, data_dir, controller (tcp://host:port), board, trusted_keys,
 /// factory_image (first boot only), radio_file (default <data_dir>/radio.json), status_interval_s
-/// (default 5), hook_timeout_s (default 60), bt_listen_port, uplink_peers_file.
+/// (default 5), hook_timeout_s (default 60), bt_listen_port, uplink_peers_file, controller_key
+/// (controller.pub path or Z85) and key_file (this node's CURVE secret key), insecure (default false).
 ///
 /// Exit code 10 asks the supervisor (systemd, meshsim) for a reboot.
 #[derive(Parser)]
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
         .log
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info,librqbit=warn,zeromq=warn".to_string());
+        .unwrap_or_else(|| "info,librqbit=warn".to_string());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
@@ -198,6 +199,26 @@ struct Shell {
     exit: Option<i32>,
 }
 
+/// CURVE towards the controller (its public key authenticates it; ours is enrolled for this node),
+/// or plain text only when the config says `insecure = true`.
+fn client_security(cfg: &MinionConfig) -> anyhow::Result<ClientSecurity> {
+    if cfg.insecure {
+        tracing::warn!("insecure = true: plain text to the controller, no authentication either way");
+        return Ok(ClientSecurity::Insecure);
+    }
+    let (Some(server), Some(key_file)) = (&cfg.controller_key, &cfg.key_file) else {
+        anyhow::bail!(
+            "controller_key and key_file are required (CURVE is on by default): create this node's key with \
+             `meshlift keygen --curve --out DIR --name NODE`, enroll its .pub on the controller with \
+             `meshlift node enroll NODE --key DIR/NODE.pub`, and set controller_key to the controller's .pub"
+        );
+    };
+    let server = CurvePublicKey::from_file_or_z85(server).context("controller_key")?;
+    let keys = CurveKeyPair::load(key_file).context("key_file")?;
+    tracing::info!(node_key = %keys.public(), controller_key = %server, "CURVE on");
+    Ok(ClientSecurity::Curve { keys, server })
+}
+
 async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     let keys = cfg
         .trusted_keys
@@ -246,10 +267,12 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     let boot_id = format!("{:016x}", rand_u64());
     let facts =
         NodeFacts { mac: cfg.mac.clone(), boot_id: boot_id.clone(), hardware_board_id: cfg.board.clone() };
-    let identity = format!("{}/{}", cfg.mac, boot_id);
-    let mut dcfg = DealerConfig::new(&cfg.controller, identity, "minion-upgrade");
-    dcfg.backoff_max = Duration::from_secs(2);
-    let (dealer, mut events) = Dealer::spawn(dcfg);
+    // The routing id is the MAC, stable across restarts: with the controller's ROUTER_HANDOVER a
+    // restarted minion takes over its own stale connection at once.
+    let security = client_security(&cfg)?;
+    let mut dcfg = DealerConfig::new(&cfg.controller, cfg.mac.clone(), "minion-upgrade", security);
+    dcfg.reconnect_max = Duration::from_secs(2);
+    let (dealer, mut events) = Dealer::spawn(dcfg).context("cannot create the controller socket")?;
     let (work_tx, mut work_rx) = mpsc::channel(8);
     let radio = FileRadio { path: cfg.radio_file() };
     let interval = Duration::from_secs(cfg.status_interval_s.max(1));
@@ -272,7 +295,6 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
 
     let mut status_timer = tokio::time::interval(interval);
     let mut radio_timer = tokio::time::interval(Duration::from_millis(500));
-    let mut last_ack = tokio::time::Instant::now();
     loop {
         if let Some(code) = sh.exit {
             return Ok(code);
@@ -296,17 +318,12 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
                 None => anyhow::bail!("transport task ended"),
                 Some(DealerEvent::Connected) => {
                     tracing::info!(controller = %sh.cfg.controller, "connected to controller");
-                    // A fresh connection gets a full ack interval: counting from the last ack of the
-                    // previous one would tear it down again at once, and the controller's sends to
-                    // it would find no such peer.
-                    last_ack = tokio::time::Instant::now();
                     sh.send_status();
                 }
                 Some(DealerEvent::Disconnected(why)) => tracing::warn!(%why, "controller connection lost"),
                 Some(DealerEvent::BadFrame(e)) => tracing::warn!(error = %e, "refused frame from controller"),
                 Some(DealerEvent::Message(env)) => match env.body {
                     Message::StatusReportAck(ack) => {
-                        last_ack = tokio::time::Instant::now();
                         if let Some(why) = ack.refused {
                             tracing::error!(%why, "controller refuses this node");
                         } else {
@@ -328,16 +345,9 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
                     other => tracing::warn!(kind = other.kind(), "unexpected message from controller"),
                 },
             },
-            _ = status_timer.tick() => {
-                sh.send_status();
-                // No ack for three intervals: the controller restarted or the path broke; the
-                // zeromq DEALER would wait forever, so rebuild it.
-                if last_ack.elapsed() > interval * 3 {
-                    tracing::debug!("no ack from controller; reconnecting");
-                    sh.dealer.reconnect();
-                    last_ack = tokio::time::Instant::now();
-                }
-            }
+            // A broken path or a restarted controller is libzmq's to notice (heartbeats) and
+            // repair (reconnect); `Connected` then triggers a full report.
+            _ = status_timer.tick() => sh.send_status(),
             _ = radio_timer.tick() => sh.poll_radio(&radio),
             _ = progress_changed => {
                 if let Some(d) = sh.download.as_ref() {

@@ -284,6 +284,28 @@ impl Engine {
         reply
     }
 
+    /// A node refused an UPGRADE_REQ (its `Ack` said no: "download running", wrong board, …).
+    /// The node's attempt fails at once with the node's own reason instead of waiting for the
+    /// batch timeout; a refusal for an order the node is no longer awaited on is stale and ignored.
+    pub fn handle_node_refusal(&mut self, node: &str, upgrade_req_id: &str, reason: &str, now: u64) -> bool {
+        let now = self.clock(now);
+        if !self.awaits(node, upgrade_req_id) {
+            return false;
+        }
+        self.node_failed(node, OutcomeKind::Failed, format!("the node refused: {reason}"), true, now);
+        self.advance(now);
+        self.flush();
+        true
+    }
+
+    /// Journal an operator action the shell decided on (an authorisation refusal, a key
+    /// enrollment): same journal, same `who`, as the engine's own commands.
+    pub fn journal_command(&mut self, operator: &Operator, message: String, now: u64) {
+        let now = self.clock(now);
+        self.command(now, None, operator, message);
+        self.flush();
+    }
+
     /// Periodic evaluation: online/offline transitions, batch timeout, link and BGP waits.
     pub fn tick(&mut self, now: u64) {
         let now = self.clock(now);
