@@ -5,10 +5,18 @@
 //! The lab only sets things up and talks the real protocol (the operator's app socket, the
 //! controller's `/metrics`); every decision is made by the controller and the minions. Every
 //! process it starts dies with it (drop, error or Ctrl-C of the owner).
+//!
+//! CurveZMQ is on unless [`LabConfig::insecure`]: the lab generates a key pair for the
+//! controller, one per node (enrolled in the controller's `node_keys.toml`), one for its own
+//! operator ([`LAB_OPERATOR`], role admin) and one per [`LabConfig::extra_operators`], all under
+//! `<work>/keys/` ([`LabKeys`]). Its own requests use its operator key; [`Lab::cli`] runs the
+//! `meshlift` CLI with the same keys in its environment.
 
-use crate::{MeshConfig, MeshSim, NodeTemplate};
+use crate::{node_file_stem, MeshConfig, MeshSim, NodeTemplate};
 use meshlift_image::{BuildOptions, HookKind};
-use meshlift_protocol::transport::request;
+use meshlift_protocol::transport::{
+    request, ClientSecurity, CurveKeyPair, CurvePublicKey, RequestConfig, TransportError,
+};
 use meshlift_protocol::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -58,6 +66,161 @@ pub struct LabConfig {
     pub confirm_timeout_s: u64,
     /// Cap of the controller seeder's upload, bytes/s.
     pub seed_upload_limit: Option<u64>,
+    /// Plain text and no keys on both ZeroMQ sockets (`security.insecure = true`). Default
+    /// false: CurveZMQ with generated keys.
+    pub insecure: bool,
+    /// Operators besides the lab's own admin: a key pair each (`keys/operators/<name>.key`),
+    /// listed in the controller config with their role. See [`Lab::operator_key`],
+    /// [`Lab::ask_as`] and [`Lab::cli_as`].
+    pub extra_operators: Vec<(String, Role)>,
+}
+
+/// Name of the lab's own operator key (role admin); the controller journals its actions under it.
+pub const LAB_OPERATOR: &str = "meshlift-demo";
+
+/// An operator's role on the controller (`[[security.operators]] role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// State, status, lists, dry runs.
+    Viewer,
+    /// Prepare, commit, full, abort, reset, image add and delete.
+    Operator,
+    /// Everything, node key enrollment included.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One CURVE key pair on disk.
+#[derive(Debug, Clone)]
+pub struct KeyFiles {
+    /// Secret key file (mode 0600): `key_file` of a node, `MESHLIFT_KEY` of an operator.
+    pub key: PathBuf,
+    /// Public key file (`<stem>.pub`).
+    pub public_file: PathBuf,
+    pub public: CurvePublicKey,
+}
+
+/// Every CURVE key the lab generated, under `<work>/keys/`.
+#[derive(Debug, Clone)]
+pub struct LabKeys {
+    /// `keys/controller.{key,pub}`: the controller's `security.key_file`; every node and
+    /// operator is given `controller.pub`.
+    pub controller: KeyFiles,
+    /// `keys/operators/meshlift-demo.{key,pub}`: the lab's own operator ([`LAB_OPERATOR`], admin).
+    pub operator: KeyFiles,
+    /// `keys/operators/<name>.{key,pub}` with their role, by operator name.
+    pub extra_operators: BTreeMap<String, (Role, KeyFiles)>,
+    /// `keys/nodes/<node_file_stem(node)>.{key,pub}`, by node name; all enrolled.
+    pub nodes: BTreeMap<String, KeyFiles>,
+}
+
+impl LabKeys {
+    /// Generate every key pair under `keys_dir` (which must not hold them yet: keys are never
+    /// overwritten).
+    pub fn generate(
+        keys_dir: &Path,
+        topology: &Topology,
+        extra: &[(String, Role)],
+    ) -> Result<LabKeys, LabError> {
+        let controller = new_pair(keys_dir, "controller")?;
+        let ops_dir = keys_dir.join("operators");
+        let operator = new_pair(&ops_dir, LAB_OPERATOR)?;
+        let mut stems = BTreeMap::from([(LAB_OPERATOR.to_string(), LAB_OPERATOR.to_string())]);
+        let mut extra_operators = BTreeMap::new();
+        for (name, role) in extra {
+            let stem = node_file_stem(name);
+            if let Some(other) = stems.insert(stem.clone(), name.clone()) {
+                return Err(LabError::Setup(format!(
+                    "operators {other:?} and {name:?} would share the key file {stem}.key"
+                )));
+            }
+            extra_operators.insert(name.clone(), (*role, new_pair(&ops_dir, &stem)?));
+        }
+        let nodes_dir = keys_dir.join("nodes");
+        let mut node_stems: BTreeMap<String, &str> = BTreeMap::new();
+        let mut nodes = BTreeMap::new();
+        for node in &topology.nodes {
+            let stem = node_file_stem(&node.name);
+            if let Some(other) = node_stems.insert(stem.clone(), &node.name) {
+                return Err(LabError::Setup(format!(
+                    "nodes {other:?} and {:?} would share the key file {stem}.key",
+                    node.name
+                )));
+            }
+            nodes.insert(node.name.clone(), new_pair(&nodes_dir, &stem)?);
+        }
+        Ok(LabKeys { controller, operator, extra_operators, nodes })
+    }
+
+    /// `node_keys.toml` for the controller: `[nodes]`, then `"name" = "Z85"` for every node.
+    pub fn node_keys_toml(&self) -> Result<String, LabError> {
+        #[derive(serde::Serialize)]
+        struct File<'a> {
+            nodes: BTreeMap<&'a str, String>,
+        }
+        let file = File { nodes: self.nodes.iter().map(|(n, k)| (n.as_str(), k.public.to_z85())).collect() };
+        let body = toml::to_string(&file).map_err(|e| LabError::Setup(format!("node_keys.toml: {e}")))?;
+        Ok(format!("# meshlift enrolled node keys: node name = CURVE public key (Z85)\n{body}"))
+    }
+
+    /// The controller config's `[security]` table (CURVE on).
+    fn security_toml(&self, node_keys_file: &Path) -> Result<String, LabError> {
+        let mut operators = vec![SecurityOperator {
+            name: LAB_OPERATOR,
+            role: Role::Admin.as_str(),
+            key: self.operator.public.to_z85(),
+        }];
+        for (name, (role, files)) in &self.extra_operators {
+            operators.push(SecurityOperator { name, role: role.as_str(), key: files.public.to_z85() });
+        }
+        let table = SecurityTable {
+            security: Security {
+                insecure: false,
+                key_file: Some(&self.controller.key),
+                node_keys_file: Some(node_keys_file),
+                operators,
+            },
+        };
+        toml::to_string(&table).map_err(|e| LabError::Setup(format!("controller [security]: {e}")))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct SecurityTable<'a> {
+    security: Security<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Security<'a> {
+    insecure: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_keys_file: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    operators: Vec<SecurityOperator<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct SecurityOperator<'a> {
+    name: &'a str,
+    role: &'static str,
+    key: String,
+}
+
+fn new_pair(dir: &Path, stem: &str) -> Result<KeyFiles, LabError> {
+    let kp = CurveKeyPair::generate().map_err(|e| LabError::Setup(e.to_string()))?;
+    let (key, public_file) = kp.save(dir, stem).map_err(|e| LabError::Setup(e.to_string()))?;
+    Ok(KeyFiles { key, public_file, public: kp.public() })
 }
 
 impl LabConfig {
@@ -74,6 +237,8 @@ impl LabConfig {
             node_alive_timeout_s: 10,
             confirm_timeout_s: 30,
             seed_upload_limit: None,
+            insecure: false,
+            extra_operators: Vec::new(),
         }
     }
 }
@@ -112,6 +277,10 @@ pub struct Lab {
     controller_config: PathBuf,
     controller_starts: u32,
     meshsim_metrics: std::net::SocketAddr,
+    /// `None` when insecure.
+    keys: Option<LabKeys>,
+    /// How the lab's own requests reach the app socket (its operator key, or plain text).
+    client: RequestConfig,
 }
 
 /// A free port below the ephemeral range (librqbit listeners there collide with outgoing
@@ -152,6 +321,22 @@ impl Lab {
 
         let topo_path = work.join("topology.json");
         std::fs::write(&topo_path, cfg.topology.to_json().to_string())?;
+        let (curve, security_toml) = if cfg.insecure {
+            (None, "[security]\ninsecure = true\n".to_string())
+        } else {
+            let curve = LabKeys::generate(&work.join("keys"), &cfg.topology, &cfg.extra_operators)?;
+            let node_keys_file = work.join("node_keys.toml");
+            std::fs::write(&node_keys_file, curve.node_keys_toml()?)?;
+            let section = curve.security_toml(&node_keys_file)?;
+            (Some(curve), section)
+        };
+        let security = match &curve {
+            Some(k) => ClientSecurity::Curve {
+                keys: CurveKeyPair::load(&k.operator.key).map_err(|e| LabError::Setup(e.to_string()))?,
+                server: k.controller.public,
+            },
+            None => ClientSecurity::Insecure,
+        };
         let controller_config = work.join("controller.toml");
         // Start the controller before the mesh, on ports below the ephemeral range (outgoing
         // connections of other processes can take an ephemeral port between our probe and the
@@ -165,9 +350,21 @@ impl Lab {
                 http: free_low_port()?,
                 bt: free_low_port()?,
             };
-            write_controller_config(&cfg, &work, &ports, &keys.public, &topo_path, &controller_config)?;
-            let app = format!("tcp://127.0.0.1:{}", ports.app);
-            match spawn_controller(&cfg.bin_dir, &controller_config, &work, &app).await {
+            write_controller_config(
+                &cfg,
+                &work,
+                &ports,
+                &keys.public,
+                &topo_path,
+                &security_toml,
+                &controller_config,
+            )?;
+            let probe = RequestConfig::new(
+                format!("tcp://127.0.0.1:{}", ports.app),
+                security.clone(),
+                Duration::from_secs(1),
+            );
+            match spawn_controller(&cfg.bin_dir, &controller_config, &work, &probe).await {
                 Ok(child) => break (ports, child),
                 Err(e) if attempt < 5 && controller_log_says(&work, "Address already in use") => {
                     tracing::warn!(error = %e, "controller port taken; retrying with new ports");
@@ -186,6 +383,9 @@ impl Lab {
             trusted_keys: vec![keys.public.clone()],
             factory_image: v1_path.clone(),
             status_interval_s: cfg.status_interval_s,
+            controller_key: curve.as_ref().map(|k| k.controller.public_file.display().to_string()),
+            key_dir: curve.as_ref().map(|_| work.join("keys").join("nodes")),
+            insecure: cfg.insecure,
             extra_toml: String::new(),
         };
         let mesh = MeshSim::start(mcfg).await?;
@@ -227,13 +427,19 @@ impl Lab {
         let lab = Lab {
             cfg: lab_cfg,
             mesh,
-            ports,
             v1_path,
             v2_path,
             controller: Some(controller),
             controller_config,
             controller_starts: attempt,
             meshsim_metrics,
+            client: RequestConfig::new(
+                format!("tcp://127.0.0.1:{}", ports.app),
+                security,
+                Duration::from_secs(30),
+            ),
+            ports,
+            keys: curve,
         };
         lab.wait_all_reported(Duration::from_secs(60)).await?;
         Ok(lab)
@@ -261,13 +467,9 @@ impl Lab {
     /// Start (or restart) the controller process on the same config and data.
     pub async fn start_controller(&mut self) -> Result<(), LabError> {
         self.controller_starts += 1;
-        let child = spawn_controller(
-            &self.cfg.bin_dir,
-            &self.controller_config,
-            &self.cfg.work_dir,
-            &self.app_endpoint(),
-        )
-        .await?;
+        let probe = RequestConfig { timeout: Duration::from_secs(1), ..self.client.clone() };
+        let child =
+            spawn_controller(&self.cfg.bin_dir, &self.controller_config, &self.cfg.work_dir, &probe).await?;
         self.controller = Some(child);
         Ok(())
     }
@@ -290,12 +492,101 @@ impl Lab {
         self.controller_starts
     }
 
-    /// One operator request.
+    /// One operator request, as the lab's own operator ([`LAB_OPERATOR`], admin).
     pub async fn ask(&self, msg: Message) -> Result<Message, LabError> {
-        request(&self.app_endpoint(), msg, Duration::from_secs(30))
-            .await
-            .map(|e| e.body)
-            .map_err(|e| LabError::Controller(e.to_string()))
+        request(&self.client, msg).await.map(|e| e.body).map_err(|e| LabError::Controller(e.to_string()))
+    }
+
+    /// One request as the extra operator `name` ([`LabConfig::extra_operators`]); the transport's
+    /// error is kept so a test can tell a refused key from a timeout.
+    pub async fn ask_as(
+        &self,
+        name: &str,
+        msg: Message,
+    ) -> Result<Result<Message, TransportError>, LabError> {
+        let files = self.operator_key(name)?;
+        let keys = CurveKeyPair::load(&files.key).map_err(|e| LabError::Setup(e.to_string()))?;
+        let server = self.keys.as_ref().map(|k| k.controller.public).ok_or_else(insecure_lab)?;
+        let cfg = RequestConfig { security: ClientSecurity::Curve { keys, server }, ..self.client.clone() };
+        Ok(request(&cfg, msg).await.map(|e| e.body))
+    }
+
+    /// How the lab's own requests are secured (clone it with another endpoint or timeout).
+    pub fn client_config(&self) -> &RequestConfig {
+        &self.client
+    }
+
+    /// Every key the lab generated; `None` when it runs insecure.
+    pub fn keys(&self) -> Option<&LabKeys> {
+        self.keys.as_ref()
+    }
+
+    /// The lab operator's secret key file (`MESHLIFT_KEY`); `None` when insecure.
+    pub fn operator_key_path(&self) -> Option<&Path> {
+        self.keys.as_ref().map(|k| k.operator.key.as_path())
+    }
+
+    /// The controller's public key (`MESHLIFT_CONTROLLER_KEY`); `None` when insecure.
+    pub fn controller_public_key(&self) -> Option<CurvePublicKey> {
+        self.keys.as_ref().map(|k| k.controller.public)
+    }
+
+    /// The controller's `controller.pub`; `None` when insecure.
+    pub fn controller_public_key_path(&self) -> Option<&Path> {
+        self.keys.as_ref().map(|k| k.controller.public_file.as_path())
+    }
+
+    /// The key files of extra operator `name`.
+    pub fn operator_key(&self, name: &str) -> Result<&KeyFiles, LabError> {
+        let keys = self.keys.as_ref().ok_or_else(insecure_lab)?;
+        keys.extra_operators.get(name).map(|(_, files)| files).ok_or_else(|| {
+            LabError::Setup(format!("no extra operator {name:?} in LabConfig::extra_operators"))
+        })
+    }
+
+    /// Node `node`'s key files (its minion's `key_file`, enrolled on the controller).
+    pub fn node_key(&self, node: &str) -> Result<&KeyFiles, LabError> {
+        let keys = self.keys.as_ref().ok_or_else(insecure_lab)?;
+        keys.nodes.get(node).ok_or_else(|| LabError::Setup(format!("{node} is not a node of the lab")))
+    }
+
+    /// The controller's config file.
+    pub fn controller_config_path(&self) -> &Path {
+        &self.controller_config
+    }
+
+    /// What an operator exports to use the `meshlift` CLI on this lab as its admin:
+    /// `MESHLIFT_CONTROLLER`, and `MESHLIFT_KEY` + `MESHLIFT_CONTROLLER_KEY` (or
+    /// `MESHLIFT_INSECURE=1`).
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("MESHLIFT_CONTROLLER", self.app_endpoint())];
+        match &self.keys {
+            Some(k) => {
+                env.push(("MESHLIFT_KEY", k.operator.key.display().to_string()));
+                env.push(("MESHLIFT_CONTROLLER_KEY", k.controller.public_file.display().to_string()));
+            }
+            None => env.push(("MESHLIFT_INSECURE", "1".to_string())),
+        }
+        env
+    }
+
+    /// The `meshlift` CLI (next to the other binaries) with [`Lab::cli_env`] set and every other
+    /// `MESHLIFT_*` variable of this process removed; add the arguments and run it.
+    pub fn cli(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(self.cfg.bin_dir.join("meshlift"));
+        for var in ["MESHLIFT_CONTROLLER", "MESHLIFT_KEY", "MESHLIFT_CONTROLLER_KEY", "MESHLIFT_INSECURE"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.cli_env());
+        cmd
+    }
+
+    /// [`Lab::cli`] with the key of extra operator `name` as `MESHLIFT_KEY`.
+    pub fn cli_as(&self, name: &str) -> Result<std::process::Command, LabError> {
+        let key = self.operator_key(name)?.key.clone();
+        let mut cmd = self.cli();
+        cmd.env("MESHLIFT_KEY", key);
+        Ok(cmd)
     }
 
     /// Add v2 (or any image path) to the controller's store.
@@ -420,12 +711,17 @@ async fn sigterm_and_wait(mut child: Child, grace: Duration) -> Option<std::proc
     }
 }
 
+fn insecure_lab() -> LabError {
+    LabError::Setup("the lab runs insecure (LabConfig::insecure): it has no CURVE keys".into())
+}
+
 fn write_controller_config(
     cfg: &LabConfig,
     work: &Path,
     ports: &LabPorts,
     public_key: &Path,
     topo_path: &Path,
+    security_toml: &str,
     out: &Path,
 ) -> Result<(), LabError> {
     let mut toml = format!(
@@ -443,6 +739,8 @@ fn write_controller_config(
     if let Some(l) = cfg.seed_upload_limit {
         toml.push_str(&format!("upload_limit = {l}\n"));
     }
+    toml.push('\n');
+    toml.push_str(security_toml);
     std::fs::write(out, toml)?;
     Ok(())
 }
@@ -451,12 +749,13 @@ fn controller_log_says(work: &Path, needle: &str) -> bool {
     std::fs::read_to_string(work.join("controller.log")).is_ok_and(|t| t.contains(needle))
 }
 
-/// Start the controller process and wait until its app socket answers.
+/// Start the controller process and wait until its app socket answers `probe` (the lab's own
+/// operator key, one-second timeout).
 async fn spawn_controller(
     bin_dir: &Path,
     config: &Path,
     work: &Path,
-    app_endpoint: &str,
+    probe: &RequestConfig,
 ) -> Result<Child, LabError> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(work.join("controller.log"))?;
     let mut child = Command::new(bin_dir.join("meshlift-controller"))
@@ -470,15 +769,16 @@ async fn spawn_controller(
         .map_err(|e| LabError::Controller(format!("cannot start: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if request(
-            app_endpoint,
-            Message::UpgradeListImagesReq(UpgradeListImagesReq {}),
-            Duration::from_secs(1),
-        )
-        .await
-        .is_ok()
-        {
-            return Ok(child);
+        match request(probe, Message::UpgradeListImagesReq(UpgradeListImagesReq {})).await {
+            Ok(_) => return Ok(child),
+            // Waiting longer will not help: the controller does not admit the lab's key.
+            Err(e @ TransportError::AuthRefused { .. }) => {
+                return Err(LabError::Controller(format!(
+                    "{e}; see {}",
+                    work.join("controller.log").display()
+                )))
+            }
+            Err(_) => {}
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(LabError::Controller(format!(

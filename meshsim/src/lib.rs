@@ -56,6 +56,6 @@ pub use model::{
 pub use node_config::{NodeConfig, NodeTemplate, RenderError};
 pub use relay::{Relay, RelayCounts};
 pub use sim::{
-    Customize, IsolationProbe, MeshConfig, MeshError, MeshSim, MeshSummary, NodeStats,
+    node_file_stem, Customize, IsolationProbe, MeshConfig, MeshError, MeshSim, MeshSummary, NodeStats,
     DEFAULT_CONTROLLER_ENDPOINT, REBOOT_EXIT_CODE,
 };

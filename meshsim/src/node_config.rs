@@ -23,6 +23,17 @@ pub struct NodeConfig {
     pub factory_image: PathBuf,
     pub radio_file: PathBuf,
     pub status_interval_s: u64,
+    /// The controller's CURVE public key (its `.pub` path or 40 Z85 characters); omitted when
+    /// `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller_key: Option<String>,
+    /// This node's CURVE secret key file (mode 0600); omitted when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Plain text to the controller (a controller with `security.insecure = true`); written only
+    /// when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
     /// Appended verbatim after the rendered fields, so callers can pass options meshsim does not
     /// know about. Must be valid TOML on its own (top-level keys, then tables).
     #[serde(skip)]
@@ -36,6 +47,13 @@ pub struct NodeTemplate {
     pub trusted_keys: Vec<PathBuf>,
     pub factory_image: PathBuf,
     pub status_interval_s: u64,
+    /// The controller's CURVE public key, the same for every node.
+    pub controller_key: Option<String>,
+    /// Where each node's CURVE secret key lives: `<key_dir>/<node_file_stem(name)>.key`
+    /// ([`crate::node_file_stem`]); `None` leaves `key_file` unset.
+    pub key_dir: Option<PathBuf>,
+    /// Every node talks plain text (`insecure = true`).
+    pub insecure: bool,
     pub extra_toml: String,
 }
 
@@ -82,6 +100,9 @@ mod tests {
             factory_image: "/img/v1.mlimg".into(),
             radio_file: "/tmp/x/n1/radio.json".into(),
             status_interval_s: 5,
+            controller_key: Some("/k/controller.pub".into()),
+            key_file: Some("/k/nodes/n__1_.key".into()),
+            insecure: false,
             extra_toml: "confirm_timeout_s = 30\n[hooks]\nx = 1".into(),
         };
         let text = cfg.render().unwrap();
@@ -93,5 +114,30 @@ mod tests {
         assert_eq!(parsed["confirm_timeout_s"].as_integer(), Some(30));
         assert_eq!(parsed["hooks"]["x"].as_integer(), Some(1));
         assert!(!text.contains("extra_toml"));
+        assert_eq!(parsed["controller_key"].as_str(), Some("/k/controller.pub"));
+        assert_eq!(parsed["key_file"].as_str(), Some("/k/nodes/n__1_.key"));
+        assert!(!parsed.contains_key("insecure"), "written only when true");
+    }
+
+    #[test]
+    fn insecure_nodes_carry_no_keys() {
+        let cfg = NodeConfig {
+            name: "n".into(),
+            mac: "00:00:00:00:00:01".into(),
+            data_dir: "/d".into(),
+            controller: "tcp://127.0.0.1:4000".into(),
+            board: "b".into(),
+            trusted_keys: vec![],
+            factory_image: "/img".into(),
+            radio_file: "/d/radio.json".into(),
+            status_interval_s: 1,
+            controller_key: None,
+            key_file: None,
+            insecure: true,
+            extra_toml: String::new(),
+        };
+        let parsed: toml::Table = cfg.render().unwrap().parse().unwrap();
+        assert_eq!(parsed["insecure"].as_bool(), Some(true));
+        assert!(!parsed.contains_key("controller_key") && !parsed.contains_key("key_file"));
     }
 }

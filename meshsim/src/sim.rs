@@ -267,6 +267,9 @@ impl MeshSim {
                 factory_image: node_template.factory_image.clone(),
                 radio_file: data_dir.join("radio.json"),
                 status_interval_s: node_template.status_interval_s,
+                controller_key: node_template.controller_key.clone(),
+                key_file: node_template.key_dir.as_ref().map(|d| d.join(format!("{dir_name}.key"))),
+                insecure: node_template.insecure,
                 extra_toml: node_template.extra_toml.clone(),
             };
             if let Some(customize) = &customize {
@@ -562,6 +565,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), MeshError> {
 
 fn create_dir(path: &Path) -> Result<(), MeshError> {
     std::fs::create_dir_all(path).map_err(|source| MeshError::Io { path: path.to_path_buf(), source })
+}
+
+/// The file name meshsim uses for a node: its directory under the work dir, and the stem of its
+/// key file under [`NodeTemplate::key_dir`]. Characters other than ASCII letters, digits, `.`,
+/// `_` and `-` become `_`, so a name from an operator's file cannot escape a directory.
+pub fn node_file_stem(name: &str) -> String {
+    safe_dir_name(name)
 }
 
 /// Node names come from an operator's file: keep them from escaping the work dir.
