@@ -3,6 +3,10 @@
 //! Generates keys and two signed images (v1 on every node, v2 to roll out), starts the
 //! controller and the mesh (meshsim), adds v2, runs a full upgrade over the swarm with live
 //! progress, and ends with a summary. Every process it starts ends with it (exit, error, Ctrl-C).
+//!
+//! CurveZMQ is on, as in production: the lab generates the controller's key pair, one per node
+//! (enrolled) and an admin operator key; `--keep` prints the exports that let an operator use the
+//! CLI on the running mesh. `--insecure` runs everything in plain text instead.
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -38,6 +42,10 @@ pub struct DemoArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Plain text and no keys on the management plane (security.insecure = true), instead of
+    /// CurveZMQ with generated keys.
+    #[arg(long)]
+    insecure: bool,
     /// Image payload size in MiB. The default is large enough to show the swarm's sharing: what
     /// each node costs the seeder beyond its share (requests in flight when it leaves the seeder,
     /// a piece or two when it goes hungry) is fixed per node, so on a 4 MiB image it is most of
@@ -127,6 +135,7 @@ async fn demo(args: DemoArgs) -> u8 {
     };
     let mut cfg = LabConfig::new(topology.clone(), &work_dir, bin_dir);
     cfg.image_bytes = args.image_mib.max(1) << 20;
+    cfg.insecure = args.insecure;
     if args.bad_image {
         cfg.bad_image_nodes = pick_bad_nodes(&topology);
     }
@@ -148,7 +157,14 @@ async fn demo(args: DemoArgs) -> u8 {
             format!("--bad-image: v2's post-boot check will fail on {}", cfg.bad_image_nodes.join(", ")),
         );
     }
-    say(json, "starting the controller and one minion process per node (factory image v1)...");
+    say(
+        json,
+        if args.insecure {
+            "starting the controller and one minion process per node (factory image v1), insecure: plain text, no keys..."
+        } else {
+            "starting the controller and one minion process per node (factory image v1), CurveZMQ on..."
+        },
+    );
     let lab = match Lab::start(cfg).await {
         Ok(l) => l,
         Err(e) => {
@@ -392,19 +408,50 @@ fn print_summary(s: &Summary) {
 }
 
 fn tour(lab: &Lab) -> String {
-    let ep = lab.app_endpoint();
+    let exports: String =
+        lab.cli_env().iter().map(|(k, v)| format!("  export {k}={}\n", shell_word(v))).collect();
+    let keys = match lab.keys() {
+        Some(_) => "  meshlift node keys\n",
+        None => "",
+    };
     format!(
         "\nThe mesh keeps running (Ctrl-C stops everything). Try, in another shell:\n  \
-         export PATH={}:$PATH\n  \
-         export MESHLIFT_CONTROLLER={ep}\n  \
+         export PATH={}:$PATH\n\
+         {exports}  \
          meshlift status\n  \
          meshlift image list\n  \
          meshlift upgrade state\n  \
-         meshlift upgrade network commit --dry-run\n  \
+         meshlift upgrade network commit --dry-run\n\
+         {keys}  \
          curl -s {} | grep meshlift_node_upgrade_state\n  \
          curl -s {}    # meshsim: collateral isolation\n",
-        lab.cfg.bin_dir.display(),
+        shell_word(&lab.cfg.bin_dir.display().to_string()),
         lab.metrics_url(),
         lab.meshsim_metrics_url()
     )
+}
+
+/// `s` as one shell word: unchanged when it is plain, else single-quoted.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:+=@,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn exports_survive_a_shell() {
+        assert_eq!(shell_word("tcp://127.0.0.1:20001"), "tcp://127.0.0.1:20001");
+        assert_eq!(
+            shell_word("/tmp/meshlift-demo-x/keys/controller.pub"),
+            "/tmp/meshlift-demo-x/keys/controller.pub"
+        );
+        assert_eq!(shell_word("/tmp/a b/it's"), "'/tmp/a b/it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
 }
