@@ -27,7 +27,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Offline dry run of the commit planner on a topology file.
     Plan(plan::PlanArgs),
-    /// Generate an ed25519 signing key pair for images.
+    /// Generate an ed25519 signing key pair for images, or with --curve a CurveZMQ key pair for
+    /// the controller, a node or an operator.
     Keygen(keys::KeygenArgs),
     /// Build, inspect, add, delete and list images.
     #[command(subcommand)]
@@ -36,6 +37,8 @@ enum Command {
     Upgrade(remote::UpgradeArgs),
     /// Per-node table: version, slots, upgrade state, progress, last seen.
     Status(remote::StatusArgs),
+    /// Enroll node CURVE keys and list them.
+    Node(remote::NodeArgs),
 }
 
 #[derive(Subcommand)]
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Image(ImageCommand::List(args)) => remote::image_list(args),
         Command::Upgrade(args) => remote::upgrade(args),
         Command::Status(args) => remote::status(args),
+        Command::Node(args) => remote::node(args),
     };
     ExitCode::from(code)
 }

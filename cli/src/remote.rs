@@ -1,12 +1,18 @@
-//! Commands that talk to a running controller: `upgrade`, `status`, `image add/del/list`.
+//! Commands that talk to a running controller: `upgrade`, `status`, `image add/del/list`,
+//! `node enroll/keys`.
 //!
 //! Every command sends one request to the controller's app socket and waits for one reply
 //! ([`meshlift_protocol::transport::request`]); `--watch` repeats a state request once a second.
+//! The connection is CurveZMQ unless `--insecure`: the operator's key and the controller's public
+//! key come from flags, the environment or the default path ([`credentials`]).
 //! Exit codes, the same for every command: 0 done, 1 refused by the controller or failed, 2 usage
-//! error or the controller could not be reached (the message names the endpoint tried).
+//! error, missing or refused keys, or the controller could not be reached (the message names the
+//! endpoint tried).
 //!
-//! Operator requests carry `who` (`$USER@host`) and the free-text `--reason`: the controller
-//! journals both, so "who rebooted half the network at 3 am, and why" has an answer.
+//! Operator requests carry the free-text `--reason`; the controller journals it with the name of
+//! the operator key that sent the request (the `who` this CLI fills in, `$USER@host`, only counts
+//! on a controller running without CURVE), so "who rebooted half the network at 3 am, and why"
+//! has an answer.
 
 /// `println!` that does not panic when stdout is closed early (`meshlift status | head`): the
 /// output is best effort, the exit code still tells what happened.
@@ -18,17 +24,21 @@ macro_rules! emit {
 }
 
 mod connection;
+pub mod credentials;
 mod group_req;
 mod render;
 mod watch;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use connection::{CallError, Controller};
+use credentials::KeyFlags;
+use meshlift_protocol::transport::CurvePublicKey;
 use meshlift_protocol::{
-    ApPolicy, Message, UpgradeAbortReq, UpgradeAddImageReq, UpgradeDelImageReq, UpgradeListImagesReq,
-    UpgradeStateReq,
+    ApPolicy, Message, NodeEnrollReq, NodeKeysReq, UpgradeAbortReq, UpgradeAddImageReq, UpgradeDelImageReq,
+    UpgradeListImagesReq, UpgradeStateReq,
 };
 use serde_json::json;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The command did what was asked.
@@ -48,6 +58,18 @@ pub struct ControllerOpts {
     /// Controller app socket.
     #[arg(long, global = true, env = "MESHLIFT_CONTROLLER", default_value = DEFAULT_CONTROLLER)]
     pub controller: String,
+    /// Your operator CURVE secret key file [default: $MESHLIFT_KEY, else
+    /// ~/.config/meshlift/operator.key].
+    #[arg(long, visible_alias = "operator-key", global = true, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The controller's CURVE public key: its controller.pub file or the 40 Z85 characters
+    /// [default: $MESHLIFT_CONTROLLER_KEY].
+    #[arg(long, global = true, value_name = "FILE|Z85")]
+    pub controller_key: Option<String>,
+    /// Plain text, no keys: only for a controller running with security.insecure = true
+    /// [default: $MESHLIFT_INSECURE=1].
+    #[arg(long, global = true)]
+    pub insecure: bool,
     /// Seconds to wait for each reply [default: 5; 300 for `image add`, which verifies the image
     /// before answering].
     #[arg(long, global = true, value_name = "SECS")]
@@ -63,10 +85,19 @@ pub struct ControllerOpts {
 impl ControllerOpts {
     fn connect(&self, default_timeout: Duration) -> Result<Controller, u8> {
         let timeout = self.reply_timeout.map(Duration::from_secs).unwrap_or(default_timeout);
-        Controller::new(&self.controller, timeout).map_err(|e| {
+        let usage = |e: String| {
             eprintln!("meshlift: {e}");
             EXIT_USAGE
-        })
+        };
+        // The endpoint first: a typo there is reported as such, whatever the keys.
+        connection::check_endpoint(&self.controller).map_err(usage)?;
+        let flags = KeyFlags {
+            key: self.key.clone(),
+            controller_key: self.controller_key.clone(),
+            insecure: self.insecure,
+        };
+        let credentials = credentials::from_process(&flags).map_err(|e| usage(e.to_string()))?;
+        Controller::new(&self.controller, credentials, timeout).map_err(usage)
     }
 }
 
@@ -326,6 +357,121 @@ pub struct ImageDelArgs {
 pub struct ImageListArgs {
     #[command(flatten)]
     pub opts: ControllerOpts,
+}
+
+/// `meshlift node …`
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub opts: NodeOpts,
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+/// [`ControllerOpts`] for `meshlift node`, where `--key` names the node's key: the operator's key
+/// is `--operator-key` here.
+#[derive(Args, Debug, Clone)]
+pub struct NodeOpts {
+    /// Controller app socket.
+    #[arg(long, global = true, env = "MESHLIFT_CONTROLLER", default_value = DEFAULT_CONTROLLER)]
+    pub controller: String,
+    /// Your operator CURVE secret key file (`--key` of the other commands) [default:
+    /// $MESHLIFT_KEY, else ~/.config/meshlift/operator.key].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub operator_key: Option<PathBuf>,
+    /// The controller's CURVE public key: its controller.pub file or the 40 Z85 characters
+    /// [default: $MESHLIFT_CONTROLLER_KEY].
+    #[arg(long, global = true, value_name = "FILE|Z85")]
+    pub controller_key: Option<String>,
+    /// Plain text, no keys: only for a controller running with security.insecure = true
+    /// [default: $MESHLIFT_INSECURE=1].
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Seconds to wait for each reply [default: 5].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub reply_timeout: Option<u64>,
+    /// Why this is being done; journaled by the controller with who did it.
+    #[arg(long, global = true)]
+    pub reason: Option<String>,
+    /// Print exactly one JSON object instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl From<NodeOpts> for ControllerOpts {
+    fn from(o: NodeOpts) -> ControllerOpts {
+        ControllerOpts {
+            controller: o.controller,
+            key: o.operator_key,
+            controller_key: o.controller_key,
+            insecure: o.insecure,
+            reply_timeout: o.reply_timeout,
+            reason: o.reason,
+            json: o.json,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Enroll (or replace) a node's CURVE public key: the node may then connect, and speak only
+    /// for itself. Needs the admin role; journaled.
+    Enroll(EnrollArgs),
+    /// List the enrolled node keys, and the topology's nodes that have none (they cannot connect).
+    Keys,
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    /// Node name, as in the topology.
+    pub name: String,
+    /// The node's public key: its .pub file (`meshlift keygen --curve`) or the 40 Z85 characters.
+    #[arg(long, value_name = "PUB")]
+    pub key: String,
+}
+
+pub fn node(args: NodeArgs) -> u8 {
+    let opts = ControllerOpts::from(args.opts);
+    match args.command {
+        NodeCommand::Enroll(e) => enroll(&opts, e),
+        NodeCommand::Keys => {
+            read(&opts, "node keys", Message::NodeKeysReq(NodeKeysReq {}), |reply| match reply {
+                Message::NodeKeysResp(resp) => Some(if opts.json {
+                    let enrolled: Vec<_> = resp
+                        .enrolled
+                        .iter()
+                        .map(|(node, key)| json!({"node": node, "public_key": key}))
+                        .collect();
+                    to_json(&json!({"enrolled": enrolled, "missing": resp.missing}))
+                } else {
+                    render::node_keys_text(&resp)
+                }),
+                _ => None,
+            })
+        }
+    }
+}
+
+fn enroll(opts: &ControllerOpts, e: EnrollArgs) -> u8 {
+    let name = e.name.trim().to_string();
+    if name.is_empty() {
+        eprintln!("meshlift node enroll: empty node name");
+        return EXIT_USAGE;
+    }
+    // Checked here so a typo is told before anything is sent; the controller checks it again.
+    let key = match CurvePublicKey::from_file_or_z85(e.key.trim()) {
+        Ok(k) => k,
+        Err(err) => {
+            eprintln!("meshlift node enroll: --key {}: {err}", e.key);
+            return EXIT_USAGE;
+        }
+    };
+    let msg = Message::NodeEnrollReq(NodeEnrollReq {
+        node: name,
+        public_key: key.to_z85(),
+        operator: group_req::operator(opts.reason.clone()),
+    });
+    command(opts, READ_TIMEOUT, "node enroll", msg)
 }
 
 pub fn upgrade(args: UpgradeArgs) -> u8 {

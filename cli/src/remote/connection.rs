@@ -2,16 +2,21 @@
 //!
 //! The CLI is synchronous; only the ZeroMQ socket needs async. A current-thread runtime keeps the
 //! process at one thread and starts in microseconds.
+//!
+//! Failures are told in the operator's terms: a key the controller refused, a handshake that
+//! failed (most often the wrong controller key, or CURVE on one side only), or nothing answering.
 
-use meshlift_protocol::transport::{request, TransportError};
+use super::credentials::{Credentials, Origin};
+use meshlift_protocol::transport::{request, RequestConfig, TransportError};
 use meshlift_protocol::Message;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// A controller endpoint and the runtime used to talk to it.
+/// A controller endpoint, the keys to talk to it, and the runtime used to do so.
 pub struct Controller {
-    endpoint: String,
-    reply_timeout: Duration,
+    cfg: RequestConfig,
+    credentials: Credentials,
     rt: tokio::runtime::Runtime,
 }
 
@@ -21,6 +26,11 @@ pub enum CallError {
     /// Nothing answered at the endpoint: the controller is down, the address is wrong, or the
     /// management path is cut.
     Unreachable { endpoint: String, detail: String },
+    /// Something answered but the CURVE handshake did not complete: the controller key is wrong,
+    /// or only one side runs CURVE.
+    Handshake { endpoint: String, detail: String, advice: String },
+    /// The controller does not admit our operator key.
+    KeyRefused { endpoint: String, key: Option<(String, PathBuf, Origin)> },
     /// The controller answered with a frame we cannot read: an incompatible build.
     BadReply { endpoint: String, detail: String },
 }
@@ -37,6 +47,20 @@ impl fmt::Display for CallError {
             CallError::Unreachable { endpoint, detail } => {
                 write!(f, "cannot reach controller at {endpoint}: {detail}")
             }
+            CallError::Handshake { endpoint, detail, advice } => {
+                write!(f, "cannot reach controller at {endpoint}: {detail}\n  {advice}")
+            }
+            CallError::KeyRefused { endpoint, key: Some((public, path, origin)) } => write!(
+                f,
+                "the controller at {endpoint} refused operator key {public} ({}, from {origin}): it is \
+                 not listed under the controller's [[security.operators]]; ask its admin to add your \
+                 public key ({}) with a role",
+                path.display(),
+                path.with_extension("pub").display()
+            ),
+            CallError::KeyRefused { endpoint, key: None } => {
+                write!(f, "the controller at {endpoint} refused this client's key")
+            }
             CallError::BadReply { endpoint, detail } => {
                 write!(f, "unreadable reply from controller at {endpoint}: {detail}")
             }
@@ -47,42 +71,52 @@ impl fmt::Display for CallError {
 impl Controller {
     /// Refuses an endpoint that is not `tcp://host:port` before trying anything, so a typo gets a
     /// precise message instead of a timeout.
-    pub fn new(endpoint: &str, reply_timeout: Duration) -> Result<Controller, String> {
+    pub fn new(
+        endpoint: &str,
+        credentials: Credentials,
+        reply_timeout: Duration,
+    ) -> Result<Controller, String> {
         check_endpoint(endpoint)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        Ok(Controller { endpoint: endpoint.to_string(), reply_timeout, rt })
+        let cfg = RequestConfig::new(endpoint, credentials.security(), reply_timeout);
+        Ok(Controller { cfg, credentials, rt })
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.cfg.endpoint
     }
 
     /// Send `body`, wait for the reply.
     pub fn call(&self, body: Message) -> Result<Message, CallError> {
-        let result = self.rt.block_on(request(&self.endpoint, body, self.reply_timeout));
-        match result {
+        match self.rt.block_on(request(&self.cfg, body)) {
             Ok(env) => Ok(env.body),
             Err(e) => Err(self.classify(e)),
         }
     }
 
     fn classify(&self, e: TransportError) -> CallError {
-        let endpoint = self.endpoint.clone();
+        let endpoint = self.cfg.endpoint.clone();
         match e {
             TransportError::BadReply { source, .. } => {
                 CallError::BadReply { endpoint, detail: source.to_string() }
             }
-            TransportError::Timeout { secs, .. } => {
-                CallError::Unreachable { endpoint, detail: format!("no reply within {secs} s") }
+            TransportError::AuthRefused { .. } => {
+                let key = match &self.credentials {
+                    Credentials::Curve { keys, key_path, key_origin, .. } => {
+                        Some((keys.public().to_z85(), key_path.clone(), key_origin.clone()))
+                    }
+                    Credentials::Insecure => None,
+                };
+                CallError::KeyRefused { endpoint, key }
             }
-            // zeromq keeps retrying a refused connection until our timeout: say it the same way.
-            TransportError::Connect { reason, .. } if reason.contains("timed out") => {
-                CallError::Unreachable {
-                    endpoint,
-                    detail: format!("no reply within {} s", self.reply_timeout.as_secs().max(1)),
+            TransportError::Timeout { secs, hint, .. } => {
+                let detail = format!("no reply within {secs} s{hint}");
+                match handshake_advice(&hint, &self.credentials) {
+                    Some(advice) => CallError::Handshake { endpoint, detail, advice },
+                    None => CallError::Unreachable { endpoint, detail },
                 }
             }
             TransportError::Connect { reason, .. } => CallError::Unreachable { endpoint, detail: reason },
@@ -91,7 +125,33 @@ impl Controller {
     }
 }
 
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
+/// What to check when the transport saw a connection whose handshake never completed. `None`
+/// when it saw no connection at all (nothing to say beyond "no reply").
+fn handshake_advice(hint: &str, credentials: &Credentials) -> Option<String> {
+    let saw_handshake = hint.contains("handshake") || hint.contains("controller key");
+    if !saw_handshake {
+        return None;
+    }
+    Some(match credentials {
+        Credentials::Curve { server, server_origin, .. } => {
+            let origin = match server_origin {
+                Origin::DefaultPath => "the default".to_string(),
+                o => o.to_string(),
+            };
+            format!(
+                "check the controller key: {origin} gives {server}, which must be the controller's \
+                 controller.pub (it logs its public key at start); a controller running with \
+                 security.insecure = true needs --insecure instead"
+            )
+        }
+        Credentials::Insecure => "this client runs without CURVE (--insecure or MESHLIFT_INSECURE): the \
+                                  controller most likely runs with CURVE on, so drop --insecure and give \
+                                  --key and --controller-key"
+            .to_string(),
+    })
+}
+
+pub(super) fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let bad = || format!("bad controller endpoint {endpoint:?}: expected tcp://host:port");
     let rest = endpoint.strip_prefix("tcp://").ok_or_else(bad)?;
     let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
@@ -114,5 +174,25 @@ mod tests {
             let e = check_endpoint(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
+    }
+
+    #[test]
+    fn a_timeout_without_a_connection_is_unreachable_and_a_failed_handshake_names_the_key() {
+        let ctrl =
+            Controller::new("tcp://127.0.0.1:1", Credentials::Insecure, Duration::from_secs(1)).unwrap();
+        let timeout = |hint: &str| TransportError::Timeout {
+            endpoint: "tcp://127.0.0.1:1".into(),
+            secs: 1,
+            hint: hint.into(),
+        };
+        let e = ctrl.classify(timeout(": no connection (is the controller running at this endpoint?)"));
+        assert!(matches!(e, CallError::Unreachable { .. }), "{e:?}");
+        let e = ctrl.classify(timeout(": protocol error during the handshake"));
+        assert!(
+            matches!(&e, CallError::Handshake { advice, .. } if advice.contains("drop --insecure")),
+            "{e:?}"
+        );
+        let e = ctrl.classify(TransportError::AuthRefused { endpoint: "tcp://127.0.0.1:1".into() });
+        assert!(e.to_string().contains("refused this client's key"), "{e}");
     }
 }

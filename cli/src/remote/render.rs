@@ -4,8 +4,8 @@
 //! operator reads without a controller.
 
 use meshlift_protocol::{
-    BatchNodeView, NodeOutcome, NodeStatusDump, RequestView, SlotReport, UnixMillis, UpgradeCommitPlan,
-    UpgradeGroupType, UpgradeListImagesResp, UpgradeReqType, UpgradeStateDump,
+    BatchNodeView, NodeKeysResp, NodeOutcome, NodeStatusDump, RequestView, SlotReport, UnixMillis,
+    UpgradeCommitPlan, UpgradeGroupType, UpgradeListImagesResp, UpgradeReqType, UpgradeStateDump,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -275,6 +275,29 @@ pub fn images_table(r: &UpgradeListImagesResp) -> String {
     t.render()
 }
 
+/// `meshlift node keys`: every enrolled key (the operator checks them one by one), then the nodes
+/// that cannot connect for want of one (cut after [`MAX_LISTED`] names).
+pub fn node_keys_text(r: &NodeKeysResp) -> String {
+    let mut out = if r.enrolled.is_empty() {
+        "No node keys enrolled.".to_string()
+    } else {
+        let mut t = Table::new(&["NODE", "PUBLIC KEY"]);
+        for (node, key) in &r.enrolled {
+            t.row(vec![node.clone(), key.clone()]);
+        }
+        t.render()
+    };
+    if !r.missing.is_empty() {
+        let _ = write!(
+            out,
+            "\n\n{} node(s) without a key (they cannot connect; `meshlift node enroll NAME --key PUB`): {}",
+            r.missing.len(),
+            list(&r.missing)
+        );
+    }
+    out
+}
+
 /// `meshlift upgrade commit --dry-run`
 pub fn plan_text(p: &UpgradeCommitPlan) -> String {
     let mut out = String::new();
@@ -318,6 +341,21 @@ pub fn plan_text(p: &UpgradeCommitPlan) -> String {
 mod tests {
     use super::*;
     use meshlift_protocol::*;
+
+    #[test]
+    fn node_keys_lists_enrolled_and_missing() {
+        let r = NodeKeysResp {
+            enrolled: vec![("a.1".into(), "k".repeat(40))],
+            missing: (0..25).map(|i| format!("n{i}")).collect(),
+        };
+        let text = node_keys_text(&r);
+        assert!(text.starts_with("NODE"), "{text}");
+        assert!(text.contains(&format!("a.1   {}", "k".repeat(40))), "{text}");
+        assert!(text.contains("25 node(s) without a key"), "{text}");
+        assert!(text.contains("… and 5 more"), "{text}");
+        let none = node_keys_text(&NodeKeysResp::default());
+        assert_eq!(none, "No node keys enrolled.");
+    }
 
     #[test]
     fn ago_and_percent() {
