@@ -588,8 +588,9 @@ impl Shell {
     ) {
         match ev {
             RouterEvent::Frame(inc) => self.on_app_frame(engine, images, router, done, inc),
+            // Debug only: a client that stops reading would otherwise fill the log, one line per reply.
             RouterEvent::Undeliverable(u) => {
-                tracing::warn!(peer = %String::from_utf8_lossy(&u.identity), reason = u.reason, "reply to an operator not delivered")
+                tracing::debug!(peer = %String::from_utf8_lossy(&u.identity), reason = u.reason, "reply to an operator not delivered")
             }
         }
     }

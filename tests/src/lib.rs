@@ -4,6 +4,7 @@
 //! The binaries must be built first (`cargo build --bins`; `.ci/run` does it).
 
 use meshlift_meshsim::lab::{self, Lab, LabConfig};
+use meshlift_protocol::transport;
 use meshlift_protocol::*;
 use std::path::PathBuf;
 use std::process::Output;
@@ -50,6 +51,12 @@ pub fn bin_dir() -> PathBuf {
 /// fails, so the controller's and every node's logs can be read.
 pub struct WorkDir(PathBuf);
 
+impl WorkDir {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
 impl Drop for WorkDir {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -77,13 +84,72 @@ pub async fn start_with_v2(cfg: LabConfig) -> (Lab, String) {
     (lab, image)
 }
 
-/// Run the `meshlift` CLI against the lab's controller.
+/// Run the `meshlift` CLI against the lab's controller, as the lab's admin operator.
 pub fn cli(lab: &Lab, args: &[&str]) -> Output {
-    std::process::Command::new(bin_dir().join("meshlift"))
-        .args(args)
-        .env("MESHLIFT_CONTROLLER", lab.app_endpoint())
-        .output()
-        .expect("meshlift runs")
+    lab.cli().args(args).output().expect("meshlift runs")
+}
+
+/// A raw libzmq DEALER on the lab's controller socket `endpoint`, authenticated with the CURVE key
+/// pair in `key` (a `meshlift keygen --curve` secret key file) unless `key` is `None` (plain
+/// text), with routing id `identity`. For tests that speak the wire protocol by hand.
+pub fn raw_dealer(
+    endpoint: &str,
+    key: Option<&std::path::Path>,
+    server: Option<transport::CurvePublicKey>,
+    identity: &str,
+) -> zmq::Socket {
+    let s = transport::context().socket(zmq::DEALER).expect("socket");
+    if let (Some(key), Some(server)) = (key, server) {
+        let text = std::fs::read_to_string(key).expect("key file");
+        let line = |p: &str| text.lines().find_map(|l| l.strip_prefix(p)).expect("key line").trim().to_string();
+        s.set_curve_serverkey(server.to_z85().as_bytes()).expect("server key");
+        s.set_curve_publickey(line("public ").as_bytes()).expect("public key");
+        s.set_curve_secretkey(line("secret ").as_bytes()).expect("secret key");
+    }
+    s.set_identity(identity.as_bytes()).expect("identity");
+    s.set_rcvtimeo(10_000).expect("rcvtimeo");
+    s.set_linger(0).expect("linger");
+    s.connect(endpoint).expect("connect");
+    s
+}
+
+/// Send one envelope's bytes on a raw dealer and wait (10 s at most) for the reply.
+pub fn raw_send_recv(s: &zmq::Socket, payload: &[u8]) -> Envelope {
+    s.send_multipart([&b"test"[..], payload], 0).expect("send");
+    let reply = s.recv_multipart(0).expect("a reply within 10 s");
+    decode(reply.last().expect("a frame"), MAX_FRAME_DEFAULT).expect("the controller's reply decodes")
+}
+
+/// The controller's journal, read from its database (SQLite WAL lets a reader in beside it).
+pub fn journal(lab: &Lab) -> Vec<meshlift_controller::store::JournalEntry> {
+    let db = lab.cfg.work_dir.join("controller").join("state.db");
+    let store = meshlift_controller::store::Store::open(&db).expect("state.db opens");
+    store.journal(0, 100_000).expect("journal reads")
+}
+
+/// The pid of the lab's controller process (found by its config path on its command line).
+pub fn controller_pid(lab: &Lab) -> u32 {
+    let needle = lab.controller_config_path().display().to_string();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("meshlift-controller") && cmd.contains(&needle) {
+            return pid;
+        }
+    }
+    panic!("no controller process with config {needle}");
+}
+
+/// Resident memory of a process, KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process is alive");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 /// Outcomes of one request and stage, by node.

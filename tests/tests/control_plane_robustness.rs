@@ -1,31 +1,12 @@
-//! What the `zeromq` crate leaves to us, against a real controller process: garbage, oversized
-//! and wrong-version frames are refused and the controller keeps serving; a node that is not in
-//! the topology is refused; a minion that restarts (same MAC, new boot id) is reached on its new
-//! connection; a controller restart needs no minion restart.
+//! The management plane against a real controller process, CURVE on: garbage and
+//! wrong-version frames from authenticated peers are refused and the controller keeps serving; a
+//! frame over the size limit closes that connection before it is read; a node that is not in the
+//! topology is refused; a minion that restarts is reached on its new connection; a controller
+//! restart needs no minion restart.
 
-use bytes::Bytes;
 use meshlift_protocol::*;
 use meshlift_tests::*;
 use std::time::Duration;
-use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
-
-async fn raw_dealer(endpoint: &str, identity: &str) -> zeromq::DealerSocket {
-    let mut opts = zeromq::SocketOptions::default();
-    opts.peer_identity(zeromq::util::PeerIdentity::try_from(identity.as_bytes().to_vec()).expect("identity"));
-    let mut s = zeromq::DealerSocket::with_options(opts);
-    s.connect(endpoint).await.expect("connect");
-    s
-}
-
-async fn send_recv(s: &mut zeromq::DealerSocket, payload: Vec<u8>) -> Envelope {
-    s.send(ZmqMessage::try_from(vec![Bytes::from_static(b"test"), Bytes::from(payload)]).expect("frames"))
-        .await
-        .expect("send");
-    let reply =
-        tokio::time::timeout(Duration::from_secs(10), s.recv()).await.expect("a reply").expect("recv");
-    decode(reply.into_vec().last().expect("a frame"), MAX_FRAME_DEFAULT)
-        .expect("the controller's reply decodes")
-}
 
 fn refused(env: &Envelope, needle: &str) {
     match &env.body {
@@ -39,21 +20,32 @@ async fn bad_frames_unknown_nodes_restarts() {
     let (cfg, _dir) = lab_config(small_topology());
     let (mut lab, image) = start_with_v2(cfg).await;
     let minion_ep = format!("tcp://127.0.0.1:{}", lab.ports.minion);
+    let server = lab.controller_public_key();
+    let node_key = lab.node_key("leaf2").expect("leaf2 has a key").key.clone();
+    let operator_key = lab.operator_key_path().expect("the lab runs CURVE").to_path_buf();
 
-    // Garbage, oversized and wrong-version frames on both sockets: refused, loop keeps going.
-    for ep in [minion_ep.clone(), lab.app_endpoint()] {
-        let mut raw = raw_dealer(&ep, "garbage-sender").await;
-        refused(&send_recv(&mut raw, vec![0, 1, 0xff, 0xff, 0xff, 0x07]).await, "malformed");
-        refused(&send_recv(&mut raw, vec![0u8; 2 << 20]).await, "exceeds the maximum");
-        let mut wrong =
-            encode(&Envelope::new(1, Message::UpgradeStateReq(UpgradeStateReq {}))).expect("encode");
-        wrong[1] = 99;
-        refused(&send_recv(&mut raw, wrong).await, "unsupported protocol version 99");
+    // Garbage, oversized and wrong-version frames on both sockets, from peers whose keys are
+    // admitted: refused, the loop keeps going.
+    for (ep, key) in [(minion_ep.clone(), node_key.clone()), (lab.app_endpoint(), operator_key.clone())] {
+        let server = server;
+        tokio::task::spawn_blocking(move || {
+            let raw = raw_dealer(&ep, Some(&key), server, "garbage-sender");
+            refused(&raw_send_recv(&raw, &[0, 1, 0xff, 0xff, 0xff, 0x07]), "malformed");
+            let mut wrong =
+                encode(&Envelope::new(1, Message::UpgradeStateReq(UpgradeStateReq {}))).expect("encode");
+            wrong[1] = 99;
+            refused(&raw_send_recv(&raw, &wrong), "unsupported protocol version 99");
+            // Over the size limit: libzmq drops the connection before reading the body.
+            raw.send_multipart([&b"test"[..], &vec![0u8; 2 << 20][..]], 0).expect("send");
+            raw.set_rcvtimeo(1500).expect("rcvtimeo");
+            assert!(raw.recv_multipart(0).is_err(), "no reply to an oversized frame");
+        })
+        .await
+        .expect("raw peer");
     }
     assert!(lab.state().await.is_ok(), "the controller still answers operators");
 
-    // A node that is not in the topology.
-    let mut stranger = raw_dealer(&minion_ep, "de:ad:be:ef:00:01/boot").await;
+    // A node that is not in the topology (an enrolled key, a report for an unknown MAC).
     let report = StatusReport {
         mac: "de:ad:be:ef:00:01".into(),
         boot_id: "boot".into(),
@@ -72,11 +64,14 @@ async fn bad_frames_unknown_nodes_restarts() {
         last_fallback: None,
         seq: 1,
     };
-    let env = send_recv(
-        &mut stranger,
-        encode(&Envelope::new(1, Message::StatusReport(Box::new(report)))).expect("encode"),
-    )
-    .await;
+    let payload = encode(&Envelope::new(1, Message::StatusReport(Box::new(report)))).expect("encode");
+    let ep = minion_ep.clone();
+    let env = tokio::task::spawn_blocking(move || {
+        let raw = raw_dealer(&ep, Some(&node_key), server, "de:ad:be:ef:00:01");
+        raw_send_recv(&raw, &payload)
+    })
+    .await
+    .expect("raw peer");
     match env.body {
         Message::StatusReportAck(ack) => {
             assert!(
