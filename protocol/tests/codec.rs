@@ -135,7 +135,54 @@ fn samples() -> Vec<Message> {
         Message::StatusReport(Box::new(report)),
         Message::StatusReportAck(StatusReportAck { seq: 9, request_full_status_report: true, refused: None }),
         Message::Ack(Ack::refused("Invalid node: x")),
+        Message::NodeEnrollReq(NodeEnrollReq {
+            node: "pole-1.a".into(),
+            public_key: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7".into(),
+            operator: Operator { who: "root".into(), reason: None },
+        }),
+        Message::NodeKeysReq(NodeKeysReq {}),
+        Message::NodeKeysResp(NodeKeysResp {
+            enrolled: vec![("a".into(), "k".into())],
+            missing: vec!["b".into()],
+        }),
     ]
+}
+
+fn report_from_samples() -> StatusReport {
+    samples()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::StatusReport(r) => Some(*r),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn status_reports_beyond_their_bounds_are_refused_naming_the_field() {
+    use meshlift_protocol::messages::report_limits::*;
+    let check = |r: StatusReport, needle: &str| {
+        let bytes = encode(&Envelope::new(1, Message::StatusReport(Box::new(r)))).unwrap();
+        match decode(&bytes, MAX_FRAME_DEFAULT) {
+            Err(DecodeError::OverLimit(why)) => assert!(why.contains(needle), "{why}"),
+            other => panic!("expected an over-limit refusal naming {needle}, got {other:?}"),
+        }
+    };
+    let mut r = report_from_samples();
+    r.links = (0..=MAX_LINKS).map(|i| LinkReport { name: format!("l{i}"), up: true }).collect();
+    check(r, "links");
+    let mut r = report_from_samples();
+    r.upgrade_status.reason = "x".repeat(MAX_STRING + 1);
+    check(r, "upgrade_status.reason");
+    let mut r = report_from_samples();
+    r.mac = "m".repeat(MAX_STRING + 1);
+    check(r, "mac");
+    // At the limits, accepted.
+    let mut r = report_from_samples();
+    r.links = (0..MAX_LINKS).map(|i| LinkReport { name: format!("l{i}"), up: true }).collect();
+    r.upgrade_status.reason = "x".repeat(MAX_STRING);
+    let bytes = encode(&Envelope::new(1, Message::StatusReport(Box::new(r)))).unwrap();
+    assert!(decode(&bytes, MAX_FRAME_DEFAULT).is_ok());
 }
 
 #[test]
