@@ -485,3 +485,24 @@ fn a_node_is_awaited_only_while_in_flight_in_the_current_request() {
     assert!(matches!(&reply, Message::Ack(a) if a.success), "{reply:?}");
     assert!(!sim.engine.awaits(node, "c1"), "an aborted request awaits no one");
 }
+
+#[test]
+fn a_nodes_refusal_fails_its_attempt_at_once_and_a_stale_one_is_ignored() {
+    let mut sim = Sim::new(grid(2, 2, &[]));
+    let mut req = prepare("p-refused", &["n01", "n11"]);
+    req.retry_limit = 0;
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    assert!(sim.engine.awaits("n01", "p-refused"), "the PREPARE went out");
+    // A refusal naming another request, or a node not awaited, changes nothing.
+    assert!(!sim.engine.handle_node_refusal("n01", "some-older-request", "busy", sim.now));
+    assert!(!sim.engine.handle_node_refusal("n00", "p-refused", "busy", sim.now));
+    assert!(sim.engine.handle_node_refusal("n01", "p-refused", "a download is running", sim.now));
+    let out = sim.outcomes(UpgradeReqType::PrepareUpgrade);
+    assert_eq!(out["n01"].0, OutcomeKind::Failed);
+    assert!(out["n01"].1.contains("the node refused: a download is running"), "{:?}", out["n01"]);
+    // The same refusal again is stale now: the node is no longer awaited.
+    assert!(!sim.engine.handle_node_refusal("n01", "p-refused", "a download is running", sim.now));
+    sim.run_to_idle(60);
+    assert_eq!(sim.outcomes(UpgradeReqType::PrepareUpgrade)["n11"].0, OutcomeKind::Succeeded);
+}
