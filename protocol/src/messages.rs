@@ -63,8 +63,9 @@ pub enum Message {
     UpgradeReq(UpgradeReq),
     /// STATUS_REPORT: minion → controller every 5 s and at once on every state change.
     StatusReport(Box<StatusReport>),
-    /// STATUS_REPORT_ACK: controller → minion. Liveness in the other direction (the `zeromq` crate
-    /// has no heartbeats), and the request for a full report.
+    /// STATUS_REPORT_ACK: controller → minion. Carries refusals (a node not in the topology, a
+    /// key enrolled for another node) and the request for a full report; the trial boot's
+    /// "controller reachable" check counts it. Connection liveness is libzmq's (ZMTP heartbeats).
     StatusReportAck(StatusReportAck),
 
     // ---- generic ----
