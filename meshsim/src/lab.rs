@@ -950,3 +950,88 @@ impl TransferTally {
         self.per_node.values().map(|p| p.http_downloaded_bytes).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A generated mesh with its first nodes renamed: only node names matter to the keys.
+    fn topology(names: &[&str]) -> Topology {
+        let mut t = crate::generate_mesh(names.len().max(2), 1);
+        for (node, name) in t.nodes.iter_mut().zip(names) {
+            node.name = name.to_string();
+        }
+        t
+    }
+
+    #[test]
+    fn lab_keys_are_private_enrolled_and_listed_with_their_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = topology(&["pop.a", "leaf 1", "q\"uote"]);
+        let extra = vec![("vera".to_string(), Role::Viewer), ("otto".to_string(), Role::Operator)];
+        let keys = LabKeys::generate(&dir.path().join("keys"), &t, &extra).unwrap();
+
+        // Every secret key is 0600 and loads back to the public key recorded for it.
+        let all = [&keys.controller, &keys.operator]
+            .into_iter()
+            .chain(keys.extra_operators.values().map(|(_, f)| f))
+            .chain(keys.nodes.values());
+        for files in all {
+            let mode = std::fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", files.key.display());
+            assert_eq!(CurveKeyPair::load(&files.key).unwrap().public(), files.public);
+            assert_eq!(CurvePublicKey::load(&files.public_file).unwrap(), files.public);
+        }
+        // Node key files are named as meshsim names node directories.
+        assert_eq!(keys.nodes["leaf 1"].key, dir.path().join("keys/nodes/leaf_1.key"));
+
+        // node_keys.toml: `[nodes]`, every node (quoted names included) with its public key.
+        #[derive(serde::Deserialize)]
+        struct NodeKeysFile {
+            nodes: BTreeMap<String, String>,
+        }
+        let parsed: NodeKeysFile = toml::from_str(&keys.node_keys_toml().unwrap()).unwrap();
+        let expected: BTreeMap<String, String> =
+            keys.nodes.iter().map(|(n, f)| (n.clone(), f.public.to_z85())).collect();
+        assert_eq!(parsed.nodes, expected);
+        assert!(parsed.nodes.contains_key("q\"uote"));
+
+        // [security]: the controller's key file, the node keys file, the operators and roles.
+        let node_keys_file = dir.path().join("node_keys.toml");
+        let table: toml::Table = keys.security_toml(&node_keys_file).unwrap().parse().unwrap();
+        let sec = table["security"].as_table().unwrap();
+        assert_eq!(sec["insecure"].as_bool(), Some(false));
+        assert_eq!(sec["key_file"].as_str(), keys.controller.key.to_str());
+        assert_eq!(sec["node_keys_file"].as_str(), node_keys_file.to_str());
+        let ops: Vec<(String, String, String)> = sec["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let s = |k: &str| o[k].as_str().unwrap().to_string();
+                (s("name"), s("role"), s("key"))
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (LAB_OPERATOR.into(), "admin".into(), keys.operator.public.to_z85()),
+                ("otto".into(), "operator".into(), keys.extra_operators["otto"].1.public.to_z85()),
+                ("vera".into(), "viewer".into(), keys.extra_operators["vera"].1.public.to_z85()),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_that_would_share_a_key_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = LabKeys::generate(&dir.path().join("a"), &topology(&["x y", "x_y"]), &[]).unwrap_err();
+        assert!(err.to_string().contains("would share the key file x_y.key"), "{err}");
+        let extra = vec![("a b".to_string(), Role::Viewer), ("a_b".to_string(), Role::Admin)];
+        let err = LabKeys::generate(&dir.path().join("b"), &topology(&["n1", "n2"]), &extra).unwrap_err();
+        assert!(err.to_string().contains("operators"), "{err}");
+        let extra = vec![(LAB_OPERATOR.to_string(), Role::Viewer)];
+        assert!(LabKeys::generate(&dir.path().join("c"), &topology(&["n1", "n2"]), &extra).is_err());
+    }
+}
