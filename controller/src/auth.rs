@@ -176,7 +176,8 @@ impl NodeKeys {
     fn save(&self) -> Result<(), AuthError> {
         let Some(path) = &self.path else { return Ok(()) };
         let err = |e: std::io::Error| AuthError::NodeKeys { path: path.clone(), message: e.to_string() };
-        let mut text = String::from("# meshlift enrolled node keys: node name = CURVE public key (Z85)\n[nodes]\n");
+        let mut text =
+            String::from("# meshlift enrolled node keys: node name = CURVE public key (Z85)\n[nodes]\n");
         for (node, key) in &self.by_node {
             text.push_str(&format!("{} = \"{}\"\n", toml_key(node), key.to_z85()));
         }
@@ -217,7 +218,11 @@ impl Keyring {
         for op in operators {
             let key = load_public(&op.key, base)?;
             if let Some((other, _)) = ops.get(&key) {
-                return Err(AuthError::DuplicateKey { key: key.to_z85(), a: other.clone(), b: op.name.clone() });
+                return Err(AuthError::DuplicateKey {
+                    key: key.to_z85(),
+                    a: other.clone(),
+                    b: op.name.clone(),
+                });
             }
             ops.insert(key, (op.name.clone(), op.role));
         }
@@ -309,7 +314,9 @@ impl Authorizer for AppAuth {
         };
         match self.0.operators.get(&key) {
             Some((name, _)) => Ok(name.clone()),
-            None => Err(self.0.refuse("app", req, format!("operator key {} is not configured", key.to_z85()))),
+            None => {
+                Err(self.0.refuse("app", req, format!("operator key {} is not configured", key.to_z85())))
+            }
         }
     }
 }

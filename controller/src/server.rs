@@ -478,7 +478,9 @@ impl Shell {
         let peer = inc.identity_str();
         let Some(env) = self.accept_frame("minion", router, &mut inc) else { return };
         match env.body {
-            Message::StatusReport(report) => self.on_status_report(engine, router, &inc, env.request_id, report),
+            Message::StatusReport(report) => {
+                self.on_status_report(engine, router, &inc, env.request_id, report)
+            }
             Message::Ack(ack) => {
                 let Some((node, req_id)) = self.pending_acks.remove(&env.request_id) else {
                     tracing::debug!(%peer, "ack for no pending order (late or duplicate)");
@@ -523,7 +525,11 @@ impl Shell {
         let seq = report.seq;
         let refuse = |why: String| {
             let ack = StatusReportAck { seq, request_full_status_report: false, refused: Some(why) };
-            let _ = router.send(&inc.identity, b"ctrl-status", Envelope::new(request_id, Message::StatusReportAck(ack)));
+            let _ = router.send(
+                &inc.identity,
+                b"ctrl-status",
+                Envelope::new(request_id, Message::StatusReportAck(ack)),
+            );
         };
         let node = engine.topology().node_by_mac(&mac).map(|n| n.name.clone());
         // A key speaks only for its own node: a report naming another node's MAC is refused and
@@ -551,7 +557,11 @@ impl Shell {
         let _span = tracing::debug_span!("status", %peer, %mac).entered();
         match engine.handle_status_report(*report, now_ms()) {
             Ok(()) => {
-                let newer = self.routes.get(&mac).map(|r| r.identity != inc.identity || r.boot_id != boot_id).unwrap_or(true);
+                let newer = self
+                    .routes
+                    .get(&mac)
+                    .map(|r| r.identity != inc.identity || r.boot_id != boot_id)
+                    .unwrap_or(true);
                 if newer {
                     tracing::info!(%mac, %peer, boot = %boot_id, "node connected (new route)");
                 }
@@ -568,7 +578,11 @@ impl Shell {
                     }
                 }
                 let ack = StatusReportAck { seq, request_full_status_report: false, refused: None };
-                let _ = router.send(&inc.identity, b"ctrl-status", Envelope::new(request_id, Message::StatusReportAck(ack)));
+                let _ = router.send(
+                    &inc.identity,
+                    b"ctrl-status",
+                    Envelope::new(request_id, Message::StatusReportAck(ack)),
+                );
             }
             Err(e) => {
                 tracing::warn!(%peer, %mac, error = %e, "status report refused");
@@ -676,7 +690,9 @@ impl Shell {
                     let (enrolled, missing) = k.node_keys();
                     Message::NodeKeysResp(NodeKeysResp { enrolled, missing })
                 }
-                None => Message::Ack(Ack::refused("the controller runs with security.insecure = true: no node keys")),
+                None => Message::Ack(Ack::refused(
+                    "the controller runs with security.insecure = true: no node keys",
+                )),
             },
             Message::UpgradeStateReq(_) => self.reads.state(engine),
             Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),

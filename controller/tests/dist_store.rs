@@ -152,3 +152,37 @@ async fn add_from_url_serves_ranges_and_tracker_refuses_unknown_swarms() {
     server.abort();
     store.shutdown().await;
 }
+
+/// `image add` of a FIFO, a device or a directory is refused at once (a FIFO used to block the
+/// add, and with it the store, until a writer came; /dev/zero never ends), an image above the
+/// size limit is refused, and nothing of a refused add is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_regular_sources_and_oversized_images_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg("127.0.0.1:1".parse().unwrap());
+    c.max_image_bytes = 64 << 10;
+    let store = ImageStore::open(dir.path().join("images"), c).await.unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for src in
+        [fifo.to_string_lossy().into_owned(), "/dev/zero".into(), dir.path().to_string_lossy().into_owned()]
+    {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), store.add(&src))
+            .await
+            .unwrap_or_else(|_| panic!("adding {src} blocked"));
+        assert!(matches!(r, Err(ImageStoreError::NotRegularFile(_))), "{src}: {r:?}");
+    }
+    let big = image(dir.path(), "big", 100 << 10);
+    let r = store.add(&big).await;
+    assert!(matches!(r, Err(ImageStoreError::TooLarge { .. })), "{r:?}");
+    let small = image(dir.path(), "small", 1 << 10);
+    assert_eq!(store.add(&small).await.unwrap().name, "small");
+    // Nothing of the refused adds is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("images"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

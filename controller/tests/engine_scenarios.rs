@@ -506,3 +506,18 @@ fn a_nodes_refusal_fails_its_attempt_at_once_and_a_stale_one_is_ignored() {
     sim.run_to_idle(60);
     assert_eq!(sim.outcomes(UpgradeReqType::PrepareUpgrade)["n11"].0, OutcomeKind::Succeeded);
 }
+
+#[test]
+fn a_refused_request_with_a_huge_reason_leaves_a_bounded_journal_line() {
+    use meshlift_controller::store::Store;
+    let mut sim = Sim::with_store(grid(2, 2, &[]), Some(Store::open_in_memory().unwrap()));
+    let mut req = prepare("p-huge", &["no-such-node"]);
+    req.operator = Operator { who: "w".repeat(100_000), reason: Some("é".repeat(500_000)) };
+    assert!(!sim.submit(req).success, "an unknown node is refused");
+    let journal = sim.engine.store().unwrap().journal(0, 1000).unwrap();
+    let line = journal.iter().find(|e| e.message.contains("refused")).expect("the refusal is journaled");
+    let op = line.operator.as_ref().unwrap();
+    let size = line.message.len() + op.who.len() + op.reason.as_ref().map_or(0, |r| r.len());
+    assert!(size < 4 * 1024, "journal line of {size} bytes");
+    assert!(op.reason.as_ref().unwrap().contains("bytes cut"), "the cut is marked");
+}

@@ -124,3 +124,12 @@ fn a_failing_op_rolls_back_the_whole_input() {
     assert_eq!(s.journal_len().unwrap(), 1);
     assert!(!s.has_request("a").unwrap());
 }
+
+/// A power cut must not roll back the record that a COMMIT was sent: every commit of the store is
+/// fsynced (`synchronous = FULL`; NORMAL in WAL mode may lose the last transactions).
+#[test]
+fn the_store_syncs_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("s.db")).unwrap();
+    assert_eq!(s.synchronous().unwrap(), 2, "synchronous = FULL");
+}

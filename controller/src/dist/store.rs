@@ -46,8 +46,11 @@ pub struct DistConfig {
     pub seed_upload_limit: Option<NonZeroU32>,
     /// `image add` is refused unless this much space stays free after storing the image.
     pub min_free_bytes: u64,
-    /// Time limit for downloading an image given by URL.
+    /// Time limit for adding an image: downloading one given by URL, or copying a local file.
     pub add_download_timeout: Duration,
+    /// Largest image `image add` accepts (a local file growing while it is copied, or a download
+    /// longer than announced, is cut off here). Default 8 GiB.
+    pub max_image_bytes: u64,
     /// Signature and manifest check run before an image is accepted.
     pub verifier: Arc<dyn ImageVerifier>,
 }
@@ -69,6 +72,7 @@ impl DistConfig {
             seed_upload_limit: None,
             min_free_bytes: 1 << 30,
             add_download_timeout: Duration::from_secs(600),
+            max_image_bytes: 8 << 30,
             verifier,
         }
     }
@@ -94,6 +98,13 @@ pub enum ImageStoreError {
     /// The same file (same sha256) is already in the store.
     #[error("image already in the store as {name} (sha256 {sha256})")]
     DuplicateFile { name: String, sha256: Sha256Digest },
+    /// The source is not a regular file (a FIFO, a device such as /dev/zero, a directory): it
+    /// could block forever or never end.
+    #[error("image source {0} is not a regular file")]
+    NotRegularFile(String),
+    /// The image is larger than `max_image_bytes`, or grew past its announced size.
+    #[error("image source {source_name} exceeds {limit} bytes")]
+    TooLarge { source_name: String, limit: u64 },
     /// Another image with the same name (version) exists; delete it first.
     #[error("another image named {0} is already in the store")]
     DuplicateName(String),
@@ -193,7 +204,6 @@ impl ImageStore {
         source: &str,
         progress: Option<tokio::sync::watch::Sender<AddProgress>>,
     ) -> Result<UpgradeImage, ImageStoreError> {
-        let _write = self.inner.write.lock().await;
         let part = self.inner.dir.join(format!(
             ".add-{}-{}{PART_SUFFIX}",
             std::process::id(),
@@ -212,18 +222,23 @@ impl ImageStore {
         part: &Path,
         progress: Option<tokio::sync::watch::Sender<AddProgress>>,
     ) -> Result<UpgradeImage, ImageStoreError> {
+        // The copy or download, hashing and verification run without the store's write lock (each
+        // add has its own part file): a slow source never blocks another add or a delete.
+        let t = self.inner.cfg.add_download_timeout;
+        let timed_out = |_| src_err(source, format!("adding timed out after {} s", t.as_secs()));
         let sha256 = if source.starts_with("http://") || source.starts_with("https://") {
-            let t = self.inner.cfg.add_download_timeout;
-            tokio::time::timeout(t, self.download(source, part, progress))
-                .await
-                .map_err(|_| src_err(source, format!("download timed out after {} s", t.as_secs())))??
+            tokio::time::timeout(t, self.download(source, part, progress)).await.map_err(timed_out)??
         } else {
-            self.copy_local(source, part, progress).await?
+            tokio::time::timeout(t, self.copy_local(source, part, progress)).await.map_err(timed_out)??
         };
         if let Some(existing) = self.find_by_sha(&sha256) {
             return Err(ImageStoreError::DuplicateFile { name: existing.image.name, sha256 });
         }
         let info = self.verify(part).await?;
+        let _write = self.inner.write.lock().await;
+        if let Some(existing) = self.find_by_sha(&sha256) {
+            return Err(ImageStoreError::DuplicateFile { name: existing.image.name, sha256 });
+        }
         if self.lock_images().contains_key(&info.name) {
             return Err(ImageStoreError::DuplicateName(info.name));
         }
@@ -370,8 +385,31 @@ impl ImageStore {
         part: &Path,
         progress: Option<tokio::sync::watch::Sender<AddProgress>>,
     ) -> Result<Sha256Digest, ImageStoreError> {
-        let mut input = tokio::fs::File::open(source).await.map_err(|e| src_err(source, e))?;
-        let size = input.metadata().await.map_err(|e| src_err(source, e))?.len();
+        // Look before opening: opening a FIFO blocks until a writer comes. Then check the opened
+        // file again (the path may have been swapped in between), with O_NONBLOCK so even that
+        // open cannot block.
+        let meta = tokio::fs::metadata(source).await.map_err(|e| src_err(source, e))?;
+        if !meta.is_file() {
+            return Err(ImageStoreError::NotRegularFile(source.to_string()));
+        }
+        let std_file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(source)
+                .map_err(|e| src_err(source, e))?
+        };
+        let mut input = tokio::fs::File::from_std(std_file);
+        let meta = input.metadata().await.map_err(|e| src_err(source, e))?;
+        if !meta.is_file() {
+            return Err(ImageStoreError::NotRegularFile(source.to_string()));
+        }
+        let size = meta.len();
+        let limit = self.inner.cfg.max_image_bytes;
+        if size > limit {
+            return Err(ImageStoreError::TooLarge { source_name: source.to_string(), limit });
+        }
         self.check_space(size)?;
         let mut out = tokio::fs::File::create(part).await?;
         let mut hasher = Sha256::new();
@@ -382,9 +420,13 @@ impl ImageStore {
             if n == 0 {
                 break;
             }
+            have += n as u64;
+            // A file that grows while it is copied is not the file that was checked.
+            if have > size {
+                return Err(src_err(source, format!("the file grew past {size} bytes while it was copied")));
+            }
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).await?;
-            have += n as u64;
             if let Some(p) = &progress {
                 let _ = p.send(AddProgress { have_bytes: have, total_bytes: Some(size) });
             }
@@ -402,14 +444,24 @@ impl ImageStore {
         let mut resp =
             reqwest::get(url).await.and_then(|r| r.error_for_status()).map_err(|e| src_err(url, e))?;
         let total = resp.content_length();
+        let limit = self.inner.cfg.max_image_bytes;
+        if total.is_some_and(|t| t > limit) {
+            return Err(ImageStoreError::TooLarge { source_name: url.to_string(), limit });
+        }
         self.check_space(total.unwrap_or(0))?;
         let mut out = tokio::fs::File::create(part).await?;
         let mut hasher = Sha256::new();
         let mut have = 0u64;
         while let Some(chunk) = resp.chunk().await.map_err(|e| src_err(url, e))? {
+            have += chunk.len() as u64;
+            if have > total.unwrap_or(limit).min(limit) {
+                return Err(ImageStoreError::TooLarge {
+                    source_name: url.to_string(),
+                    limit: total.unwrap_or(limit).min(limit),
+                });
+            }
             hasher.update(&chunk);
             out.write_all(&chunk).await?;
-            have += chunk.len() as u64;
             if let Some(p) = &progress {
                 let _ = p.send(AddProgress { have_bytes: have, total_bytes: total });
             }

@@ -544,13 +544,18 @@ impl Engine {
         self.event(EventLevel::Info, request_id, node, message);
     }
 
-    /// Journal an operator command with who and why.
+    /// Journal an operator command with who and why. Every text is cut to [`JOURNAL_TEXT_MAX`]
+    /// bytes: a request (even a refused one) can carry a reason as large as a frame, and a
+    /// journal that keeps megabytes per line fills the disk of the controller.
     fn command(&mut self, now: u64, request_id: Option<&str>, operator: &Operator, message: String) {
+        let operator =
+            Operator { who: bounded(&operator.who), reason: operator.reason.as_deref().map(bounded) };
+        let message = bounded(&message);
         self.ops.push(StoreOp::Journal(JournalEntry {
             seq: 0,
             at: now,
             kind: JournalKind::Command,
-            request_id: request_id.map(str::to_string),
+            request_id: request_id.map(bounded),
             node: None,
             operator: Some(operator.clone()),
             message: message.clone(),
@@ -558,4 +563,19 @@ impl Engine {
         let who = if operator.who.is_empty() { "unknown operator" } else { operator.who.as_str() };
         self.event(EventLevel::Info, request_id, None, format!("{who}: {message}"));
     }
+}
+
+/// Longest text the journal keeps per field (operator name, reason, message, request id).
+pub const JOURNAL_TEXT_MAX: usize = 1024;
+
+/// `text` cut to [`JOURNAL_TEXT_MAX`] bytes at a character boundary, marked when cut.
+fn bounded(text: &str) -> String {
+    if text.len() <= JOURNAL_TEXT_MAX {
+        return text.to_string();
+    }
+    let mut end = JOURNAL_TEXT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end)
 }

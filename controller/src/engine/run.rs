@@ -614,7 +614,14 @@ impl Engine {
 
     /// A dispatched node failed: retry it, or give it its final outcome and apply
     /// `skip_pop_failure` / `skip_failure`.
-    pub(super) fn node_failed(&mut self, node: &str, kind: OutcomeKind, reason: String, retry: bool, now: u64) {
+    pub(super) fn node_failed(
+        &mut self,
+        node: &str,
+        kind: OutcomeKind,
+        reason: String,
+        retry: bool,
+        now: u64,
+    ) {
         let Some(run) = self.current.as_ref() else { return };
         let stage = run.stage().unwrap_or(Stage::Commit);
         let is_pop = self.topology.node(node).is_some_and(|n| n.pop_node);
