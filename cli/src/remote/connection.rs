@@ -134,12 +134,8 @@ fn handshake_advice(hint: &str, credentials: &Credentials) -> Option<String> {
     }
     Some(match credentials {
         Credentials::Curve { server, server_origin, .. } => {
-            let origin = match server_origin {
-                Origin::DefaultPath => "the default".to_string(),
-                o => o.to_string(),
-            };
             format!(
-                "check the controller key: {origin} gives {server}, which must be the controller's \
+                "check the controller key: {server_origin} gives {server}, which must be the controller's \
                  controller.pub (it logs its public key at start); a controller running with \
                  security.insecure = true needs --insecure instead"
             )
