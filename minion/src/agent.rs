@@ -200,6 +200,7 @@ impl Agent {
                     version: self.running_version.clone(),
                     links_required: Vec::new(),
                     confirm_timeout_s: UpgradeReq::new(UpgradeReqType::CommitUpgrade, "").confirm_timeout_s,
+                    extra: Default::default(),
                 }
             }
         };
@@ -406,6 +407,7 @@ impl Agent {
                     sha256: flashed.sha256(),
                     version: flashed.version().to_string(),
                     upgrade_req_id: req.upgrade_req_id.clone(),
+                    extra: Default::default(),
                 });
                 self.state.status.next_image.version = Some(flashed.version().to_string());
                 self.state.status.next_image.sha256 = Some(flashed.sha256());
@@ -621,6 +623,7 @@ impl Agent {
             version: flashed.version.clone(),
             links_required,
             confirm_timeout_s: req.confirm_timeout_s,
+            extra: Default::default(),
         });
         self.state.status.upgrade_req_id = req.upgrade_req_id.clone();
         self.state.status.when_to_commit = 0;
@@ -634,6 +637,7 @@ impl Agent {
                 version: flashed.version,
                 upgrade_req_id: req.upgrade_req_id.clone(),
                 fail_reason: None,
+                extra: Default::default(),
             },
         });
     }

@@ -102,6 +102,7 @@ pub fn boot_step(bootloader: &mut dyn Bootloader, now_ms: u64) -> Result<BootOut
                     upgrade_req_id: attempt.upgrade_req_id,
                     reason: attempt.fail_reason.unwrap_or_else(|| SILENT_TRIAL_FAILURE.to_string()),
                     at: now_ms,
+                    extra: Default::default(),
                 };
                 env.push_failed(failed.clone());
                 fallback = Some(failed);

@@ -3,7 +3,7 @@
 //! On a device these are U-Boot/GRUB variables; here a JSON file replaced atomically. Whatever the
 //! backend, a write must be all-or-nothing: a half-written boot environment is a bricked node.
 
-use crate::durable::write_atomically;
+use crate::durable::{format_v1, is_format_v1, is_newer_format, write_atomically, Extra, STATE_FORMAT};
 use meshlift_protocol::{FallbackRecord, Sha256Digest, SlotId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -13,9 +13,15 @@ use std::path::{Path, PathBuf};
 pub const MAX_FAILED_IMAGES: usize = 16;
 
 /// The variables U-Boot would hold.
+///
+/// Read by older and newer minions alike (a fallback runs the older image's minion on what the
+/// newer one wrote): unknown fields are kept in `extra` and written back, and only a newer
+/// `format` is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BootEnv {
+    /// [`crate::durable::STATE_FORMAT`] of the writer; absent in files from before it existed.
+    #[serde(default = "format_v1", skip_serializing_if = "is_format_v1")]
+    pub format: u32,
     /// Slot booted when no trial is pending.
     pub active: SlotId,
     /// One-shot request to boot the other slot; the boot step clears it before booting, so any
@@ -29,18 +35,23 @@ pub struct BootEnv {
     pub confirmed_b: Option<Sha256Digest>,
     /// Images that failed a trial here: refused until an operator clears them (no reboot loops).
     pub failed: Vec<FailedImage>,
+    /// Fields written by a newer minion, kept as they are.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 impl BootEnv {
     /// A fresh environment after the factory install: slot A active and confirmed.
     pub fn factory(image_sha256: Sha256Digest) -> BootEnv {
         BootEnv {
+            format: STATE_FORMAT,
             active: SlotId::A,
             trial: None,
             attempt: None,
             confirmed_a: Some(image_sha256),
             confirmed_b: None,
             failed: Vec::new(),
+            extra: Extra::new(),
         }
     }
 
@@ -72,7 +83,6 @@ impl BootEnv {
 
 /// The trial being attempted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TrialAttempt {
     pub slot: SlotId,
     pub image_sha256: Sha256Digest,
@@ -81,11 +91,13 @@ pub struct TrialAttempt {
     /// Set by the minion when its post-boot checks failed, just before it reboots; absent when
     /// the trial died without a word (crash, hang, power cut).
     pub fail_reason: Option<String>,
+    /// Fields written by a newer minion, kept as they are.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// An image that failed its trial on this node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FailedImage {
     pub sha256: Sha256Digest,
     pub version: String,
@@ -93,6 +105,9 @@ pub struct FailedImage {
     pub reason: String,
     /// UNIX ms when the fallback was noticed.
     pub at: u64,
+    /// Fields written by a newer minion, kept as they are.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 impl FailedImage {
@@ -129,6 +144,13 @@ pub enum BootEnvError {
     /// The node cannot decide which slot to boot; an operator must repair or remove it.
     #[error("invalid boot environment {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// Written by a newer minion in a format whose fields this one could misread (which slot to
+    /// boot, which images failed). Boot the newer image, or have an operator rewrite the file.
+    #[error(
+        "boot environment {path} has format {found}, newer than the {supported} this minion understands: \
+         refusing to act on it"
+    )]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
 }
 
 /// `<data>/bootenv.json`.
@@ -154,9 +176,16 @@ impl Bootloader for FileBootloader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(BootEnvError::Io { path: self.path.clone(), source }),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| BootEnvError::Invalid { path: self.path.clone(), message: e.to_string() })
+        let env: BootEnv = serde_json::from_slice(&bytes)
+            .map_err(|e| BootEnvError::Invalid { path: self.path.clone(), message: e.to_string() })?;
+        if is_newer_format(env.format) {
+            return Err(BootEnvError::NewerFormat {
+                path: self.path.clone(),
+                found: env.format,
+                supported: STATE_FORMAT,
+            });
+        }
+        Ok(Some(env))
     }
 
     fn store(&mut self, env: &BootEnv) -> Result<(), BootEnvError> {

@@ -5,6 +5,7 @@
 //! reaches the slot.
 
 use crate::boot_env::FailedImage;
+use crate::durable::STATE_FORMAT;
 use crate::hooks::{run_hook, HookContext, HookError};
 use crate::slots::{SlotError, SlotImage, StandbySlot};
 use meshlift_image::{verify_file_with, HookKind, ImageError, VerifiedImage, VerifyingKey};
@@ -97,9 +98,11 @@ pub fn verify_and_flash(
         run_hook(hook, "FLASHED", ctx)?;
     }
     let image = SlotImage {
+        format: STATE_FORMAT,
         manifest: verified.manifest,
         file_sha256: verified.file_sha256,
         key_id: verified.key_id.0,
+        extra: Default::default(),
     };
     standby.record(&image)?;
     Ok(FlashedImage { slot: standby.id(), image })

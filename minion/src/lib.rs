@@ -31,7 +31,7 @@ pub use agent::{exit_code_reboot, Action, Agent, AgentInit, NodeFacts, REBOOT_EX
 pub use boot::{boot, BootError, BootOutcome, Factory};
 pub use boot_env::{BootEnv, Bootloader, FailedImage, FileBootloader, TrialAttempt};
 pub use config::{ConfigError, MinionConfig};
-pub use durable::write_atomically;
+pub use durable::{write_atomically, Extra, STATE_FORMAT};
 pub use flasher::{verify_and_flash, FlashError, FlashRequest, FlashedImage};
 pub use radio::{FileRadio, Radio, RadioError};
 pub use slots::{slots_report, FileSlotStore, SlotImage, SlotStore, StandbySlot};

@@ -2,7 +2,7 @@
 //! [`StandbySlot`], and a [`SlotStore`] only ever hands out the slot it did not boot from.
 
 use crate::boot_env::BootEnv;
-use crate::durable::write_atomically;
+use crate::durable::{format_v1, is_format_v1, is_newer_format, write_atomically, Extra, STATE_FORMAT};
 use meshlift_image::Manifest;
 use meshlift_protocol::{Sha256Digest, SlotId, SlotReport, SlotsReport};
 use serde::{Deserialize, Serialize};
@@ -12,12 +12,22 @@ use std::path::{Path, PathBuf};
 
 /// What a slot holds: the verified manifest (hooks included, so the trial boot can run its
 /// `post-boot-check`) and the digest of the image file it came from.
+///
+/// Unknown fields are kept in `extra` and only a newer `format` is refused: after a fallback the
+/// older image's minion reads metadata the newer one wrote. (The manifest itself is the image
+/// crate's and still refuses unknown fields: a manifest from a newer image format shows as an
+/// unreadable slot.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SlotImage {
+    /// [`crate::durable::STATE_FORMAT`] of the writer; absent in files from before it existed.
+    #[serde(default = "format_v1", skip_serializing_if = "is_format_v1")]
+    pub format: u32,
     pub manifest: Manifest,
     pub file_sha256: Sha256Digest,
     pub key_id: String,
+    /// Fields written by a newer minion, kept as they are.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// Both slots. A real backend maps them to partitions (`/dev/mmcblk0p2`/`p3`, UBI volumes).
@@ -62,6 +72,10 @@ pub enum SlotError {
     /// The slot's metadata file is unreadable (edited by hand, or a different version).
     #[error("bad slot metadata {path}: {message}")]
     BadMetadata { path: PathBuf, message: String },
+    /// Written by a newer minion in a format whose fields this one could misread; the slot is
+    /// treated as unreadable (never booted without checks, overwritten by the next flash).
+    #[error("slot metadata {path} has format {found}, newer than the {supported} this minion understands")]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
 }
 
 /// `<data>/slots/{a,b}.img` plus `{a,b}.meta.json`.
@@ -99,9 +113,12 @@ impl SlotStore for FileSlotStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SlotError::Io { path, source }),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| SlotError::BadMetadata { path, message: e.to_string() })
+        let image: SlotImage = serde_json::from_slice(&bytes)
+            .map_err(|e| SlotError::BadMetadata { path: path.clone(), message: e.to_string() })?;
+        if is_newer_format(image.format) {
+            return Err(SlotError::NewerFormat { path, found: image.format, supported: STATE_FORMAT });
+        }
+        Ok(Some(image))
     }
 
     fn open_payload(&self, slot: SlotId) -> Result<Box<dyn Read + '_>, SlotError> {
