@@ -8,7 +8,7 @@
 //! - [`flasher`]: verify an image, write the standby slot, read it back.
 //! - [`agent`]: the upgrade state machine; its docs hold the contract with the binary shell.
 //! - [`state`]: the persisted upgrade state; [`hooks`]: image hooks; [`radio`]: link states;
-//!   [`config`]: the TOML config.
+//!   [`config`]: the TOML config; [`data_lock`]: one process at a time on the data directory.
 //!
 //! # Panics
 //! Nothing read from the network, the disk or the operator panics: every failure is a typed error
@@ -19,6 +19,7 @@ pub mod agent;
 pub mod boot;
 pub mod boot_env;
 pub mod config;
+pub mod data_lock;
 pub mod download;
 mod durable;
 pub mod flasher;
@@ -31,6 +32,7 @@ pub use agent::{exit_code_reboot, Action, Agent, AgentInit, NodeFacts, REBOOT_EX
 pub use boot::{boot, BootError, BootOutcome, Factory};
 pub use boot_env::{BootEnv, Bootloader, FailedImage, FileBootloader, TrialAttempt};
 pub use config::{ConfigError, MinionConfig};
+pub use data_lock::{DataDirLock, LockError};
 pub use durable::{write_atomically, Extra, STATE_FORMAT};
 pub use flasher::{verify_and_flash, FlashError, FlashRequest, FlashedImage};
 pub use radio::{FileRadio, Radio, RadioError};

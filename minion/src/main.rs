@@ -12,13 +12,16 @@ use meshlift_minion::agent::{Action, Agent, AgentInit, NodeFacts, REBOOT_EXIT_CO
 use meshlift_minion::boot::{self, Factory};
 use meshlift_minion::boot_env::{Bootloader, FileBootloader};
 use meshlift_minion::config::MinionConfig;
+use meshlift_minion::data_lock::DataDirLock;
 use meshlift_minion::download::{self, DownloadHandle, DownloadJob};
 use meshlift_minion::flasher::{self, FlashRequest, FlashedImage};
 use meshlift_minion::hooks::{self, HookContext};
 use meshlift_minion::radio::{FileRadio, Radio};
 use meshlift_minion::slots::{slots_report, FileSlotStore, SlotStore};
 use meshlift_minion::state;
-use meshlift_protocol::transport::{ClientSecurity, CurveKeyPair, CurvePublicKey, Dealer, DealerConfig, DealerEvent};
+use meshlift_protocol::transport::{
+    ClientSecurity, CurveKeyPair, CurvePublicKey, Dealer, DealerConfig, DealerEvent,
+};
 use meshlift_protocol::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,10 +61,22 @@ struct Args {
 }
 
 /// Offline operator actions on the node's slots and boot environment (no controller needed).
+/// Each holds the data-directory lock, so none runs under a running minion.
 fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
     if !(args.versions || args.revert_to_standby || args.clear_failed.is_some()) {
         return None;
     }
+    if !cfg.data_dir.is_dir() {
+        eprintln!("meshlift-minion: no boot environment in {} (never booted)", cfg.data_dir.display());
+        return Some(ExitCode::from(1));
+    }
+    let _lock = match DataDirLock::acquire(&cfg.data_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("meshlift-minion: {e}");
+            return Some(ExitCode::from(1));
+        }
+    };
     let mut bl = FileBootloader::new(&cfg.data_dir);
     let env = match bl.load() {
         Ok(Some(env)) => env,
@@ -226,6 +241,9 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
         .map(|p| meshlift_image::load_public_key(p).with_context(|| format!("trusted key {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    // Held until the process exits: no offline tool changes slots or boot environment under us,
+    // and a second minion on the same node is refused.
+    let _lock = DataDirLock::acquire(&cfg.data_dir)?;
 
     // The boot step: consume a pending trial, or boot the active slot (first boot: factory image).
     let outcome = boot::boot(
