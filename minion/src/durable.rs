@@ -1,30 +1,61 @@
 //! Crash-safe replacement of small state files (boot environment, upgrade state).
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Replaces `path` with `bytes` so that after a power cut the file holds either the old or the new
 /// content, never a mix: write a temp file next to it, fsync it, rename over the target, fsync the
 /// directory (without the last step the rename itself may be lost).
+///
+/// Each call writes its own temp file ([`temp_path`]): with one shared `<file>.tmp`, two writers
+/// of the same file (two threads, or the agent and an offline tool) truncate each other's temp
+/// file and one renames the other's half-written bytes into place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = temp_path(path);
-    {
-        let mut file = File::create(&tmp)?;
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        // Best effort: a leftover is harmless (readers ignore it) and removed at the next start.
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path)?;
+    written?;
     File::open(dir)?.sync_all()
 }
 
-/// The temp file [`write_atomically`] uses; readers ignore it (a leftover is a write that never
-/// completed).
-pub fn temp_path(path: &Path) -> std::path::PathBuf {
+/// A temp name next to `path` no other write uses: `<file>.<pid>.<n>.tmp`, unique within this
+/// process by the counter and between processes by the pid. Readers ignore such files (a leftover
+/// is a write that never completed); [`remove_stale_temps`] deletes them.
+pub fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Removes temp files left in `dir` by writes that never completed (a crash or power cut between
+/// create and rename): with unique names nothing would ever reuse, and so clean, them. Call only
+/// while holding the data-directory lock, when no other write can be in flight. Returns how many
+/// were removed.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let is_temp = name.to_str().is_some_and(|n| n.ends_with(".tmp"));
+        if is_temp && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The on-node state format this build writes and understands (boot environment, upgrade state,
@@ -54,4 +85,56 @@ pub(crate) fn is_format_v1(format: &u32) -> bool {
 /// A file in a format newer than [`STATE_FORMAT`]: its fields may not mean what this build thinks.
 pub(crate) fn is_newer_format(found: u32) -> bool {
     found > STATE_FORMAT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_write_gets_its_own_temp_name_next_to_the_file() {
+        let target = Path::new("/data/bootenv.json");
+        let (a, b) = (temp_path(target), temp_path(target));
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), target.parent(), "same directory, so the rename is atomic");
+        assert!(
+            a.to_str().unwrap().starts_with("/data/bootenv.json.") && a.to_str().unwrap().ends_with(".tmp")
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_never_fail_or_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 64 << 10]).collect();
+        std::thread::scope(|s| {
+            for c in &contents {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..40 {
+                        write_atomically(path, c).unwrap();
+                    }
+                });
+            }
+        });
+        let last = fs::read(&path).unwrap();
+        assert!(contents.contains(&last), "the file holds one writer's bytes, whole");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("bootenv.json"), b"{}").unwrap();
+        fs::write(dir.path().join("bootenv.json.tmp"), b"{\"act").unwrap();
+        fs::write(temp_path(&dir.path().join("upgrade_state.json")), b"{").unwrap();
+        fs::create_dir(dir.path().join("slots")).unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["bootenv.json", "slots"]);
+    }
 }

@@ -33,7 +33,7 @@ pub use boot::{boot, BootError, BootOutcome, Factory};
 pub use boot_env::{BootEnv, Bootloader, FailedImage, FileBootloader, TrialAttempt};
 pub use config::{ConfigError, MinionConfig};
 pub use data_lock::{DataDirLock, LockError};
-pub use durable::{write_atomically, Extra, STATE_FORMAT};
+pub use durable::{remove_stale_temps, write_atomically, Extra, STATE_FORMAT};
 pub use flasher::{verify_and_flash, FlashError, FlashRequest, FlashedImage};
 pub use radio::{FileRadio, Radio, RadioError};
 pub use slots::{slots_report, FileSlotStore, SlotImage, SlotStore, StandbySlot};

@@ -244,6 +244,15 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     // Held until the process exits: no offline tool changes slots or boot environment under us,
     // and a second minion on the same node is refused.
     let _lock = DataDirLock::acquire(&cfg.data_dir)?;
+    // Under the lock no other write is in flight: temp files here are from writes a crash cut.
+    for dir in [cfg.data_dir.clone(), cfg.data_dir.join("slots")] {
+        match meshlift_minion::remove_stale_temps(&dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dir = %dir.display(), n, "removed temp files of interrupted writes"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove stale temp files"),
+        }
+    }
 
     // The boot step: consume a pending trial, or boot the active slot (first boot: factory image).
     let outcome = boot::boot(

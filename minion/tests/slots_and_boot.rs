@@ -30,9 +30,12 @@ fn power_cut_during_boot_env_write_keeps_the_old_env() {
     node.crash();
     assert_eq!(node.env(), before);
     assert_eq!(node.running_slot, SlotId::A);
-    // And the next write replaces the leftover cleanly.
+    // The next write does not trip over the leftover (it writes a temp file of its own), and the
+    // minion's start, under the data-directory lock, removes it.
     let mut bl = FileBootloader::new(&node.data());
     bl.store(&before).unwrap();
+    assert_eq!(node.env(), before);
+    assert_eq!(meshlift_minion::remove_stale_temps(&node.data()).unwrap(), 1);
     assert!(!node.data().join("bootenv.json.tmp").exists());
 }
 

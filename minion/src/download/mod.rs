@@ -243,9 +243,15 @@ impl Downloader {
             }
             // Cache it: after a restart the download resumes without waiting for metadata, and
             // HTTP fallback can verify pieces.
-            let tmp = self.torrent_cache_path(sha).with_extension("torrent.tmp");
-            if tokio::fs::write(&tmp, &bytes).await.is_ok() {
-                let _ = tokio::fs::rename(&tmp, self.torrent_cache_path(sha)).await;
+            // Atomic, so a restart never finds a torn cache (a cache that does not parse is
+            // ignored, but costs the wait for metadata again).
+            let cache = self.torrent_cache_path(sha);
+            let cached = bytes.clone();
+            match tokio::task::spawn_blocking(move || crate::durable::write_atomically(&cache, &cached)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::info!(error = %e, "cannot cache the torrent metadata"),
+                Err(e) => tracing::info!(error = %e, "cannot cache the torrent metadata"),
             }
             self.pieces = Some(pieces);
         }
