@@ -72,6 +72,12 @@ pub enum Action {
     /// The trial failed: [`crate::boot::record_trial_failure`] with `reason`, then exit with
     /// [`REBOOT_EXIT_CODE`] (the boot step returns to the old slot).
     FallBack { reason: String },
+    /// Stop any download or seeding and empty the download directory. Queued once no upgrade
+    /// needs its files (CONFIRMED, FELL_BACK, RESET_STATUS, and at every start in those states, in
+    /// case a crash came between the state and the cleanup): without it every image a node ever
+    /// fetched stays on its disk until a download finds no room. Failed downloads keep their
+    /// files, so the controller's retry resumes them.
+    CleanDownloads,
 }
 
 /// Everything the agent learns at start.
@@ -183,6 +189,11 @@ impl Agent {
             agent.persist_and_report();
         } else {
             agent.actions.push_back(Action::SendStatusNow);
+        }
+        if matches!(agent.state.status.us_type, S::None | S::Confirmed | S::FellBack)
+            && !agent.actions.contains(&Action::CleanDownloads)
+        {
+            agent.actions.push_back(Action::CleanDownloads);
         }
         agent
     }
@@ -387,7 +398,9 @@ impl Agent {
         };
         if cancelled {
             // RESET_STATUS already reported NONE; the slot may hold the image but nobody asked
-            // for it any more, so it is not offered for commit.
+            // for it any more, so it is not offered for commit. Its cleanup waited for the
+            // flasher to stop reading the image.
+            self.actions.push_back(Action::CleanDownloads);
             return;
         }
         match result {
@@ -662,8 +675,11 @@ impl Agent {
             Phase::Flashing { cancelled, .. } => *cancelled = true,
             Phase::Idle | Phase::Flashed | Phase::CommitScheduled { .. } => {}
         }
-        if !matches!(self.phase, Phase::Flashing { .. }) {
+        if matches!(self.phase, Phase::Flashing { .. }) {
+            // The flasher still reads the image: clean when it is done (`handle_flash_done`).
+        } else {
             self.phase = Phase::Idle;
+            self.queue_clean_downloads();
         }
         self.state.flashed = None;
         self.state.trial = None;
@@ -721,6 +737,9 @@ impl Agent {
     fn set_status(&mut self, us_type: S, reason: &str) {
         self.state.status.us_type = us_type;
         self.state.status.reason = reason.to_string();
+        if matches!(us_type, S::Confirmed | S::FellBack) {
+            self.queue_clean_downloads();
+        }
         // The download's final figures (bytes from the swarm, from HTTP, sent to peers) stay in
         // the reports until the commit: seed 003's per-node `upgrade.bt.*` figures, and what the
         // controller needs to tell how much the swarm saved.
@@ -729,6 +748,13 @@ impl Agent {
             S::DownloadingImage | S::DownloadFailed | S::FlashingImage | S::FlashFailed | S::Flashed
         ) {
             self.state.status.progress = None;
+        }
+    }
+
+    /// After the state that says why is persisted: a crash in between cleans at the next start.
+    fn queue_clean_downloads(&mut self) {
+        if !self.after_persist.contains(&Action::CleanDownloads) {
+            self.after_persist.push(Action::CleanDownloads);
         }
     }
 

@@ -500,6 +500,16 @@ impl Shell {
                 Action::CancelDownload => {
                     self.download = None;
                 }
+                Action::CleanDownloads => {
+                    self.download = None;
+                    let dir = self.cfg.download_dir();
+                    match download::remove_work_dir(&dir) {
+                        Ok(()) => tracing::debug!(dir = %dir.display(), "download directory emptied"),
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot empty the download directory")
+                        }
+                    }
+                }
                 Action::Flash { image_path, allow_downgrade, expected_sha256 } => {
                     let keys = self.keys.clone();
                     let board = self.cfg.board.clone();

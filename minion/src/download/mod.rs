@@ -69,6 +69,13 @@ pub enum DownloadError {
     /// The request lacks what a download needs (the controller sent an incomplete PREPARE).
     #[error("bad download request: {0}")]
     BadRequest(String),
+    /// The download filesystem has less room than the image plus a margin: refused before a
+    /// byte is fetched, rather than failing late with a full disk that the state files share.
+    #[error(
+        "not enough free space in {}: {free} bytes free, {needed} needed (the image plus {} MiB)",
+        .dir.display(), policy::FREE_SPACE_MARGIN >> 20
+    )]
+    NoSpace { dir: PathBuf, free: u64, needed: u64 },
 }
 
 /// A running download. Dropping it cancels the download (and stops seeding).
@@ -152,6 +159,7 @@ impl Downloader {
         if let Some(path) = self.already_complete(&sha).await? {
             return Ok(path);
         }
+        self.check_free_space(&sha).await?;
         let mut reasons = Vec::new();
         let magnet = self.job.req.image_url.clone().filter(|u| u.starts_with("magnet:"));
         if magnet.is_some() || self.pieces.is_some() {
@@ -207,6 +215,27 @@ impl Downloader {
             Err(DownloadError::HashMismatch) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Refuses the download when the image (from the request; the cached torrent when the request
+    /// has no size) would not fit, counting what an earlier run already wrote.
+    async fn check_free_space(&self, sha: &Sha256Digest) -> Result<(), DownloadError> {
+        let Some(size) = self.job.req.image_size.or(self.pieces.as_ref().map(|p| p.total_len)) else {
+            return Ok(());
+        };
+        let on_disk = match tokio::fs::metadata(self.data_path(sha)).await {
+            // Allocated bytes, not the length: a resumed file may be sparse.
+            Ok(m) => std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512),
+            Err(_) => 0,
+        };
+        let dir = self.job.work_dir.clone();
+        let stat = rustix::fs::statvfs(&dir).map_err(|e| DownloadError::Io(e.into()))?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let needed = policy::space_needed(size, on_disk);
+        if free < needed {
+            return Err(DownloadError::NoSpace { dir, free, needed });
+        }
+        Ok(())
     }
 
     /// Leech from the swarm until done; `Err` says why the swarm was given up.
@@ -532,6 +561,15 @@ impl Downloader {
 
     fn torrent_cache_path(&self, sha: &Sha256Digest) -> PathBuf {
         self.job.work_dir.join(format!("{}.torrent", sha.to_hex()))
+    }
+}
+
+/// Empties the download directory (the shell's part of [`crate::agent::Action::CleanDownloads`]).
+/// Drop the download's handle first, so nothing is seeding from it.
+pub fn remove_work_dir(work_dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(work_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 

@@ -205,6 +205,18 @@ pub fn attempts(requested: u32) -> u32 {
     }
 }
 
+/// Free space kept beyond the image on the download filesystem: the torrent metadata cache, the
+/// state files, the boot environment and hook logs may share it, and a disk filled to the last
+/// block makes those writes fail (an upgrade state that cannot be persisted, a trial that cannot
+/// be armed).
+pub const FREE_SPACE_MARGIN: u64 = 16 << 20;
+
+/// Bytes the download filesystem must have free before a download of `image_size` bytes starts,
+/// `on_disk` of which a previous run already wrote.
+pub fn space_needed(image_size: u64, on_disk: u64) -> u64 {
+    image_size.saturating_sub(on_disk).saturating_add(FREE_SPACE_MARGIN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +344,13 @@ mod tests {
         assert_eq!(attempts(0), 3);
         assert_eq!(attempts(11), 3);
         assert_eq!(attempts(5), 5);
+    }
+
+    #[test]
+    fn space_needed_counts_what_is_left_to_fetch_plus_the_margin() {
+        assert_eq!(space_needed(100 << 20, 0), (100 << 20) + FREE_SPACE_MARGIN);
+        assert_eq!(space_needed(100 << 20, 60 << 20), (40 << 20) + FREE_SPACE_MARGIN);
+        assert_eq!(space_needed(10, 1 << 30), FREE_SPACE_MARGIN, "a larger stale file needs no more");
+        assert_eq!(space_needed(u64::MAX, 0), u64::MAX, "no overflow on a hostile size");
     }
 }

@@ -139,6 +139,11 @@ impl Node {
         self.with_agent(|a, now| a.handle_links(links, now));
     }
 
+    /// Where the shell's downloader would leave its files.
+    pub fn download_dir(&self) -> PathBuf {
+        self.data().join("download")
+    }
+
     fn state_path(&self) -> PathBuf {
         self.data().join("upgrade_state.json")
     }
@@ -269,6 +274,13 @@ impl Node {
                     self.crash();
                     return;
                 }
+                Action::CleanDownloads => {
+                    self.pending_download = None;
+                    match std::fs::remove_dir_all(self.download_dir()) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+                        _ => {}
+                    }
+                }
             }
         }
     }
@@ -324,5 +336,6 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::Reboot { .. } => "Reboot",
         Action::Confirm { .. } => "Confirm",
         Action::FallBack { .. } => "FallBack",
+        Action::CleanDownloads => "CleanDownloads",
     }
 }
