@@ -18,6 +18,13 @@ pub type InfoHash = [u8; 20];
 const DEFAULT_NUMWANT: usize = 50;
 /// Upper bound on `numwant`, so one announce cannot make a huge response.
 const MAX_NUMWANT: usize = 200;
+/// Peers kept per swarm: a mesh of 10 000 nodes fits several times over; beyond it new peers get
+/// answers but are not listed, so announces with made-up peer ids cannot grow the table.
+pub const MAX_PEERS_PER_SWARM: usize = 65_536;
+/// Peer ids kept per IP address and swarm: a node has one downloader; a client cycling peer ids
+/// only ever replaces its own oldest entry. Loopback is exempt: every node of meshsim (and of the
+/// tests) runs on 127.0.0.1, and a process on the controller's own host is trusted anyway.
+pub const MAX_PEERS_PER_IP: usize = 8;
 
 /// Peer-id prefix of the controller's own seeder (set in `seeder.rs`).
 pub const CONTROLLER_PEER_ID_PREFIX: &[u8; 8] = b"-MLC010-";
@@ -85,11 +92,19 @@ pub struct Tracker {
     interval: Duration,
     peer_expiry: Duration,
     swarms: HashMap<InfoHash, BTreeMap<[u8; 20], PeerEntry>>,
+    max_peers: usize,
+    max_per_ip: usize,
 }
 
 impl Tracker {
+    /// A tracker with the default caps ([`MAX_PEERS_PER_SWARM`], [`MAX_PEERS_PER_IP`]).
     pub fn new(interval: Duration, peer_expiry: Duration) -> Self {
-        Tracker { interval, peer_expiry, swarms: HashMap::new() }
+        Self::with_caps(interval, peer_expiry, MAX_PEERS_PER_SWARM, MAX_PEERS_PER_IP)
+    }
+
+    /// A tracker keeping at most `max_peers` peers per swarm and `max_per_ip` per address.
+    pub fn with_caps(interval: Duration, peer_expiry: Duration, max_peers: usize, max_per_ip: usize) -> Self {
+        Tracker { interval, peer_expiry, swarms: HashMap::new(), max_peers, max_per_ip: max_per_ip.max(1) }
     }
 
     /// Start tracking a swarm (called when an image is added or re-seeded).
@@ -120,7 +135,9 @@ impl Tracker {
         swarm.retain(|_, p| now.saturating_duration_since(p.last_seen) < expiry);
         if a.stopped {
             swarm.remove(&a.peer_id);
-        } else {
+        } else if swarm.contains_key(&a.peer_id)
+            || make_room(swarm, a.addr.ip(), self.max_peers, self.max_per_ip)
+        {
             swarm.insert(a.peer_id, PeerEntry { addr: a.addr, seeding: a.seeding, last_seen: now });
         }
         let mut resp = AnnounceResponse { interval: self.interval, ..Default::default() };
@@ -155,6 +172,27 @@ impl Tracker {
         }
         Ok(resp)
     }
+}
+
+/// Whether a new peer from `ip` may be listed: at most `max_per_ip` per address (the address's
+/// oldest entry gives way) and `max_peers` in all.
+fn make_room(
+    swarm: &mut BTreeMap<[u8; 20], PeerEntry>,
+    ip: IpAddr,
+    max_peers: usize,
+    max_per_ip: usize,
+) -> bool {
+    if !ip.is_loopback() {
+        let mut same: Vec<([u8; 20], Instant)> =
+            swarm.iter().filter(|(_, p)| p.addr.ip() == ip).map(|(id, p)| (*id, p.last_seen)).collect();
+        if same.len() >= max_per_ip {
+            same.sort_by_key(|(_, seen)| *seen);
+            for (id, _) in &same[..=same.len() - max_per_ip] {
+                swarm.remove(id);
+            }
+        }
+    }
+    swarm.len() < max_peers
 }
 
 impl AnnounceResponse {
@@ -356,5 +394,41 @@ mod tests {
         assert_eq!(d.get(&b"peers"[..]), Some(&Value::Bytes(vec![127, 0, 0, 1, 0x1b, 0x59])));
         assert_eq!(d.get(&b"interval"[..]), Some(&Value::Int(30)));
         assert!(failure_bencode("nope").starts_with(b"d14:failure reason4:nope"));
+    }
+
+    #[test]
+    fn the_peer_table_is_capped_per_address_and_per_swarm() {
+        let ih = [9u8; 20];
+        const SWARM: usize = 300;
+        let mut t =
+            Tracker::with_caps(Duration::from_secs(30), Duration::from_secs(120), SWARM, MAX_PEERS_PER_IP);
+        t.track(ih);
+        let t0 = Instant::now();
+        let announce = |id: u32, ip: &str| Announce {
+            info_hash: ih,
+            peer_id: std::array::from_fn(|i| if i < 4 { id.to_be_bytes()[i] } else { b'x' }),
+            addr: SocketAddr::new(ip.parse().unwrap(), 6881),
+            numwant: 50,
+            seeding: false,
+            stopped: false,
+        };
+        // One address cycling peer ids keeps at most MAX_PEERS_PER_IP entries, its newest.
+        for id in 0..1000u32 {
+            t.handle_announce(&announce(id, "10.0.0.7"), t0 + Duration::from_millis(id.into())).unwrap();
+        }
+        assert_eq!(t.peer_count(&ih, t0 + Duration::from_secs(1)), MAX_PEERS_PER_IP);
+        // Another address is not crowded out by it.
+        t.handle_announce(&announce(5000, "10.0.0.8"), t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!(t.peer_count(&ih, t0 + Duration::from_secs(1)), MAX_PEERS_PER_IP + 1);
+        // Loopback (meshsim) is exempt from the per-address cap, not from the swarm cap.
+        let now = t0 + Duration::from_secs(2);
+        for id in 10_000..10_000 + SWARM as u32 {
+            t.handle_announce(&announce(id, "127.0.0.1"), now).unwrap();
+        }
+        assert_eq!(t.peer_count(&ih, now), SWARM);
+        // A peer beyond the cap still gets an answer.
+        let r = t.handle_announce(&announce(1, "10.0.0.9"), now).unwrap();
+        assert!(!r.peers.is_empty());
+        assert_eq!(t.peer_count(&ih, now), SWARM);
     }
 }
