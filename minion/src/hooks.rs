@@ -3,14 +3,18 @@
 //!
 //! Output goes to a log file rather than a pipe, so a hook that writes a lot can never block on a
 //! full pipe, and the last lines are still there for the status reason. A hung hook is killed at
-//! the timeout. (Grandchildren a hook leaves behind are not hunted down: hooks should `exec`
-//! long-running commands.)
+//! the timeout, with everything it started: each hook runs in a process group of its own and the
+//! whole group is killed (killing only the direct child left a hook's own children running,
+//! holding the radio or the disk the next attempt needs). A child that leaves the group
+//! (`setsid`) escapes; so does the group if the minion itself is killed first (systemd's
+//! control-group kill covers that on a node).
 
 use meshlift_image::{Hook, HookKind};
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Lines of hook output kept in a status reason.
@@ -62,7 +66,8 @@ pub fn run_hook(hook: &Hook, state: &str, ctx: &HookContext) -> Result<(), HookE
         .current_dir(&ctx.work_dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(spawn_err)?)
-        .stderr(log);
+        .stderr(log)
+        .process_group(0);
     let mut child = spawn_retrying_busy(&mut command).map_err(spawn_err)?;
     let started = Instant::now();
     let status = loop {
@@ -70,8 +75,7 @@ pub fn run_hook(hook: &Hook, state: &str, ctx: &HookContext) -> Result<(), HookE
             break status;
         }
         if started.elapsed() >= ctx.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
             return Err(HookError::TimedOut { kind, secs: ctx.timeout.as_secs(), tail: tail(&log_path) });
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -81,6 +85,16 @@ pub fn run_hook(hook: &Hook, state: &str, ctx: &HookContext) -> Result<(), HookE
     }
     let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| format!("{status}"));
     Err(HookError::Failed { kind, code, tail: tail(&log_path) })
+}
+
+/// SIGKILL to the hook's process group (its pgid is its pid: `process_group(0)`), then reap the
+/// hook. The direct child is killed on its own too, in case the group signal failed.
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn install_executable(path: &Path, content: &[u8]) -> io::Result<()> {
@@ -162,5 +176,33 @@ mod tests {
         assert!(matches!(err, HookError::TimedOut { .. }), "{err}");
         assert!(err.to_string().contains("waiting"));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Alive and not a zombie (an orphan's zombie waits for whoever reaps orphans here).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_timed_out_hook_is_killed_with_the_children_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "#!/bin/sh\nsleep 300 &\necho $! > {p}.child\necho $$ > {p}.hook\nmv {p}.child {p}\nsleep 30\n",
+            p = pids.display()
+        );
+        let err = run_hook(&hook(&script), "TRIAL", &ctx(dir.path(), 500)).unwrap_err();
+        assert!(matches!(err, HookError::TimedOut { .. }), "{err}");
+        let child: i32 = fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+        let hook_pid: i32 = fs::read_to_string(pids.with_extension("hook")).unwrap().trim().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while (alive(child) || alive(hook_pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(hook_pid), "the hook survived its timeout");
+        assert!(!alive(child), "the hook's `sleep 300` survived the hook's timeout");
     }
 }
