@@ -66,7 +66,11 @@ fn echo_server(clients: &[(&str, &CurveKeyPair)]) -> Server {
             let reply = match inc.frame {
                 Ok(env) => Envelope::new(
                     env.request_id,
-                    Message::Ack(Ack::ok(format!("{} from {}", env.body.kind(), inc.user_id.unwrap_or_default()))),
+                    Message::Ack(Ack::ok(format!(
+                        "{} from {}",
+                        env.body.kind(),
+                        inc.user_id.unwrap_or_default()
+                    ))),
                 ),
                 Err(e) => Envelope::new(0, Message::Ack(Ack::refused(e.to_string()))),
             };
@@ -236,7 +240,9 @@ async fn a_frame_header_declaring_an_exabyte_allocates_nothing_and_the_router_se
         RouterEvent::Frame(inc) => {
             assert!(inc.user_id.is_none());
             let env = inc.frame.unwrap();
-            insecure.send(&inc.identity, b"ctrl", Envelope::new(env.request_id, Message::Ack(Ack::ok("ok")))).unwrap();
+            insecure
+                .send(&inc.identity, b"ctrl", Envelope::new(env.request_id, Message::Ack(Ack::ok("ok"))))
+                .unwrap();
         }
         other => panic!("{other:?}"),
     }
@@ -302,7 +308,10 @@ async fn dealer_reconnects_after_router_restart_and_keeps_its_identity() {
 }
 
 async fn next_event(events: &mut tokio::sync::mpsc::Receiver<DealerEvent>) -> DealerEvent {
-    tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("no dealer event in 10 s").unwrap()
+    tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("no dealer event in 10 s")
+        .unwrap()
 }
 
 #[tokio::test]

@@ -101,7 +101,8 @@ pub fn raw_dealer(
     let s = transport::context().socket(zmq::DEALER).expect("socket");
     if let (Some(key), Some(server)) = (key, server) {
         let text = std::fs::read_to_string(key).expect("key file");
-        let line = |p: &str| text.lines().find_map(|l| l.strip_prefix(p)).expect("key line").trim().to_string();
+        let line =
+            |p: &str| text.lines().find_map(|l| l.strip_prefix(p)).expect("key line").trim().to_string();
         s.set_curve_serverkey(server.to_z85().as_bytes()).expect("server key");
         s.set_curve_publickey(line("public ").as_bytes()).expect("public key");
         s.set_curve_secretkey(line("secret ").as_bytes()).expect("secret key");

@@ -27,7 +27,6 @@ async fn bad_frames_unknown_nodes_restarts() {
     // Garbage, oversized and wrong-version frames on both sockets, from peers whose keys are
     // admitted: refused, the loop keeps going.
     for (ep, key) in [(minion_ep.clone(), node_key.clone()), (lab.app_endpoint(), operator_key.clone())] {
-        let server = server;
         tokio::task::spawn_blocking(move || {
             let raw = raw_dealer(&ep, Some(&key), server, "garbage-sender");
             refused(&raw_send_recv(&raw, &[0, 1, 0xff, 0xff, 0xff, 0x07]), "malformed");

@@ -78,4 +78,3 @@ async fn a_report_for_another_node_is_refused_and_moves_nothing() {
     assert_eq!(o.outcome, OutcomeKind::Succeeded, "{o:?}");
     lab.stop().await;
 }
-

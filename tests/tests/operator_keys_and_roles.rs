@@ -66,7 +66,10 @@ async fn unknown_keys_and_missing_roles_are_refused_and_journaled() {
         .await
         .expect("lab")
         .expect("an answer");
-    assert!(matches!(&reply, Message::Ack(a) if !a.success && a.message.contains("needs role operator")), "{reply:?}");
+    assert!(
+        matches!(&reply, Message::Ack(a) if !a.success && a.message.contains("needs role operator")),
+        "{reply:?}"
+    );
 
     // The admin's own request, sent with a forged `who`: journaled under the authenticated name.
     let reply = lab
@@ -81,7 +84,9 @@ async fn unknown_keys_and_missing_roles_are_refused_and_journaled() {
     assert!(matches!(&reply, Message::Ack(_)), "{reply:?}");
 
     let journal = journal(&lab);
-    let who = |e: &meshlift_controller::store::JournalEntry| e.operator.as_ref().map(|o| o.who.clone()).unwrap_or_default();
+    let who = |e: &meshlift_controller::store::JournalEntry| {
+        e.operator.as_ref().map(|o| o.who.clone()).unwrap_or_default()
+    };
     assert!(
         journal.iter().any(|e| who(e) == "vera" && e.message.contains("needs role operator")),
         "the viewer's refused commit is journaled: {journal:#?}"

@@ -52,7 +52,8 @@ async fn a_pyzmq_curve_client_talks_to_the_controller() {
     let line = |p: &str| key.lines().find_map(|l| l.strip_prefix(p)).expect("key line").trim().to_string();
     let (public, secret) = (line("public "), line("secret "));
     let server = lab.controller_public_key().expect("controller key").to_z85();
-    let payload = hex(&encode(&Envelope::new(42, Message::UpgradeStateReq(UpgradeStateReq {}))).expect("encode"));
+    let payload =
+        hex(&encode(&Envelope::new(42, Message::UpgradeStateReq(UpgradeStateReq {}))).expect("encode"));
     let ep = lab.app_endpoint();
 
     let reply = tokio::task::spawn_blocking({

@@ -187,7 +187,8 @@ fn check_private_mode(path: &Path) -> Result<(), KeyError> {
 /// Key files are tiny; refuse to read a large one (or a FIFO that never ends) into memory.
 fn read_bounded(path: &Path) -> Result<String, KeyError> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+    let f =
+        std::fs::File::open(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
     let mut text = String::new();
     f.take(4096)
         .read_to_string(&mut text)
@@ -204,7 +205,10 @@ fn decode32(z: &str, what: &str) -> Result<CurvePublicKey, KeyError> {
     }
     // libzmq silently accepts characters outside the Z85 alphabet (and decodes them to garbage).
     if let Some(c) = z.chars().find(|c| !Z85_ALPHABET.contains(*c)) {
-        return Err(KeyError::Malformed { what: what.to_string(), reason: format!("{c:?} is not a Z85 character") });
+        return Err(KeyError::Malformed {
+            what: what.to_string(),
+            reason: format!("{c:?} is not a Z85 character"),
+        });
     }
     let bytes = zmq::z85_decode(z)
         .map_err(|e| KeyError::Malformed { what: what.to_string(), reason: e.to_string() })?;

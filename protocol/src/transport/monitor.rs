@@ -58,9 +58,9 @@ impl Monitor {
             e if e == E::HANDSHAKE_FAILED_PROTOCOL.to_raw() => {
                 MonitorEvent::HandshakeFailed("protocol error during the handshake")
             }
-            e if e == E::HANDSHAKE_FAILED_NO_DETAIL.to_raw() => {
-                MonitorEvent::HandshakeFailed("handshake failed (wrong controller key, or not a CURVE server)")
-            }
+            e if e == E::HANDSHAKE_FAILED_NO_DETAIL.to_raw() => MonitorEvent::HandshakeFailed(
+                "handshake failed (wrong controller key, or not a CURVE server)",
+            ),
             _ => MonitorEvent::Other,
         })
     }

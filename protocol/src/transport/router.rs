@@ -119,8 +119,7 @@ impl Drop for Router {
 impl Router {
     /// Bind and start the I/O thread.
     pub fn bind(cfg: RouterConfig) -> Result<(Router, mpsc::Receiver<RouterEvent>), TransportError> {
-        let bind_err =
-            |reason: String| TransportError::Bind { endpoint: cfg.endpoint.clone(), reason };
+        let bind_err = |reason: String| TransportError::Bind { endpoint: cfg.endpoint.clone(), reason };
         let ctx = super::context();
         let sock = ctx.socket(zmq::ROUTER)?;
         cfg.limits.apply(&sock)?;
@@ -148,7 +147,15 @@ impl Router {
         let (cmd_tx, cmd_rx) = std_mpsc::sync_channel(cfg.send_queue.max(1));
         let (ev_tx, ev_rx) = mpsc::channel(cfg.recv_queue.max(1));
         let (waker, wake_rx) = wake::pair().map_err(|e| bind_err(e.to_string()))?;
-        let io = IoThread { sock, cmd: cmd_rx, events: ev_tx, wake: wake_rx, max: cfg.limits.max_msg_bytes, held: None, endpoint: endpoint.clone() };
+        let io = IoThread {
+            sock,
+            cmd: cmd_rx,
+            events: ev_tx,
+            wake: wake_rx,
+            max: cfg.limits.max_msg_bytes,
+            held: None,
+            endpoint: endpoint.clone(),
+        };
         std::thread::Builder::new()
             .name(format!("zmq-router {endpoint}"))
             .spawn(move || io.run())
@@ -163,14 +170,19 @@ impl Router {
 
     /// Queue an envelope for one peer. Never waits: fails at once when the queue to the I/O thread
     /// is full; a peer that is gone or not reading comes back as [`RouterEvent::Undeliverable`].
-    pub fn send(&self, identity: &Bytes, app_id: &'static [u8], envelope: Envelope) -> Result<(), TransportError> {
+    pub fn send(
+        &self,
+        identity: &Bytes,
+        app_id: &'static [u8],
+        envelope: Envelope,
+    ) -> Result<(), TransportError> {
         let cmd = self.cmd.as_ref().ok_or(TransportError::Closed)?;
-        cmd
-            .try_send(Command::Send { identity: identity.clone(), app_id, envelope })
-            .map_err(|e| match e {
+        cmd.try_send(Command::Send { identity: identity.clone(), app_id, envelope }).map_err(
+            |e| match e {
                 std_mpsc::TrySendError::Full(_) => TransportError::QueueFull(self.endpoint.clone()),
                 std_mpsc::TrySendError::Disconnected(_) => TransportError::Closed,
-            })?;
+            },
+        )?;
         self.waker.wake();
         Ok(())
     }
@@ -197,7 +209,8 @@ impl IoThread {
             // without reading more from the socket.
             let timeout = if self.held.is_some() { 5 } else { -1 };
             let sock_events = if self.held.is_some() { zmq::PollEvents::empty() } else { zmq::POLLIN };
-            let mut items = [self.sock.as_poll_item(sock_events), zmq::PollItem::from_fd(self.wake.fd(), zmq::POLLIN)];
+            let mut items =
+                [self.sock.as_poll_item(sock_events), zmq::PollItem::from_fd(self.wake.fd(), zmq::POLLIN)];
             if let Err(e) = zmq::poll(&mut items, timeout) {
                 if e == zmq::Error::ETERM {
                     return;
@@ -303,7 +316,8 @@ impl IoThread {
         }
         // Connection metadata rides on the parts that came from the peer (not on the identity
         // frame the ROUTER adds).
-        let user_id = parts.last_mut().and_then(|m| m.gets("User-Id").map(str::to_owned)).filter(|u| !u.is_empty());
+        let user_id =
+            parts.last_mut().and_then(|m| m.gets("User-Id").map(str::to_owned)).filter(|u| !u.is_empty());
         let peer_address = parts.last_mut().and_then(|m| m.gets("Peer-Address").map(str::to_owned));
         let identity = Bytes::copy_from_slice(&parts[0]);
         let (app_id, frame) = match &parts[1..] {
@@ -311,7 +325,10 @@ impl IoThread {
             [env] => (Bytes::new(), decode(env, self.max)),
             rest => (
                 Bytes::new(),
-                Err(DecodeError::Malformed(format!("expected [app-id, envelope], got {} or more frames", rest.len()))),
+                Err(DecodeError::Malformed(format!(
+                    "expected [app-id, envelope], got {} or more frames",
+                    rest.len()
+                ))),
             ),
         };
         if let Err(e) = &frame {

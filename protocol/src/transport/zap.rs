@@ -105,7 +105,14 @@ fn serve(sock: zmq::Socket) {
 fn answer(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let request_id = frames.get(1).cloned().unwrap_or_default();
     let reply = |code: &str, text: &str, user: &str| {
-        vec![b"1.0".to_vec(), request_id.clone(), code.as_bytes().to_vec(), text.as_bytes().to_vec(), user.as_bytes().to_vec(), Vec::new()]
+        vec![
+            b"1.0".to_vec(),
+            request_id.clone(),
+            code.as_bytes().to_vec(),
+            text.as_bytes().to_vec(),
+            user.as_bytes().to_vec(),
+            Vec::new(),
+        ]
     };
     if frames.len() < 6 || frames[0] != b"1.0" {
         return reply("500", "malformed ZAP request", "");
