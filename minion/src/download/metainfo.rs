@@ -9,6 +9,12 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
 
+/// The largest piece length accepted from torrent metadata. A piece is held in memory whole
+/// (checked before it is written, read back to find verified pieces), and the length comes from
+/// the swarm: without a bound a peer's metadata could size a multi-GiB allocation. The
+/// controller's torrents use pieces of at most 4 MiB (`piece_length_for`).
+pub const MAX_PIECE_LENGTH: u64 = 16 << 20;
+
 /// Piece layout of a single-file torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pieces {
@@ -41,6 +47,11 @@ impl Pieces {
         let piece_length = u64::from(info.piece_length);
         if piece_length == 0 || info.pieces.0.len() % 20 != 0 {
             return Err(BadMetainfo("bad piece length or piece hash list".into()));
+        }
+        if piece_length > MAX_PIECE_LENGTH {
+            return Err(BadMetainfo(format!(
+                "piece length {piece_length} is above the {MAX_PIECE_LENGTH} bytes this node accepts"
+            )));
         }
         let hashes: Vec<[u8; 20]> = info
             .pieces
@@ -170,6 +181,27 @@ mod tests {
             })
             .collect();
         Pieces { info_hash: [0; 20], name: "x".into(), piece_length, total_len: data.len() as u64, hashes }
+    }
+
+    /// A one-piece single-file torrent, bencoded by hand (keys sorted, as bencode requires).
+    fn torrent(len: u64, piece_length: u64) -> Vec<u8> {
+        let mut info =
+            format!("d6:lengthi{len}e4:name3:img12:piece lengthi{piece_length}e6:pieces20:").into_bytes();
+        info.extend_from_slice(&[0u8; 20]);
+        info.push(b'e');
+        let mut t = b"d4:info".to_vec();
+        t.extend_from_slice(&info);
+        t.push(b'e');
+        t
+    }
+
+    #[test]
+    fn a_piece_length_above_the_bound_is_refused() {
+        let ok = Pieces::from_torrent_bytes(&torrent(1000, 16 << 10)).unwrap();
+        assert_eq!((ok.piece_length, ok.count()), (16 << 10, 1));
+        Pieces::from_torrent_bytes(&torrent(1000, MAX_PIECE_LENGTH)).unwrap();
+        let err = Pieces::from_torrent_bytes(&torrent(1000, MAX_PIECE_LENGTH * 2)).unwrap_err();
+        assert!(err.0.contains("piece length 33554432 is above"), "{err}");
     }
 
     #[test]

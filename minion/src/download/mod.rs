@@ -436,7 +436,7 @@ impl Downloader {
             (Some(pieces), Some(have)) => {
                 http::fill_pieces(client, url, &path, pieces, have, &mut on_bytes).await
             }
-            _ => http::fetch_rest(client, url, &path, &mut on_bytes).await,
+            _ => http::fetch_rest(client, url, &path, self.job.req.image_size, &mut on_bytes).await,
         };
         self.progress = self.progress_tx.borrow().clone();
         result

@@ -138,3 +138,38 @@ pub async fn wait_progress(
         }
     }
 }
+
+/// A stand-in for the controller's HTTP server that answers every request with `head` and then
+/// `body_len` bytes (whatever was asked): for servers that send more than they announce.
+pub async fn raw_http_server(head: &'static str, body_len: u64) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![0x5a; 64 << 10];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64);
+                    if conn.write_all(&chunk[..n as usize]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+    });
+    addr
+}
