@@ -149,13 +149,15 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(std::sync::Mutex::new(Metrics::new()));
     let (refusal_tx, mut refusal_rx) = mpsc::channel::<AuthRefusal>(256);
     let (minion_security, app_security, keyring) = security(&cfg, &topology, refusal_tx)?;
-    let limits = SocketLimits { max_msg_bytes: cfg.max_frame_bytes, ..SocketLimits::default() };
-    let bind = |endpoint: &str, security: ServerSecurity| {
-        let rc = RouterConfig { limits: limits.clone(), ..RouterConfig::new(endpoint, security) };
+    let limits = SocketLimits { max_msg_bytes: cfg.max_frame_bytes, ..SocketLimits::server() };
+    // Minions on libzmq's first I/O thread, operators on the second: an operator's handshake never
+    // waits behind ten thousand nodes' reports.
+    let bind = |endpoint: &str, security: ServerSecurity, affinity: u64| {
+        let rc = RouterConfig { limits: limits.clone(), affinity, ..RouterConfig::new(endpoint, security) };
         Router::bind(rc).with_context(|| format!("cannot bind {endpoint}"))
     };
-    let (minion_router, mut minion_rx) = bind(&cfg.minion_endpoint, minion_security)?;
-    let (app_router, mut app_rx) = bind(&cfg.app_endpoint, app_security)?;
+    let (minion_router, mut minion_rx) = bind(&cfg.minion_endpoint, minion_security, 0b01)?;
+    let (app_router, mut app_rx) = bind(&cfg.app_endpoint, app_security, 0b10)?;
     tracing::info!(minion = %minion_router.endpoint(), app = %app_router.endpoint(), http = %http_addr, "controller listening");
 
     // HTTP: /metrics, /healthz, tracker and images.

@@ -7,8 +7,14 @@
 //!   disconnected before one byte of it is allocated (the `zeromq` crate reserved whatever a
 //!   frame header declared, so 74 bytes could abort the controller). `ZMQ_HANDSHAKE_IVL` drops a
 //!   peer that never finishes its greeting.
-//! - **Liveness.** ZMTP heartbeats (`HEARTBEAT_IVL`/`TIMEOUT`/`TTL`) close dead connections on both
-//!   sides; a DEALER reconnects by itself with backoff (`RECONNECT_IVL`/`_MAX`).
+//! - **Liveness.** Each client PINGs (ZMTP heartbeats, `HEARTBEAT_IVL`/`TIMEOUT`) and closes a
+//!   dead connection itself, then reconnects with backoff (`RECONNECT_IVL`/`_MAX`). A server
+//!   ([`SocketLimits::server`]) answers PINGs but arms no heartbeat timer of its own, and clients
+//!   send no TTL: libzmq 4.3 cancels a timer by walking its whole timer list, and one timer per
+//!   connection re-armed on every frame made the controller's I/O thread quadratic in the number
+//!   of nodes (measured: saturated at ≈ 4 600 of 10 000 nodes, `bench/RESULTS.md`). The server
+//!   finds dead connections with TCP keepalive, and a node that comes back takes over its routing
+//!   id (`ROUTER_HANDOVER`).
 //! - **Takeover.** A ROUTER sets `ROUTER_HANDOVER`: a node that reconnects with its routing id takes
 //!   it over from its own stale connection.
 //! - **Bounded output.** `SNDHWM` per peer, every send `DONTWAIT`, and `ROUTER_MANDATORY`: a send to
@@ -93,14 +99,18 @@ pub struct SocketLimits {
     /// `ZMQ_HANDSHAKE_IVL`: a peer that has not completed the ZMTP (and CURVE) handshake by then is
     /// dropped. Default 5 s.
     pub handshake: Duration,
-    /// `ZMQ_HEARTBEAT_IVL`: a PING every so often on an idle connection. Default 2 s.
+    /// `ZMQ_HEARTBEAT_IVL`: a PING every so often on an idle connection. Default 2 s; zero sends
+    /// none (a server's setting, see the module docs).
     pub heartbeat_ivl: Duration,
     /// `ZMQ_HEARTBEAT_TIMEOUT`: no traffic for this long after a PING closes the connection.
     /// Default 10 s.
     pub heartbeat_timeout: Duration,
-    /// `ZMQ_HEARTBEAT_TTL`: how long the peer may wait for our traffic before it drops us.
-    /// Default 10 s.
+    /// `ZMQ_HEARTBEAT_TTL`: how long the peer may wait for our traffic before it drops us. Default
+    /// zero (none): a TTL makes the server arm a timer per connection (see the module docs).
     pub heartbeat_ttl: Duration,
+    /// `ZMQ_TCP_KEEPALIVE` idle time: the kernel probes a silent connection after this long and
+    /// closes it after three failed probes 10 s apart. Default 60 s; zero leaves the OS default.
+    pub tcp_keepalive_idle: Duration,
     /// `ZMQ_SNDHWM`: messages queued per peer before a send to it fails. Default 1000.
     pub send_hwm: i32,
     /// `ZMQ_RCVHWM`: messages queued per peer before libzmq stops reading from it. Default 1000.
@@ -114,7 +124,8 @@ impl Default for SocketLimits {
             handshake: Duration::from_secs(5),
             heartbeat_ivl: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(10),
-            heartbeat_ttl: Duration::from_secs(10),
+            heartbeat_ttl: Duration::ZERO,
+            tcp_keepalive_idle: Duration::from_secs(60),
             send_hwm: 1000,
             recv_hwm: 1000,
         }
@@ -122,6 +133,12 @@ impl Default for SocketLimits {
 }
 
 impl SocketLimits {
+    /// A server socket's limits: the defaults without heartbeats of its own (clients PING it; see
+    /// the module docs for why it arms no timer per connection).
+    pub fn server() -> Self {
+        SocketLimits { heartbeat_ivl: Duration::ZERO, ..SocketLimits::default() }
+    }
+
     /// Apply to a socket before it binds or connects.
     pub(crate) fn apply(&self, sock: &zmq::Socket) -> Result<(), zmq::Error> {
         sock.set_maxmsgsize(self.max_msg_bytes.min(i64::MAX as usize) as i64)?;
@@ -130,6 +147,12 @@ impl SocketLimits {
         sock.set_heartbeat_timeout(ms(self.heartbeat_timeout))?;
         // TTL is carried in deciseconds on the wire; libzmq rounds.
         sock.set_heartbeat_ttl(ms(self.heartbeat_ttl))?;
+        if !self.tcp_keepalive_idle.is_zero() {
+            sock.set_tcp_keepalive(1)?;
+            sock.set_tcp_keepalive_idle(self.tcp_keepalive_idle.as_secs().clamp(1, i32::MAX as u64) as i32)?;
+            sock.set_tcp_keepalive_intvl(10)?;
+            sock.set_tcp_keepalive_cnt(3)?;
+        }
         sock.set_sndhwm(self.send_hwm)?;
         sock.set_rcvhwm(self.recv_hwm)?;
         // Never keep a closing socket alive for undelivered messages: the owner resends state.
@@ -164,13 +187,25 @@ impl ClientSecurity {
 }
 
 /// The process's libzmq context: one, so that every CURVE server socket finds the ZAP handler
-/// bound on it (`inproc://` endpoints are per context). libzmq's default of 1 I/O thread is
-/// enough for a controller; bench programs that open thousands of sockets create their own
-/// contexts ([`DealerConfig::context`]).
+/// bound on it (`inproc://` endpoints are per context). Two I/O threads: a server pins its
+/// sockets to different ones ([`RouterConfig::affinity`]) so that operators are never queued
+/// behind ten thousand nodes' traffic. Bench programs that open thousands of sockets create their
+/// own contexts ([`DealerConfig::context`]).
 pub fn context() -> zmq::Context {
     static CTX: OnceLock<zmq::Context> = OnceLock::new();
-    CTX.get_or_init(zmq::Context::new).clone()
+    CTX.get_or_init(|| {
+        let ctx = zmq::Context::new();
+        // Before the first socket exists, libzmq accepts this; failing it leaves the default (1).
+        if let Err(e) = ctx.set_io_threads(IO_THREADS) {
+            tracing::warn!(error = %e, "libzmq kept one I/O thread");
+        }
+        ctx
+    })
+    .clone()
 }
+
+/// I/O threads of [`context`].
+pub const IO_THREADS: i32 = 2;
 
 /// Whether the linked libzmq can do CurveZMQ (it needs libsodium or tweetnacl at build time).
 pub fn has_curve() -> bool {

@@ -43,16 +43,21 @@ pub struct RouterConfig {
     /// Frames queued for the owner before the I/O thread stops reading (libzmq then queues up to
     /// `recv_hwm` per peer and TCP pushes back). Default 8192.
     pub recv_queue: usize,
+    /// `ZMQ_AFFINITY`: the libzmq I/O threads (bit i = thread i of [`super::context`]) that serve
+    /// this socket's connections; 0 = any. A controller gives its minion and app sockets
+    /// different ones.
+    pub affinity: u64,
 }
 
 impl RouterConfig {
     pub fn new(endpoint: impl Into<String>, security: ServerSecurity) -> Self {
         RouterConfig {
             endpoint: endpoint.into(),
-            limits: SocketLimits::default(),
+            limits: SocketLimits::server(),
             security,
             send_queue: 65_536,
             recv_queue: 8192,
+            affinity: 0,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Router {
         let ctx = super::context();
         let sock = ctx.socket(zmq::ROUTER)?;
         cfg.limits.apply(&sock)?;
+        sock.set_affinity(cfg.affinity)?;
         sock.set_router_mandatory(true)?;
         sock.set_router_handover(true)?;
         sock.set_ipv6(true)?;
