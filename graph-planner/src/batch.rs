@@ -231,10 +231,6 @@ impl<'t> Planner<'t> {
                 continue;
             }
             let nb = g.neighbors(cur);
-            if nb.is_empty() {
-                wait[ci] = Wait::NoLinks;
-                continue;
-            }
             let skips = |m: u32| groups.is_key[ci] && groups.member_of[m as usize] == cur;
             // Every pending site is a seeded POP site, hence seen; an upgraded neighbour is seen
             // once its component has been flooded.
@@ -368,7 +364,7 @@ impl<'t> Planner<'t> {
         }
         // Bucket by reason without formatting per site: explanations are built for every batch of
         // plans with thousands of batches over 100 000 sites.
-        const KINDS: usize = 7;
+        const KINDS: usize = 6;
         let mut count = [0usize; KINDS];
         let mut examples: [Vec<String>; KINDS] = Default::default();
         for &v in &self.pending_sites {
@@ -390,8 +386,7 @@ impl<'t> Planner<'t> {
                 Wait::Limit => (2, None),
                 Wait::BatchFull => (3, None),
                 Wait::InGroup(k) => (4, Some(k)),
-                Wait::NoLinks => (5, None),
-                Wait::CutOff => (6, None),
+                Wait::CutOff => (5, None),
             };
             count[kind] += 1;
             if examples[kind].len() < EXAMPLES_PER_REASON {
@@ -411,7 +406,6 @@ impl<'t> Planner<'t> {
                 "their nodes do not fit in what is left of the limit".to_string(),
                 "the batch was full before the traversal reached them".to_string(),
                 "in the AP group of an articulation point that waits".to_string(),
-                "no live link to another site (Terragraph's planner never picks such a site)".to_string(),
                 "cut off from every POP".to_string(),
             ];
             for kind in 0..KINDS {

@@ -86,12 +86,6 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
             "node is offline".to_string()
         } else if !g.tree.reachable(s) {
             format!("site {} is cut off from every POP", node.site_name)
-        } else if g.neighbors(s).is_empty() {
-            format!(
-                "POP site {} has no live link to another site; Terragraph's planner never picks such a \
-                 site, upgrade it on its own",
-                node.site_name
-            )
         } else {
             // Invariant 3 of the reference says this cannot happen; report rather than loop.
             format!("no safe batch could be found for site {}", node.site_name)

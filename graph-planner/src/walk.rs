@@ -49,8 +49,6 @@ pub(crate) enum Wait {
     BatchFull,
     /// Member of the AP group of a key that waits.
     InGroup(u32),
-    /// A POP site with no live link to another site: Terragraph's traversal skips it.
-    NoLinks,
     /// No path to any POP.
     CutOff,
 }
@@ -295,12 +293,6 @@ impl Walk {
             }
             let ci = cur as usize;
             let nb = g.neighbors(cur);
-            if nb.is_empty() {
-                if r.pending[ci] > 0 {
-                    self.wait[ci] = Wait::NoLinks;
-                }
-                continue;
-            }
             let key = r.groups.is_key[ci];
             let mut first_child = NONE;
             for &m in nb.iter().rev() {

@@ -33,7 +33,11 @@ fn oracle_batch(c: &Case, pending: &BTreeSet<String>) -> BTreeSet<String> {
         ApPolicy::Group => GraphHelper::get_batch(&c.topo, pending, c.limit, c.max_pops, &mut Canonical),
         ApPolicy::DependentsFirst => {
             let groups: ApGroups = Naive::new(&c.topo, pending).groups(ApPolicy::DependentsFirst);
-            GraphHelper::new(&c.topo, pending, c.limit, c.max_pops).get_candidate_nodes(&groups, &mut Canonical)
+            let mut gh = GraphHelper::new(&c.topo, pending, c.limit, c.max_pops);
+            // Upstream's groups are dropped, but computing them leaves every POP site an
+            // adjacency entry (the fake root's), which the traversal needs.
+            gh.get_ap_groups(&mut Canonical);
+            gh.get_candidate_nodes(&groups, &mut Canonical)
         }
     }
 }
