@@ -64,6 +64,9 @@ pub(crate) struct Chosen {
     pub sites: Vec<String>,
     pub explanation: String,
     pub warnings: Vec<String>,
+    /// Sites down or cut off from every POP while the batch reboots (its own sites and the
+    /// upgraded members of AP groups it takes): the batch's blast radius.
+    pub down: Vec<u32>,
 }
 
 impl<'t> Planner<'t> {
@@ -170,7 +173,8 @@ impl<'t> Planner<'t> {
 
         let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
         let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);
-        let is_key = candidates.iter().map(|&c| groups.is_key[c as usize]).collect();
+        let is_key: Vec<bool> = candidates.iter().map(|&c| groups.is_key[c as usize]).collect();
+        let down = candidates.iter().zip(&is_key).flat_map(|(&c, &k)| g.with_group(c, k)).collect();
         self.groups = groups;
         Chosen {
             candidates,
@@ -179,6 +183,7 @@ impl<'t> Planner<'t> {
             sites: sites.iter().map(|&s| g.name(s).to_string()).collect(),
             explanation,
             warnings,
+            down,
         }
     }
 

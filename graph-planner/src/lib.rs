@@ -26,14 +26,15 @@
 
 mod ap_groups;
 mod batch;
+mod fewest_batches;
 mod mesh;
 mod plan;
 mod site_graph;
 mod walk;
 
 pub use mesh::Mesh;
-pub use meshlift_protocol::ApPolicy;
 use meshlift_protocol::Topology;
+pub use meshlift_protocol::{ApPolicy, PlanStrategy};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One planning question. The engine asks it before every batch with the live topology.
@@ -51,6 +52,8 @@ pub struct PlanRequest<'a> {
     /// safe because only leaves of the upgrade tree are chosen: every site outside the batch keeps
     /// its tree path to a POP that stays up.
     pub max_pops_per_batch: u32,
+    /// Terragraph's batches, or as few batches as the same safety rules allow.
+    pub strategy: PlanStrategy,
 }
 
 /// Nodes to reboot together.
@@ -83,6 +86,7 @@ pub struct Plan {
     pub limit: i64,
     pub ap_policy: ApPolicy,
     pub max_pops_per_batch: u32,
+    pub strategy: PlanStrategy,
 }
 
 /// The next batch for the live topology. Interns the topology first; a caller asking again and

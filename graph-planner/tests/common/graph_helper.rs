@@ -154,7 +154,10 @@ impl GraphHelper {
                 // L25: only nodes that are not OFFLINE.
                 if node.status.is_online() {
                     add_site = true;
-                    self.site_name_2_node_names.entry(site.name.clone()).or_default().insert(node.name.clone());
+                    self.site_name_2_node_names
+                        .entry(site.name.clone())
+                        .or_default()
+                        .insert(node.name.clone());
                     // L28
                     if self.nodes_pending_update.contains(&node.name) {
                         update_candidate_site = true;
@@ -385,7 +388,8 @@ impl GraphHelper {
                 }
             }
             // L296–297
-            if is_leaf && self.sites_pending_update.contains(&cur) && (!is_pop || pops_added < self.max_pops) {
+            if is_leaf && self.sites_pending_update.contains(&cur) && (!is_pop || pops_added < self.max_pops)
+            {
                 let cand = self.candidate(&cur, groups);
                 // L321–327: first fit; the first candidate may exceed the limit.
                 if nodes_to_update.len() + cand.len() <= self.batch_size_limit || nodes_to_update.is_empty() {

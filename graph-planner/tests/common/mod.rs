@@ -6,7 +6,8 @@
 pub mod graph_helper;
 pub mod meshes;
 
-use meshlift_graph_planner::{ApPolicy, Plan, PlanRequest};
+use meshes::Case;
+use meshlift_graph_planner::{ApPolicy, Plan, PlanRequest, PlanStrategy};
 use meshlift_protocol::topology::{Link, LinkType, Node, NodeStatus, NodeType, Site, Topology};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -96,7 +97,14 @@ pub fn req<'a>(
     ap_policy: ApPolicy,
     max_pops: u32,
 ) -> PlanRequest<'a> {
-    PlanRequest { topology: t, pending, limit, ap_policy, max_pops_per_batch: max_pops }
+    PlanRequest {
+        topology: t,
+        pending,
+        limit,
+        ap_policy,
+        max_pops_per_batch: max_pops,
+        strategy: PlanStrategy::Terragraph,
+    }
 }
 
 pub fn batches(plan: &Plan) -> Vec<Vec<String>> {
@@ -186,6 +194,79 @@ impl Naive {
     pub fn pending_nodes_of(&self, site: &str) -> Vec<String> {
         self.site_nodes[site].iter().filter(|n| self.pending.contains(*n)).cloned().collect()
     }
+}
+
+/// Invariants 1–6 on every batch of `plan` (chosen in turn from what earlier batches left
+/// pending), every pending node a POP reaches planned exactly once and the rest reported
+/// unplanned, and the outages per site recounted from connectivity. `each(i, pending, batch)`
+/// adds a check per batch.
+pub fn check_plan(
+    c: &Case,
+    plan: &Plan,
+    mut each: impl FnMut(usize, &BTreeSet<String>, &BTreeSet<String>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut pending = c.pending.clone();
+    let full = Naive::new(&c.topo, &c.pending);
+    let before = full.connected(&BTreeSet::new());
+    let mut outages: BTreeMap<String, u32> = BTreeMap::new();
+    for (i, b) in plan.batches.iter().enumerate() {
+        check_batch(&c.topo, &pending, &b.nodes, c.limit, c.max_pops, c.policy)
+            .map_err(|e| format!("batch {}: {e}", i + 1))?;
+        let ours: BTreeSet<String> = b.nodes.iter().cloned().collect();
+        each(i, &pending, &ours)?;
+        // Outages recounted from connectivity: down or cut off from every POP.
+        let g = Naive::new(&c.topo, &pending);
+        let down: BTreeSet<String> =
+            b.nodes.iter().map(|n| c.topo.node(n).expect("planned node exists").site_name.clone()).collect();
+        let after = g.connected(&down);
+        for s in &before {
+            if down.contains(s) || !after.contains(s) {
+                *outages.entry(s.clone()).or_default() += 1;
+            }
+        }
+        for n in &b.nodes {
+            if !pending.remove(n) {
+                return Err(format!("{n} planned twice"));
+            }
+        }
+    }
+    // Coverage: exactly the pending online nodes of sites a POP reaches are planned; the rest are
+    // reported as unplanned.
+    let plannable: BTreeSet<String> = c
+        .pending
+        .iter()
+        .filter(|n| {
+            let node = c.topo.node(n).expect("pending names come from the topology");
+            node.status.is_online() && before.contains(&node.site_name)
+        })
+        .cloned()
+        .collect();
+    let planned: BTreeSet<String> = plan.batches.iter().flat_map(|b| b.nodes.iter().cloned()).collect();
+    if planned != plannable {
+        return Err(format!("planned {planned:?} != plannable {plannable:?}"));
+    }
+    let unplanned: BTreeSet<String> = plan.unplanned.iter().map(|(n, _)| n.clone()).collect();
+    let expected: BTreeSet<String> = c.pending.difference(&plannable).cloned().collect();
+    if unplanned != expected {
+        return Err(format!("unplanned {unplanned:?} != {expected:?}"));
+    }
+    for (site, &count) in &plan.outages {
+        let want = outages.get(site).copied().unwrap_or(0);
+        if count != want {
+            return Err(format!("site {site}: {count} outages reported, {want} recounted"));
+        }
+    }
+    Ok(())
+}
+
+/// A permutation of `t`'s nodes, links and sites: the same network, listed differently.
+pub fn shuffled(t: &Topology, seed: u64) -> Topology {
+    let mut rng = SplitMix(seed);
+    let (mut nodes, mut links, mut sites) = (t.nodes.clone(), t.links.clone(), t.sites.clone());
+    rng.shuffle(&mut nodes);
+    rng.shuffle(&mut links);
+    rng.shuffle(&mut sites);
+    Topology::new(t.name.clone(), nodes, links, sites).expect("a permutation of a valid topology")
 }
 
 /// A small deterministic PRNG (splitmix64) for random orders and random meshes.
