@@ -33,6 +33,7 @@ mod site_graph;
 mod walk;
 
 pub use mesh::Mesh;
+pub use plan::PlanCost;
 use meshlift_protocol::Topology;
 pub use meshlift_protocol::{ApPolicy, PlanStrategy};
 use std::collections::{BTreeMap, BTreeSet};

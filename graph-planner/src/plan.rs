@@ -163,7 +163,29 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
     }
 }
 
+/// What a plan costs the network, to compare strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanCost {
+    /// Reboot cycles of the network.
+    pub batches: usize,
+    /// Site outages summed over all sites (each batch a site is down or cut off in counts one).
+    pub total_outages: u64,
+    /// The most outages any one site sees.
+    pub max_outages_per_site: u32,
+    /// Sites down or cut off in the worst batch.
+    pub largest_blast_radius: usize,
+}
+
 impl Plan {
+    pub fn cost(&self) -> PlanCost {
+        PlanCost {
+            batches: self.batches.len(),
+            total_outages: self.outages.values().map(|&c| u64::from(c)).sum(),
+            max_outages_per_site: self.outages.values().copied().max().unwrap_or(0),
+            largest_blast_radius: self.blast_radius.iter().copied().max().unwrap_or(0),
+        }
+    }
+
     /// Operator-facing dry run: batches with explanations, AP groups, unplanned nodes, outages and
     /// warnings.
     pub fn render_human(&self) -> String {
@@ -185,11 +207,11 @@ impl Plan {
             self.batches.len(),
             self.max_pops_per_batch
         );
-        let total_outages: u64 = self.outages.values().map(|&c| u64::from(c)).sum();
-        let max_radius = self.blast_radius.iter().copied().max().unwrap_or(0);
+        let cost = self.cost();
         let _ = writeln!(
             out,
-            "Cost: {total_outages} site outage(s) in total; largest blast radius {max_radius} site(s)"
+            "Cost: {} site outage(s) in total, at most {} per site; largest blast radius {} site(s)",
+            cost.total_outages, cost.max_outages_per_site, cost.largest_blast_radius
         );
 
         if self.ap_groups.is_empty() {
