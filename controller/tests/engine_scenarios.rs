@@ -328,6 +328,7 @@ fn dry_run_is_readiness_aware_and_matches_execution() {
         exclude_nodes: vec![],
         ap_policy: ApPolicy::Group,
         max_pops_per_batch: 1,
+        strategy: PlanStrategy::Terragraph,
         version: Some(NEW.into()),
     })) {
         Message::UpgradeCommitPlan(p) => p,
