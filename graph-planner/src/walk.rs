@@ -24,7 +24,7 @@
 //! step, so it walks from scratch every batch.
 //!
 //! The result is exactly that of a fresh walk: the graph-planner tests compare every batch of every
-//! plan with a naive GraphHelper.
+//! plan with a line-by-line port of upstream GraphHelper in the same order.
 
 use crate::ap_groups::Groups;
 use crate::site_graph::{SiteGraph, NONE};
