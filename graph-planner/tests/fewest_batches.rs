@@ -75,15 +75,24 @@ fn a_street_between_two_pops_needs_far_fewer_batches() {
 }
 
 #[test]
-fn an_upgraded_site_keeps_its_path_to_a_pop() {
-    // A—B—C—D, A the only POP, C excluded (upgraded): B carries C, so B cannot go before... it can
-    // go only with A's whole group, which is everything (A is the only POP).
+fn an_ap_group_goes_whole_even_when_it_carries_an_upgraded_site() {
+    // A—B—C—D, A the only POP and upgraded, C upgraded: B cuts C and D off, so B goes with its
+    // whole group (D), and C, upgraded, is cut off meanwhile as in Terragraph.
     let t = simple("ABCD", "A", &["AB", "BC", "CD"]);
     let pending = set(&["b1", "d1"]);
-    let plan = plan_all(&PlanRequest {
-        strategy: PlanStrategy::FewestBatches,
-        ..req(&t, &pending, 0, ApPolicy::Group, 1)
-    });
-    // B is an AP (it cuts off C and D): its group goes whole, C being upgraded and excused.
+    let r = req(&t, &pending, 0, ApPolicy::Group, 1);
+    let plan = plan_all(&PlanRequest { strategy: PlanStrategy::FewestBatches, ..r });
     assert_eq!(batches(&plan), vec![vec!["b1".to_string(), "d1".to_string()]]);
+    assert_eq!(plan.blast_radius, vec![3]);
+}
+
+#[test]
+fn a_site_that_carries_an_upgraded_one_waits_for_another_path() {
+    // Ring A—B—C—D—A, A the POP (upgraded), C upgraded: B and D each could carry C, but not both
+    // at once, so they go in two batches whatever the limit.
+    let t = simple("ABCD", "A", &["AB", "BC", "CD", "DA"]);
+    let pending = set(&["b1", "d1"]);
+    let r = req(&t, &pending, 0, ApPolicy::Group, 1);
+    let plan = plan_all(&PlanRequest { strategy: PlanStrategy::FewestBatches, ..r });
+    assert_eq!(batches(&plan).len(), 2, "{:?}", batches(&plan));
 }
