@@ -21,11 +21,15 @@
 //! progress while a POP reaches a pending site. Each batch depends only on the live topology and
 //! the pending set, so asking batch by batch (the controller) gives the dry run's plan.
 
+mod forest;
+mod pop_phase;
+
 use crate::ap_groups::Groups;
 use crate::batch::{Chosen, Planner};
 use crate::site_graph::{SiteGraph, NONE};
 use crate::ApPolicy;
-use std::collections::VecDeque;
+use forest::Forest;
+use pop_phase::PopPhase;
 use std::fmt::Write;
 
 /// Per-plan state: the live site graph (built once) and what is still pending.
@@ -37,6 +41,17 @@ pub(crate) struct FewestPlanner<'m> {
     pub cap: usize,
     pub limit: i64,
     pub max_pops: u32,
+    /// Sites with a pending node.
+    pending_sites: usize,
+    /// Terragraph's AP groups under [`ApPolicy::Group`]: a batch only ever takes whole groups, so
+    /// they only lose the keys batches take (kept for the POP phase).
+    groups: Option<Groups>,
+    /// Pending sites a POP reaches that are neither POP sites nor in a POP's AP group. At zero
+    /// (most of a plan with one POP per batch) the batch is found without growing a forest.
+    pending_other: usize,
+    /// Pending POP sites, by name.
+    pending_pops: Vec<u32>,
+    pop_phase: Option<PopPhase>,
 }
 
 impl<'m> FewestPlanner<'m> {
@@ -55,15 +70,46 @@ impl<'m> FewestPlanner<'m> {
             }
         }
         let cap = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { g.total_nodes() };
-        FewestPlanner { g, node_pending, site_pending, policy, cap, limit, max_pops: max_pops.max(1) }
+        let groups = (policy == ApPolicy::Group).then(|| Groups::compute(&g, &site_pending, policy));
+        let pending_other = match &groups {
+            Some(groups) => (0..g.len() as u32).filter(|&v| is_other(&g, &site_pending, groups, v)).count(),
+            None => usize::MAX,
+        };
+        let pending_pops = g.pops.iter().copied().filter(|&p| site_pending[p as usize] > 0).collect();
+        FewestPlanner {
+            pending_sites: site_pending.iter().filter(|&&p| p > 0).count(),
+            g,
+            node_pending,
+            site_pending,
+            policy,
+            cap,
+            limit,
+            max_pops: max_pops.max(1),
+            groups,
+            pending_other,
+            pending_pops,
+            pop_phase: None,
+        }
     }
 
     /// Choose the next batch without applying it.
-    pub fn next(&self) -> Chosen {
+    pub fn next(&mut self) -> Chosen {
         let g = &self.g;
-        let c = choose(g, &self.site_pending, self.policy, self.cap, self.max_pops, || {
-            Planner::new(g.clone(), self.node_pending.clone(), self.policy, self.limit, self.max_pops)
-        });
+        let (node_pending, policy, limit, max_pops) =
+            (&self.node_pending, self.policy, self.limit, self.max_pops);
+        let terragraph = || Planner::new(g.clone(), node_pending.clone(), policy, limit, max_pops);
+        let c = match &self.groups {
+            Some(groups) if self.pending_other == 0 => {
+                let phase = self.pop_phase.get_or_insert_with(|| PopPhase::new(g, &self.site_pending));
+                let c = phase.choose(g, &self.site_pending, groups, &self.pending_pops, self.cap, max_pops);
+                if c.sites.is_empty() {
+                    fallback(g, &self.site_pending, terragraph)
+                } else {
+                    c
+                }
+            }
+            _ => choose(g, &self.site_pending, policy, self.cap, max_pops, terragraph),
+        };
         let mut nodes: Vec<u32> = c
             .sites
             .iter()
@@ -73,7 +119,7 @@ impl<'m> FewestPlanner<'m> {
         nodes.sort_unstable_by_key(|&node| rank[node as usize]);
         let mut sites = c.sites.clone();
         sites.sort_unstable_by_key(|&s| g.mesh.site_rank[s as usize]);
-        let waiting = self.site_pending.iter().filter(|&&p| p > 0).count() - c.sites.len();
+        let waiting = self.pending_sites - c.sites.len();
         let mut warnings = Vec::new();
         if self.limit > 0 && c.nodes > self.cap {
             if let Some(&first) = sites.first() {
@@ -99,16 +145,41 @@ impl<'m> FewestPlanner<'m> {
     /// Mark the chosen sites upgraded (`candidates` are exactly the batch's pending sites).
     pub fn apply(&mut self, chosen: &Chosen) {
         for &s in &chosen.candidates {
+            let si = s as usize;
+            if self.site_pending[si] == 0 {
+                continue;
+            }
+            if let Some(groups) = &mut self.groups {
+                if is_other(&self.g, &self.site_pending, groups, s) {
+                    self.pending_other -= 1;
+                }
+                // A taken key's group is upgraded now; its members never come back as pending.
+                groups.is_key[si] = false;
+            }
             for &node in self.g.nodes(s) {
                 self.node_pending[node as usize] = false;
             }
-            self.site_pending[s as usize] = 0;
+            self.site_pending[si] = 0;
+            self.pending_sites -= 1;
+            if let Some(phase) = &mut self.pop_phase {
+                phase.upgraded(&self.g, &self.site_pending, s);
+            }
         }
+        let site_pending = &self.site_pending;
+        self.pending_pops.retain(|&p| site_pending[p as usize] > 0);
     }
 }
 
+/// A pending site a POP reaches that is neither a POP site nor in a POP's AP group: while one is
+/// left, batches need the forest.
+fn is_other(g: &SiteGraph, site_pending: &[u32], groups: &Groups, v: u32) -> bool {
+    let vi = v as usize;
+    let key = groups.member_of[vi];
+    site_pending[vi] > 0 && !g.pop[vi] && g.tree.reachable(v) && !(key != NONE && g.pop[key as usize])
+}
+
 /// One batch chosen by the fewest-batches strategy.
-struct FewestChoice {
+pub(super) struct FewestChoice {
     /// Pending sites in the batch.
     pub sites: Vec<u32>,
     /// Sites down or cut off while the batch reboots (the batch, plus upgraded members of AP
@@ -176,24 +247,36 @@ fn choose<'m>(
     }
 
     let down: Vec<u32> = order.iter().copied().filter(|&v| taken[v as usize]).collect();
-    if down.is_empty() && site_pending.iter().enumerate().any(|(v, &p)| p > 0 && g.tree.reachable(v as u32)) {
-        let mut planner = terragraph();
-        let chosen = planner.next();
-        let mut c = FewestChoice { sites: Vec::new(), down: Vec::new(), nodes: 0, pops: 0, fallback: true };
-        for (&k, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
-            for s in g.with_group(k, is_key) {
-                c.down.push(s);
-                if site_pending[s as usize] > 0 {
-                    c.sites.push(s);
-                    c.nodes += site_pending[s as usize] as usize;
-                    c.pops += u32::from(g.pop[s as usize]);
-                }
-            }
-        }
-        return c;
+    if down.is_empty() {
+        return fallback(g, site_pending, terragraph);
     }
     let sites: Vec<u32> = down.iter().copied().filter(|&v| site_pending[v as usize] > 0).collect();
     FewestChoice { sites, down, nodes: used, pops: pops_used, fallback: false }
+}
+
+/// Terragraph's batch, when the forest offers nothing safe while a POP still reaches a pending
+/// site (Terragraph always makes progress then).
+fn fallback<'m>(
+    g: &SiteGraph<'m>,
+    site_pending: &[u32],
+    terragraph: impl FnOnce() -> Planner<'m>,
+) -> FewestChoice {
+    let mut c = FewestChoice { sites: Vec::new(), down: Vec::new(), nodes: 0, pops: 0, fallback: true };
+    if !site_pending.iter().enumerate().any(|(v, &p)| p > 0 && g.tree.reachable(v as u32)) {
+        return c;
+    }
+    let chosen = terragraph().next();
+    for (&k, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
+        for s in g.with_group(k, is_key) {
+            c.down.push(s);
+            if site_pending[s as usize] > 0 {
+                c.sites.push(s);
+                c.nodes += site_pending[s as usize] as usize;
+                c.pops += u32::from(g.pop[s as usize]);
+            }
+        }
+    }
+    c
 }
 
 /// Why these sites, in a few lines (the forest has no per-site story worth telling).
@@ -237,58 +320,95 @@ fn explain(c: &FewestChoice, limit: i64, waiting: usize) -> String {
     out
 }
 
-/// A spanning forest of the sites a POP reaches, grown from every POP site at once.
-struct Forest {
-    /// Tree parent; `NONE` for a root (a POP site) and for unreachable sites.
-    parent: Vec<u32>,
-    /// Reached sites, parents before children.
-    order: Vec<u32>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::Mesh;
+    use meshlift_protocol::{Link, LinkType, Node, NodeStatus, NodeType, Site, Topology};
 
-impl Forest {
-    /// 0-1 BFS: a pending site costs 1 to enter (a POP root costs its own pending flag), an
-    /// upgraded one 0. Ties go to the first to reach a site (POPs and neighbours by name).
-    fn grow(g: &SiteGraph, site_pending: &[u32]) -> Forest {
-        let n = g.len();
-        let cost = |v: u32| u32::from(site_pending[v as usize] > 0);
-        let mut dist = vec![u32::MAX; n];
-        let mut parent = vec![NONE; n];
-        let mut done = vec![false; n];
-        let mut order = Vec::with_capacity(g.tree.order.len());
-        let mut queue: VecDeque<u32> = VecDeque::with_capacity(n);
-        for &p in &g.pops {
-            if cost(p) == 0 {
-                dist[p as usize] = 0;
-                queue.push_back(p);
+    /// A random mesh: `n` sites of 1–2 nodes, ~n/8 POP sites, a random tree plus extra links,
+    /// some dead links and offline nodes (xorshift, so the test needs no generator crate).
+    fn mesh(seed: u64, n: usize) -> (Topology, Vec<bool>) {
+        let mut x = seed | 1;
+        let mut rnd = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m.max(1)
+        };
+        let (mut nodes, mut links, mut sites) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..n {
+            sites.push(Site { name: format!("s{s:03}"), location: None });
+            for j in 0..1 + rnd(2) as usize {
+                nodes.push(Node {
+                    name: format!("n{s:03}_{j}"),
+                    node_type: NodeType::Dn,
+                    mac_addr: format!("02:00:00:00:{:02x}:{:02x}", nodes.len() >> 8, nodes.len() & 0xff),
+                    pop_node: j == 0 && (s == 0 || rnd(8) == 0),
+                    status: if rnd(20) == 0 { NodeStatus::Offline } else { NodeStatus::Online },
+                    site_name: format!("s{s:03}"),
+                });
             }
         }
-        for &p in &g.pops {
-            if cost(p) == 1 {
-                dist[p as usize] = 1;
-                queue.push_back(p);
+        let mut link = |a: usize, z: usize, alive: bool| {
+            links.push(Link {
+                name: format!("l{}", links.len()),
+                a_node_name: format!("n{a:03}_0"),
+                z_node_name: format!("n{z:03}_0"),
+                link_type: LinkType::Wireless,
+                is_alive: alive,
+            })
+        };
+        for s in 1..n {
+            link(s, rnd(s as u64) as usize, rnd(12) != 0);
+        }
+        for _ in 0..n / 2 {
+            let (a, z) = (rnd(n as u64) as usize, rnd(n as u64) as usize);
+            if a != z {
+                link(a, z, true);
             }
         }
-        while let Some(v) = queue.pop_front() {
-            let vi = v as usize;
-            if done[vi] {
-                continue;
-            }
-            done[vi] = true;
-            order.push(v);
-            for &w in g.neighbors(v) {
-                let wi = w as usize;
-                let d = dist[vi] + cost(w);
-                if !done[wi] && d < dist[wi] {
-                    dist[wi] = d;
-                    parent[wi] = v;
-                    if d == dist[vi] {
-                        queue.push_front(w);
-                    } else {
-                        queue.push_back(w);
-                    }
+        let pending = (0..nodes.len()).map(|_| rnd(10) != 0).collect();
+        (Topology::new("t".into(), nodes, links, sites).expect("valid"), pending)
+    }
+
+    /// The POP phase gives exactly the forest's batches (the forest is forced by pretending a
+    /// non-POP site is always pending).
+    #[test]
+    fn the_pop_phase_chooses_what_the_forest_chooses() {
+        let mut phases = 0;
+        for seed in 1..200u64 {
+            let n = 5 + (seed as usize * 7) % 60;
+            let (t, pending) = mesh(seed, n);
+            let m = Mesh::new(&t);
+            let (limit, max_pops) = ([0, 0, 2, 5][seed as usize % 4], [1, 1, 2][seed as usize % 3]);
+            let new = || {
+                FewestPlanner::new(
+                    SiteGraph::build(&m, &t),
+                    pending.clone(),
+                    ApPolicy::Group,
+                    limit,
+                    max_pops,
+                )
+            };
+            let (mut fast, mut slow) = (new(), new());
+            loop {
+                phases += usize::from(fast.pending_other == 0);
+                slow.pending_other = usize::MAX;
+                let (a, b) = (fast.next(), slow.next());
+                assert_eq!(a.nodes, b.nodes, "seed {seed}");
+                let (mut da, mut db) = (a.down.clone(), b.down.clone());
+                da.sort_unstable();
+                db.sort_unstable();
+                assert_eq!(da, db, "seed {seed}");
+                assert_eq!(a.explanation, b.explanation, "seed {seed}");
+                if a.nodes.is_empty() {
+                    break;
                 }
+                fast.apply(&a);
+                slow.apply(&b);
             }
         }
-        Forest { parent, order }
+        assert!(phases > 100, "the POP phase ran for {phases} batches only");
     }
 }
