@@ -2,7 +2,7 @@
 //! allow.
 //!
 //! Terragraph's batch is the leaves of one biased traversal, so a mesh takes about as many batches
-//! as that tree is deep (6 on the 10 000-site street grid with POPs unlimited, where one batch
+//! as that tree is deep (8 on the 10 000-site street grid with POPs unlimited, where one batch
 //! would do). The rules themselves ask less: every site outside the batch keeps a live path to a
 //! POP site that stays up (members of a rebooting AP group excepted, as in Terragraph), AP groups
 //! go whole, at most `limit` nodes (one indivisible unit may exceed it, as in Terragraph) and
