@@ -10,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use meshlift_bench::meshgen::{generate, MeshSpec, Shape};
-use meshlift_graph_planner::{next_batch, plan_all, ApPolicy, Mesh, PlanRequest};
+use meshlift_graph_planner::{next_batch, plan_all, ApPolicy, Mesh, PlanRequest, PlanStrategy};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ fn planner(c: &mut Criterion) {
                 limit,
                 ap_policy: ApPolicy::Group,
                 max_pops_per_batch: 1,
+                strategy: PlanStrategy::Terragraph,
             };
             let label = format!("{shape:?}/{sites}");
             let mut group = c.benchmark_group("planner");

@@ -262,6 +262,9 @@ pub struct CommitOpts {
     /// POP sites allowed in one commit batch.
     #[arg(long, default_value_t = 1)]
     pub max_pops_per_batch: u32,
+    /// How commit batches are chosen.
+    #[arg(long, value_enum, default_value_t = crate::plan::StrategyArg::Terragraph)]
+    pub strategy: crate::plan::StrategyArg,
     /// Seconds a trial boot has to pass its checks before the node falls back.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub confirm_timeout: u64,

@@ -89,3 +89,70 @@ fn excluding_the_pop_of_a_single_pop_line_stages_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["batches"], serde_json::json!([["d1"], ["c1"], ["b1"]]));
 }
+
+/// A — x1 (offline, excluded) — Y: upstream's GraphHelper has no vertex for X, so Y has no path to
+/// the POP and is never in a batch; excluding x1 must not bring it back online.
+#[test]
+fn an_excluded_offline_node_still_cuts_off_what_hangs_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.json");
+    let node = |name: &str, site: &str, pop: bool, status: u8, mac: u8| {
+        serde_json::json!({"name": name, "node_type": 2, "mac_addr": format!("02:00:00:00:00:{mac:02x}"),
+            "pop_node": pop, "status": status, "site_name": site})
+    };
+    let link = |a: &str, z: &str| {
+        serde_json::json!({"name": format!("link-{a}-{z}"), "a_node_name": a, "z_node_name": z,
+            "link_type": 1, "is_alive": true})
+    };
+    let sites: Vec<serde_json::Value> =
+        ["A", "X", "Y"].iter().map(|s| serde_json::json!({"name": s})).collect();
+    let topology = serde_json::json!({
+        "name": "cut",
+        "sites": sites,
+        "nodes": [node("a1", "A", true, 2, 1), node("x1", "X", false, 1, 2), node("y1", "Y", false, 2, 3)],
+        "links": [link("a1", "x1"), link("x1", "y1")],
+    });
+    std::fs::write(&path, topology.to_string()).unwrap();
+    let out = meshlift()
+        .args(["plan", "--topology", &path.display().to_string(), "--json", "--exclude", "x1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["batches"], serde_json::json!([["a1"]]));
+    assert_eq!(v["unplanned"], serde_json::json!(["y1"]));
+}
+
+#[test]
+fn fewest_batches_plans_the_figure_in_fewer_batches_and_shows_both_costs() {
+    let out = meshlift()
+        .args([
+            "plan",
+            "--topology",
+            &figure(),
+            "--json",
+            "--strategy",
+            "fewest-batches",
+            "--max-pops-per-batch",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strategy"], "fewest-batches");
+    let batches: Vec<Vec<String>> = serde_json::from_value(v["batches"].clone()).unwrap();
+    let nodes: BTreeSet<&String> = batches.iter().flatten().collect();
+    assert_eq!(nodes.len(), 8, "every node once: {batches:?}");
+    let ours = v["costs"]["fewest-batches"]["batches"].as_u64().unwrap();
+    let terragraph = v["costs"]["terragraph"]["batches"].as_u64().unwrap();
+    assert_eq!(ours, batches.len() as u64);
+    assert!(ours < terragraph, "{ours} batches against Terragraph's {terragraph}");
+    let human = meshlift()
+        .args(["plan", "--topology", &figure(), "--strategy", "fewest-batches", "--max-pops-per-batch", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(human.stdout).unwrap();
+    assert!(text.contains("Cost of each strategy"), "{text}");
+    assert!(text.contains("strategy fewest-batches"), "{text}");
+}

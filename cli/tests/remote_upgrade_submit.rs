@@ -93,6 +93,8 @@ fn nodes_commit_carries_skip_flags_and_prints_json() {
         "dependents-first",
         "--max-pops-per-batch",
         "2",
+        "--strategy",
+        "fewest-batches",
         "--confirm-timeout",
         "90",
         "--timeout",
@@ -116,6 +118,7 @@ fn nodes_commit_carries_skip_flags_and_prints_json() {
     assert_eq!(g.ur_req.schedule_to_commit_s, 30);
     assert_eq!(g.ur_req.confirm_timeout_s, 90);
     assert_eq!((g.ap_policy, g.max_pops_per_batch), (ApPolicy::DependentsFirst, 2));
+    assert_eq!(g.strategy, PlanStrategy::FewestBatches);
     assert_eq!(g.operator.reason, None);
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
     assert_eq!(v, serde_json::json!({"request_id": "R1", "accepted": true}));
@@ -138,6 +141,7 @@ fn commit_and_full_defaults_stop_on_failure_where_terragraph_does() {
     };
     assert!(!commit.skip_failure && !commit.skip_pop_failure);
     assert_eq!((commit.timeout_s, commit.limit, commit.retry_limit), (300, 0, 3));
+    assert_eq!(commit.strategy, PlanStrategy::Terragraph);
     assert_eq!(full.ur_req.ur_type, UpgradeReqType::FullUpgrade);
     assert!(full.skip_failure && full.skip_pop_failure);
     assert_eq!(full.ur_req.image_name.as_deref(), Some("img"));

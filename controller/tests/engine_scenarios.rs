@@ -328,6 +328,7 @@ fn dry_run_is_readiness_aware_and_matches_execution() {
         exclude_nodes: vec![],
         ap_policy: ApPolicy::Group,
         max_pops_per_batch: 1,
+        strategy: PlanStrategy::Terragraph,
         version: Some(NEW.into()),
     })) {
         Message::UpgradeCommitPlan(p) => p,
@@ -343,6 +344,41 @@ fn dry_run_is_readiness_aware_and_matches_execution() {
     assert!(sim.submit(req).success);
     sim.run_to_idle(200);
     assert_eq!(sim.commit_waves, plan.commit_batches, "execution follows the dry run on an unchanged mesh");
+}
+
+#[test]
+fn fewest_batches_reaches_the_planner_in_the_dry_run_and_in_execution() {
+    let mut sim = Sim::new(grid(3, 3, &[]));
+    let names: Vec<String> =
+        sim.topology.nodes.iter().filter(|n| !n.pop_node).map(|n| n.name.clone()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    flash(&mut sim, &refs);
+    let mut plan = |strategy| {
+        let req = UpgradeCommitPlanReq {
+            limit: 3,
+            exclude_nodes: vec![],
+            ap_policy: ApPolicy::Group,
+            max_pops_per_batch: 1,
+            strategy,
+            version: Some(NEW.into()),
+        };
+        match sim.operator(Message::UpgradeCommitPlanReq(req)) {
+            Message::UpgradeCommitPlan(p) => p,
+            other => panic!("{other:?}"),
+        }
+    };
+    let terragraph = plan(PlanStrategy::Terragraph);
+    let fewest = plan(PlanStrategy::FewestBatches);
+    let planned: usize = fewest.commit_batches.iter().map(Vec::len).sum();
+    assert_eq!(planned, names.len());
+    assert!(fewest.commit_batches.len() <= terragraph.commit_batches.len());
+    let mut req = commit("c1", &refs);
+    req.limit = 3;
+    req.strategy = PlanStrategy::FewestBatches;
+    req.skip_failure = true;
+    assert!(sim.submit(req).success);
+    sim.run_to_idle(200);
+    assert_eq!(sim.commit_waves, fewest.commit_batches, "execution follows the fewest-batches dry run");
 }
 
 #[test]

@@ -64,6 +64,9 @@ pub(crate) struct Chosen {
     pub sites: Vec<String>,
     pub explanation: String,
     pub warnings: Vec<String>,
+    /// Sites down or cut off from every POP while the batch reboots (its own sites and the
+    /// upgraded members of AP groups it takes): the batch's blast radius.
+    pub down: Vec<u32>,
 }
 
 impl<'t> Planner<'t> {
@@ -170,7 +173,8 @@ impl<'t> Planner<'t> {
 
         let warnings = self.oversize_warning(&candidates, &groups, batch_nodes).into_iter().collect();
         let explanation = self.explain(&candidates, &groups, batch_nodes, pops_taken);
-        let is_key = candidates.iter().map(|&c| groups.is_key[c as usize]).collect();
+        let is_key: Vec<bool> = candidates.iter().map(|&c| groups.is_key[c as usize]).collect();
+        let down = candidates.iter().zip(&is_key).flat_map(|(&c, &k)| g.with_group(c, k)).collect();
         self.groups = groups;
         Chosen {
             candidates,
@@ -179,6 +183,7 @@ impl<'t> Planner<'t> {
             sites: sites.iter().map(|&s| g.name(s).to_string()).collect(),
             explanation,
             warnings,
+            down,
         }
     }
 
@@ -231,10 +236,6 @@ impl<'t> Planner<'t> {
                 continue;
             }
             let nb = g.neighbors(cur);
-            if nb.is_empty() {
-                wait[ci] = Wait::NoLinks;
-                continue;
-            }
             let skips = |m: u32| groups.is_key[ci] && groups.member_of[m as usize] == cur;
             // Every pending site is a seeded POP site, hence seen; an upgraded neighbour is seen
             // once its component has been flooded.
@@ -368,7 +369,7 @@ impl<'t> Planner<'t> {
         }
         // Bucket by reason without formatting per site: explanations are built for every batch of
         // plans with thousands of batches over 100 000 sites.
-        const KINDS: usize = 7;
+        const KINDS: usize = 6;
         let mut count = [0usize; KINDS];
         let mut examples: [Vec<String>; KINDS] = Default::default();
         for &v in &self.pending_sites {
@@ -390,8 +391,7 @@ impl<'t> Planner<'t> {
                 Wait::Limit => (2, None),
                 Wait::BatchFull => (3, None),
                 Wait::InGroup(k) => (4, Some(k)),
-                Wait::NoLinks => (5, None),
-                Wait::CutOff => (6, None),
+                Wait::CutOff => (5, None),
             };
             count[kind] += 1;
             if examples[kind].len() < EXAMPLES_PER_REASON {
@@ -411,7 +411,6 @@ impl<'t> Planner<'t> {
                 "their nodes do not fit in what is left of the limit".to_string(),
                 "the batch was full before the traversal reached them".to_string(),
                 "in the AP group of an articulation point that waits".to_string(),
-                "no live link to another site (Terragraph's planner never picks such a site)".to_string(),
                 "cut off from every POP".to_string(),
             ];
             for kind in 0..KINDS {

@@ -2,22 +2,48 @@
 //! from the controller.
 //!
 //! Management traffic is in-band, so a node reaches the controller only through the mesh and a
-//! POP. This crate is Terragraph's `GraphHelper` (see the reference study, §3): a site graph of
-//! the live topology, articulation points relative to the POPs through a virtual root, AP groups
-//! with sub-AP absorption, and a traversal biased toward upgraded sites whose leaves form the batch
-//! (at most one POP site, `limit` nodes with first-fit packing). With [`ApPolicy::Group`] every
-//! batch is one that `GraphHelper` could return for the same input under some hash order.
+//! POP. [`PlanStrategy::Terragraph`] (the default) is Terragraph's `GraphHelper::getBatch`
+//! (terragraph/meta-terragraph, `e2e/controller/GraphHelper.cpp`; reference study §3): a site
+//! graph of the live topology, articulation points relative to the POPs through a virtual root, AP
+//! groups with sub-AP absorption, and a traversal biased toward upgraded sites whose leaves form
+//! the batch (at most one POP site, `limit` nodes with first-fit packing). With
+//! [`ApPolicy::Group`] every batch is one that `GraphHelper` returns for the same input under some
+//! hash order: the tests port `GraphHelper.cpp` line by line and search its iteration orders
+//! (exhaustively for meshes of up to 8 sites).
 //!
-//! What meshlift adds:
-//! - **Determinism**: one fixed iteration order (upgraded sites first, then by name), so the dry
-//!   run is the plan the controller will follow on an unchanged topology.
-//! - **Explanations**: per batch, the chosen sites and AP groups and why each waiting site waits;
-//!   per plan, how many outages each site will see.
-//! - **Warnings** when an AP group forces a batch larger than `limit`.
-//! - [`ApPolicy::DependentsFirst`] and `max_pops_per_batch` (see [`PlanRequest`]).
-//! - **Speed** for meshes of 100 000 sites: a [`Mesh`] interns the topology once (the controller
-//!   keeps one and plans every batch on a live copy by index), and a whole plan records its
-//!   traversal so that each batch replays only from the first step the previous batch changed
+//! Upstream behaviours meshlift **keeps** in Terragraph mode, odd ones included:
+//! - a site is in the graph iff one of its nodes is not offline; a live link joins the sites of
+//!   its ends whatever their nodes' status; links inside one site and duplicate links add nothing;
+//! - a site is pending iff one of its *online* nodes is pending; only those nodes are rebooted;
+//! - `limit <= 0` caps a batch at the topology's node count; the first candidate may exceed
+//!   `limit` (an AP group bigger than it reboots whole; meshlift warns);
+//! - a pending POP site with no live link to another site is a leaf and is planned. Upstream does
+//!   it by accident (removing the fake root leaves the POP an empty adjacency entry, which the
+//!   traversal does not skip), but it is safe — nobody reaches a POP through it — and it is what
+//!   makes a one-site network upgradable at all;
+//! - a site no POP reaches is never in a batch.
+//!
+//! Upstream behaviours meshlift **refuses**:
+//! - hash order: one fixed order instead (upgraded sites first, then by name), so the dry run is
+//!   the plan the controller will follow on an unchanged topology;
+//! - when `getBatch` returns nothing while nodes remain, upstream's `UpgradeApp` commits all of
+//!   them at once ("Committing alive nodes unreachable via topology"). Those nodes have no path to
+//!   a POP in the topology, so nobody can say what rebooting them cuts off or whether they will
+//!   come back; the controller's engine instead gives each an outcome (`skipped_not_ready`) with
+//!   the planner's reason (cut off from every POP, offline), and the dry run lists them as
+//!   unplanned with the same reason. An operator who wants upstream's behaviour asks for it
+//!   explicitly with `limit < 0` on a request for those nodes.
+//!
+//! What meshlift adds (none of it on by default):
+//! - [`ApPolicy::DependentsFirst`] and `max_pops_per_batch` (see [`PlanRequest`]);
+//! - [`PlanStrategy::FewestBatches`]: as few reboot cycles as the same safety rules allow, not
+//!   bound to the leaves of one traversal (`fewest_batches`);
+//! - **explanations** per batch (sites, AP groups, why each waiting site waits), **costs** per
+//!   plan ([`Plan::cost`]: batches, outages per site, largest blast radius) so operators can
+//!   compare strategies, and **warnings** when an AP group forces a batch larger than `limit`;
+//! - **speed** for meshes of 100 000 sites: a [`Mesh`] interns the topology once (the controller
+//!   keeps one and plans every batch on a live copy by index), and a whole Terragraph plan records
+//!   its traversal so that each batch replays only from the first step the previous batch changed
 //!   (`walk`). Figures are in `bench/RESULTS.md`.
 //!
 //! The planner is pure: it takes a validated [`meshlift_protocol::Topology`] and returns values;
@@ -26,14 +52,16 @@
 
 mod ap_groups;
 mod batch;
+mod fewest_batches;
 mod mesh;
 mod plan;
 mod site_graph;
 mod walk;
 
 pub use mesh::Mesh;
-pub use meshlift_protocol::ApPolicy;
 use meshlift_protocol::Topology;
+pub use meshlift_protocol::{ApPolicy, PlanStrategy};
+pub use plan::PlanCost;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One planning question. The engine asks it before every batch with the live topology.
@@ -48,9 +76,12 @@ pub struct PlanRequest<'a> {
     pub limit: i64,
     pub ap_policy: ApPolicy,
     /// POP sites allowed in one batch; 0 is treated as 1 (Terragraph's rule). More than one is
-    /// safe because only leaves of the upgrade tree are chosen: every site outside the batch keeps
-    /// its tree path to a POP that stays up.
+    /// safe because a batch is always made of leaves (Terragraph) or whole subtrees (fewest
+    /// batches) of a tree rooted at the POPs: every site outside the batch keeps its tree path to
+    /// a POP that stays up.
     pub max_pops_per_batch: u32,
+    /// Terragraph's batches, or as few batches as the same safety rules allow.
+    pub strategy: PlanStrategy,
 }
 
 /// Nodes to reboot together.
@@ -83,6 +114,7 @@ pub struct Plan {
     pub limit: i64,
     pub ap_policy: ApPolicy,
     pub max_pops_per_batch: u32,
+    pub strategy: PlanStrategy,
 }
 
 /// The next batch for the live topology. Interns the topology first; a caller asking again and

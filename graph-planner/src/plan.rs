@@ -1,19 +1,20 @@
 //! The whole-plan dry run and its human rendering.
 
 use crate::ap_groups::Groups;
-use crate::batch::Planner;
+use crate::batch::{Chosen, Planner};
+use crate::fewest_batches::FewestPlanner;
 use crate::mesh::Mesh;
 use crate::site_graph::{SiteGraph, NONE};
-use crate::{unknown_warning, ApPolicy, Batch, Plan, PlanRequest};
+use crate::{unknown_warning, ApPolicy, Batch, Plan, PlanRequest, PlanStrategy};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Sites listed one by one in the rendered outage table; larger meshes get a histogram.
 const OUTAGE_TABLE_MAX: usize = 200;
 
-/// A planner over the request's live topology (which fits `mesh`), and the pending names that
-/// are not in it.
-pub(crate) fn planner_for<'m>(mesh: &'m Mesh, req: &PlanRequest) -> (Planner<'m>, Vec<String>) {
+/// The planner of the request's strategy, over its live topology (which fits `mesh`), and the
+/// pending names that are not in it.
+pub(crate) fn planner_for<'m>(mesh: &'m Mesh, req: &PlanRequest) -> (Chooser<'m>, Vec<String>) {
     let g = SiteGraph::build(mesh, req.topology);
     let mut node_pending = vec![false; req.topology.nodes.len()];
     let mut unknown = Vec::new();
@@ -22,7 +23,61 @@ pub(crate) fn planner_for<'m>(mesh: &'m Mesh, req: &PlanRequest) -> (Planner<'m>
         |i| node_pending[i as usize] = true,
         |name| unknown.push(name.to_string()),
     );
-    (Planner::new(g, node_pending, req.ap_policy, req.limit, req.max_pops_per_batch), unknown)
+    let (policy, limit, pops) = (req.ap_policy, req.limit, req.max_pops_per_batch);
+    let chooser = match req.strategy {
+        PlanStrategy::Terragraph => {
+            Chooser::Terragraph(Box::new(Planner::new(g, node_pending, policy, limit, pops)))
+        }
+        PlanStrategy::FewestBatches => {
+            Chooser::Fewest(Box::new(FewestPlanner::new(g, node_pending, policy, limit, pops)))
+        }
+    };
+    (chooser, unknown)
+}
+
+/// One planner per strategy, asked the same way.
+pub(crate) enum Chooser<'m> {
+    Terragraph(Box<Planner<'m>>),
+    Fewest(Box<FewestPlanner<'m>>),
+}
+
+impl<'m> Chooser<'m> {
+    pub fn next(&mut self) -> Chosen {
+        match self {
+            Chooser::Terragraph(p) => p.next(),
+            Chooser::Fewest(p) => p.next(),
+        }
+    }
+
+    fn apply(&mut self, chosen: &Chosen) {
+        match self {
+            Chooser::Terragraph(p) => p.apply(chosen),
+            Chooser::Fewest(p) => p.apply(chosen),
+        }
+    }
+
+    fn g(&self) -> &SiteGraph<'m> {
+        match self {
+            Chooser::Terragraph(p) => &p.g,
+            Chooser::Fewest(p) => &p.g,
+        }
+    }
+
+    fn node_pending(&self) -> &[bool] {
+        match self {
+            Chooser::Terragraph(p) => &p.node_pending,
+            Chooser::Fewest(p) => &p.node_pending,
+        }
+    }
+
+    /// Terragraph's AP groups for the pending set as it is now.
+    fn group_keys(&self) -> Vec<bool> {
+        match self {
+            Chooser::Terragraph(p) if p.policy == ApPolicy::Group => p.groups().is_key.clone(),
+            Chooser::Terragraph(p) => Groups::compute(&p.g, &p.site_pending, ApPolicy::Group).is_key,
+            Chooser::Fewest(p) => Groups::compute(&p.g, &p.site_pending, ApPolicy::Group).is_key,
+        }
+    }
 }
 
 pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
@@ -30,16 +85,10 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
     let mut warnings: Vec<String> = unknown_warning(&unknown).into_iter().collect();
 
     let ap_groups = {
-        let computed;
-        let groups = if planner.policy == ApPolicy::Group {
-            planner.groups()
-        } else {
-            computed = Groups::compute(&planner.g, &planner.site_pending, ApPolicy::Group);
-            &computed
-        };
-        let g = &planner.g;
+        let is_key = planner.group_keys();
+        let g = planner.g();
         (0..g.len() as u32)
-            .filter(|&k| groups.is_key[k as usize])
+            .filter(|&k| is_key[k as usize])
             .map(|k| {
                 let mut cut: Vec<String> = g.cut_off(k).map(|s| g.name(s).to_string()).collect();
                 cut.sort_unstable();
@@ -48,7 +97,7 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
             .collect()
     };
 
-    let mut outage = vec![0u32; planner.g.len()];
+    let mut outage = vec![0u32; planner.g().len()];
     let mut batches = Vec::new();
     let mut blast_radius = Vec::new();
     loop {
@@ -56,13 +105,10 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
         if chosen.nodes.is_empty() {
             break;
         }
-        let mut radius = 0;
-        for (&c, &is_key) in chosen.candidates.iter().zip(&chosen.is_key) {
-            for s in planner.g.with_group(c, is_key) {
-                outage[s as usize] += 1;
-                radius += 1;
-            }
+        for &s in &chosen.down {
+            outage[s as usize] += 1;
         }
+        let radius = chosen.down.len();
         planner.apply(&chosen);
         let n = batches.len() + 1;
         warnings.extend(chosen.warnings.iter().map(|w| format!("batch {n}: {w}")));
@@ -75,10 +121,11 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
         });
     }
 
-    let g = &planner.g;
+    let g = planner.g();
+    let node_pending = planner.node_pending();
     let mut unplanned = Vec::new();
     for (i, node) in req.topology.nodes.iter().enumerate() {
-        if !planner.node_pending[i] {
+        if !node_pending[i] {
             continue;
         }
         let s = g.site_of_node[i];
@@ -86,12 +133,6 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
             "node is offline".to_string()
         } else if !g.tree.reachable(s) {
             format!("site {} is cut off from every POP", node.site_name)
-        } else if g.neighbors(s).is_empty() {
-            format!(
-                "POP site {} has no live link to another site; Terragraph's planner never picks such a \
-                 site, upgrade it on its own",
-                node.site_name
-            )
         } else {
             // Invariant 3 of the reference says this cannot happen; report rather than loop.
             format!("no safe batch could be found for site {}", node.site_name)
@@ -118,10 +159,33 @@ pub(crate) fn plan_all(mesh: &Mesh, req: &PlanRequest) -> Plan {
         limit: req.limit,
         ap_policy: req.ap_policy,
         max_pops_per_batch: req.max_pops_per_batch.max(1),
+        strategy: req.strategy,
     }
 }
 
+/// What a plan costs the network, to compare strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanCost {
+    /// Reboot cycles of the network.
+    pub batches: usize,
+    /// Site outages summed over all sites (each batch a site is down or cut off in counts one).
+    pub total_outages: u64,
+    /// The most outages any one site sees.
+    pub max_outages_per_site: u32,
+    /// Sites down or cut off in the worst batch.
+    pub largest_blast_radius: usize,
+}
+
 impl Plan {
+    pub fn cost(&self) -> PlanCost {
+        PlanCost {
+            batches: self.batches.len(),
+            total_outages: self.outages.values().map(|&c| u64::from(c)).sum(),
+            max_outages_per_site: self.outages.values().copied().max().unwrap_or(0),
+            largest_blast_radius: self.blast_radius.iter().copied().max().unwrap_or(0),
+        }
+    }
+
     /// Operator-facing dry run: batches with explanations, AP groups, unplanned nodes, outages and
     /// warnings.
     pub fn render_human(&self) -> String {
@@ -132,17 +196,22 @@ impl Plan {
             ApPolicy::DependentsFirst => "dependents-first",
         };
         let limit = if self.limit > 0 { self.limit.to_string() } else { "none".to_string() };
+        let strategy = match self.strategy {
+            PlanStrategy::Terragraph => "terragraph",
+            PlanStrategy::FewestBatches => "fewest-batches",
+        };
         let _ = writeln!(
             out,
-            "Plan: {} batch(es), {nodes} node(s); ap-policy {policy}, limit {limit}, max {} POP site(s) per batch",
+            "Plan: {} batch(es), {nodes} node(s); strategy {strategy}, ap-policy {policy}, limit {limit}, max {} POP \
+             site(s) per batch",
             self.batches.len(),
             self.max_pops_per_batch
         );
-        let total_outages: u64 = self.outages.values().map(|&c| u64::from(c)).sum();
-        let max_radius = self.blast_radius.iter().copied().max().unwrap_or(0);
+        let cost = self.cost();
         let _ = writeln!(
             out,
-            "Cost: {total_outages} site outage(s) in total; largest blast radius {max_radius} site(s)"
+            "Cost: {} site outage(s) in total, at most {} per site; largest blast radius {} site(s)",
+            cost.total_outages, cost.max_outages_per_site, cost.largest_blast_radius
         );
 
         if self.ap_groups.is_empty() {

@@ -16,6 +16,7 @@ pub(crate) const ROOT: u32 = u32::MAX - 1;
 
 /// Every site of the mesh is a vertex (see [`Mesh`] for the numbering); a site with no online node has no
 /// edges, is no POP and is never reached, which is what leaving it out of the graph means.
+#[derive(Clone)]
 pub(crate) struct SiteGraph<'m> {
     pub mesh: &'m Mesh,
     /// Sites with an online POP node.
@@ -37,6 +38,7 @@ pub(crate) struct SiteGraph<'m> {
 
 /// Hopcroft–Tarjan DFS from the virtual root, computed iteratively (100k-site meshes would
 /// overflow the stack with recursion).
+#[derive(Clone)]
 pub(crate) struct DfsTree {
     /// Tree parent; `ROOT` for a POP discovered from the root, `NONE` when unreachable.
     pub parent: Vec<u32>,

@@ -24,7 +24,7 @@
 //! step, so it walks from scratch every batch.
 //!
 //! The result is exactly that of a fresh walk: the graph-planner tests compare every batch of every
-//! plan with a naive GraphHelper.
+//! plan with a line-by-line port of upstream GraphHelper in the same order.
 
 use crate::ap_groups::Groups;
 use crate::site_graph::{SiteGraph, NONE};
@@ -49,8 +49,6 @@ pub(crate) enum Wait {
     BatchFull,
     /// Member of the AP group of a key that waits.
     InGroup(u32),
-    /// A POP site with no live link to another site: Terragraph's traversal skips it.
-    NoLinks,
     /// No path to any POP.
     CutOff,
 }
@@ -295,12 +293,6 @@ impl Walk {
             }
             let ci = cur as usize;
             let nb = g.neighbors(cur);
-            if nb.is_empty() {
-                if r.pending[ci] > 0 {
-                    self.wait[ci] = Wait::NoLinks;
-                }
-                continue;
-            }
             let key = r.groups.is_key[ci];
             let mut first_child = NONE;
             for &m in nb.iter().rev() {

@@ -125,13 +125,23 @@ fn islands_without_a_pop_are_reported_not_planned() {
 }
 
 #[test]
-fn a_pop_site_without_live_links_is_never_picked_as_in_graphhelper() {
-    let t = simple("AB", "AB", &[]);
+fn a_one_node_pop_network_plans_that_node() {
+    // Upstream's `removeVertex` of the fake root leaves the POP an empty adjacency entry, so its
+    // traversal finds the POP a leaf and takes it.
+    let t = simple("A", "A", &[]);
     let pending = all_nodes(&t);
     let plan = plan_all(&req(&t, &pending, 0, ApPolicy::Group, 1));
-    assert!(plan.batches.is_empty());
-    assert_eq!(plan.unplanned.len(), 2);
-    assert!(plan.unplanned[0].1.contains("no live link"));
+    assert_eq!(batches(&plan), vec![v(&["a1"])]);
+    assert!(plan.unplanned.is_empty());
+}
+
+#[test]
+fn pop_sites_without_live_links_are_planned_one_per_batch() {
+    let t = simple("AB", "AB", &[]);
+    let pending = all_nodes(&t);
+    assert_eq!(plan_of(&t, &pending, 0), vec![v(&["a1"]), v(&["b1"])]);
+    let both = plan_all(&req(&t, &pending, 0, ApPolicy::Group, 2));
+    assert_eq!(batches(&both), vec![v(&["a1", "b1"])]);
 }
 
 #[test]

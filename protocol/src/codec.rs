@@ -8,8 +8,9 @@
 use crate::messages::Message;
 use serde::{Deserialize, Serialize};
 
-/// Version of this wire protocol. Bump on any incompatible change of [`Message`].
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of this wire protocol. Bump on any incompatible change of [`Message`]. 2: the
+/// commit planner's `strategy` on commit and plan requests, node key messages.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Default maximum frame size (1 MiB): far above any real message (a state dump of a 10 000-node
 /// request is a few hundred KiB), far below what would hurt a controller.

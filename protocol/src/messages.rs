@@ -261,6 +261,18 @@ pub enum ApPolicy {
     DependentsFirst,
 }
 
+/// How the commit planner chooses batches. Both keep the same safety rules (every site outside a
+/// batch keeps a live path to a POP site that stays up; AP groups whole; `limit`;
+/// `max_pops_per_batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum PlanStrategy {
+    /// Terragraph's GraphHelper: leaves of one biased traversal, so a batch Terragraph could give.
+    #[default]
+    Terragraph,
+    /// As few batches (reboot cycles of the network) as the safety rules allow.
+    FewestBatches,
+}
+
 /// UpgradeTorrentParams. `-1`/`None` means unlimited, as in Terragraph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TorrentParams {
@@ -390,6 +402,9 @@ pub struct UpgradeGroupReq {
     pub ap_policy: ApPolicy,
     /// POP sites allowed in one commit batch (Terragraph: 1).
     pub max_pops_per_batch: u32,
+    /// How commit batches are chosen (Terragraph's by default).
+    #[serde(default)]
+    pub strategy: PlanStrategy,
     pub operator: Operator,
 }
 
@@ -410,6 +425,7 @@ impl UpgradeGroupReq {
             retry_limit: 3,
             ap_policy: ApPolicy::Group,
             max_pops_per_batch: 1,
+            strategy: PlanStrategy::Terragraph,
             operator: Operator::default(),
         }
     }
@@ -436,6 +452,8 @@ pub struct UpgradeCommitPlanReq {
     pub exclude_nodes: Vec<String>,
     pub ap_policy: ApPolicy,
     pub max_pops_per_batch: u32,
+    #[serde(default)]
+    pub strategy: PlanStrategy,
     /// Only nodes FLASHED with this image version count as pending (readiness-aware dry run).
     pub version: Option<String>,
 }

@@ -67,6 +67,7 @@ fn samples() -> Vec<Message> {
             exclude_nodes: vec![],
             ap_policy: ApPolicy::DependentsFirst,
             max_pops_per_batch: 2,
+            strategy: PlanStrategy::FewestBatches,
             version: None,
         }),
         Message::UpgradeAddImageReq(UpgradeAddImageReq {

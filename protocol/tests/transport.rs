@@ -152,7 +152,8 @@ async fn garbage_is_refused_and_router_keeps_serving() {
     let alice2 = alice.clone();
     let reply = tokio::task::spawn_blocking(move || {
         let raw = zmq_client(&ep, &alice2, spub);
-        raw.send_multipart([&b"x"[..], &b"\x00\x01\xff\xff\xff"[..]], 0).unwrap();
+        let garbage = [&PROTOCOL_VERSION.to_be_bytes()[..], &[0xff, 0xff, 0xff]].concat();
+        raw.send_multipart([&b"x"[..], &garbage[..]], 0).unwrap();
         raw.recv_multipart(0).unwrap()
     })
     .await

@@ -29,7 +29,8 @@ async fn bad_frames_unknown_nodes_restarts() {
     for (ep, key) in [(minion_ep.clone(), node_key.clone()), (lab.app_endpoint(), operator_key.clone())] {
         tokio::task::spawn_blocking(move || {
             let raw = raw_dealer(&ep, Some(&key), server, "garbage-sender");
-            refused(&raw_send_recv(&raw, &[0, 1, 0xff, 0xff, 0xff, 0x07]), "malformed");
+            let garbage = [&PROTOCOL_VERSION.to_be_bytes()[..], &[0xff, 0xff, 0xff, 0x07]].concat();
+            refused(&raw_send_recv(&raw, &garbage), "malformed");
             let mut wrong =
                 encode(&Envelope::new(1, Message::UpgradeStateReq(UpgradeStateReq {}))).expect("encode");
             wrong[1] = 99;

@@ -154,6 +154,7 @@ pub fn commit_plan_req(target: &Target, c: &CommitArgs) -> Result<UpgradeCommitP
         exclude_nodes: target.names.clone(),
         ap_policy: c.commit.ap_policy.into(),
         max_pops_per_batch: c.commit.max_pops_per_batch,
+        strategy: c.commit.strategy.into(),
         version: c.batch.version.clone(),
     })
 }
@@ -224,6 +225,7 @@ fn apply_commit_group(g: &mut UpgradeGroupReq, c: &CommitOpts) {
     g.skip_links = c.skip_links.clone();
     g.ap_policy = c.ap_policy.into();
     g.max_pops_per_batch = c.max_pops_per_batch;
+    g.strategy = c.strategy.into();
 }
 
 fn request_id(s: &SubmitOpts) -> Result<String, String> {

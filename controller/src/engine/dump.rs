@@ -116,6 +116,7 @@ impl Engine {
         group.limit = req.limit;
         group.ap_policy = req.ap_policy;
         group.max_pops_per_batch = req.max_pops_per_batch;
+        group.strategy = req.strategy;
         group.version = req.version.clone();
         for n in &req.exclude_nodes {
             if self.topology.node(n).is_none() {
@@ -162,6 +163,7 @@ impl Engine {
             limit: req.limit.max(0),
             ap_policy: req.ap_policy,
             max_pops_per_batch: req.max_pops_per_batch,
+            strategy: req.strategy,
         });
         plan.ap_groups = whole.ap_groups;
         let mut explanation = Vec::new();

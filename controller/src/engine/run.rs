@@ -58,6 +58,7 @@ pub(super) fn choose_commit_batch(
         limit: req.limit,
         ap_policy: req.ap_policy,
         max_pops_per_batch: req.max_pops_per_batch,
+        strategy: req.strategy,
     });
     Chosen { nodes: b.nodes, explanation: b.explanation, warnings: b.warnings }
 }

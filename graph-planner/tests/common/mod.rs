@@ -1,11 +1,13 @@
-//! Shared harness: topology builders, a naive GraphHelper oracle and the §3.6 invariant checker.
-//!
-//! The oracle is written straight from the reference pseudo-code with string-keyed maps, BFS
-//! cut-off sets instead of Tarjan, and a pluggable iteration order, so it shares no code and no
-//! cleverness with the planner it judges.
+//! Shared harness: topology builders, random meshes (`meshes`), the upstream GraphHelper port
+//! that judges the planner (`graph_helper`), and the §3.6 invariant checker over a naive site
+//! graph (string-keyed maps, BFS connectivity: no code shared with the planner).
 #![allow(dead_code)]
 
-use meshlift_graph_planner::{ApPolicy, Plan, PlanRequest};
+pub mod graph_helper;
+pub mod meshes;
+
+use meshes::Case;
+use meshlift_graph_planner::{ApPolicy, Plan, PlanRequest, PlanStrategy};
 use meshlift_protocol::topology::{Link, LinkType, Node, NodeStatus, NodeType, Site, Topology};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -95,7 +97,14 @@ pub fn req<'a>(
     ap_policy: ApPolicy,
     max_pops: u32,
 ) -> PlanRequest<'a> {
-    PlanRequest { topology: t, pending, limit, ap_policy, max_pops_per_batch: max_pops }
+    PlanRequest {
+        topology: t,
+        pending,
+        limit,
+        ap_policy,
+        max_pops_per_batch: max_pops,
+        strategy: PlanStrategy::Terragraph,
+    }
 }
 
 pub fn batches(plan: &Plan) -> Vec<Vec<String>> {
@@ -185,69 +194,79 @@ impl Naive {
     pub fn pending_nodes_of(&self, site: &str) -> Vec<String> {
         self.site_nodes[site].iter().filter(|n| self.pending.contains(*n)).cloned().collect()
     }
-
-    /// GraphHelper's traversal (§3.4). `order` gives the iteration order of a list of sites
-    /// (the pushes happen in that order, so the last one is popped first).
-    pub fn batch(
-        &self,
-        limit: i64,
-        max_pops: u32,
-        policy: ApPolicy,
-        order: &mut dyn FnMut(Vec<String>) -> Vec<String>,
-    ) -> BTreeSet<String> {
-        let groups = self.groups(policy);
-        let total: usize = self.site_nodes.values().map(Vec::len).sum::<usize>();
-        let cap = if limit > 0 { limit as usize } else { total.max(1) };
-        let (mut upd, mut pend): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-        let mut seen: BTreeSet<String> = self.pops.clone();
-        for p in order(self.pops.iter().cloned().collect()) {
-            if self.pending_sites.contains(&p) {
-                pend.push(p)
-            } else {
-                upd.push(p)
-            }
-        }
-        let mut batch = BTreeSet::new();
-        let mut pops_taken = 0;
-        while let Some(cur) = upd.pop().or_else(|| pend.pop()) {
-            let Some(nb) = self.adj.get(&cur) else { continue };
-            let mut leaf = true;
-            for n in order(nb.iter().cloned().collect()) {
-                if groups.get(&cur).is_some_and(|g| g.contains(&n)) {
-                    continue;
-                }
-                if seen.insert(n.clone()) {
-                    if self.pending_sites.contains(&n) {
-                        pend.push(n)
-                    } else {
-                        upd.push(n)
-                    }
-                    leaf = false;
-                }
-            }
-            let is_pop = self.pops.contains(&cur);
-            if leaf && self.pending_sites.contains(&cur) && (!is_pop || pops_taken < max_pops.max(1)) {
-                let mut cand = self.pending_nodes_of(&cur);
-                for m in groups.get(&cur).into_iter().flatten() {
-                    if self.pending_sites.contains(m) {
-                        cand.extend(self.pending_nodes_of(m));
-                    }
-                }
-                if batch.len() + cand.len() <= cap || batch.is_empty() {
-                    batch.extend(cand);
-                    pops_taken += u32::from(is_pop);
-                }
-            }
-        }
-        batch
-    }
 }
 
-/// Our fixed order: pushes in reverse name order, so the smallest name is popped first.
-pub fn canonical(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.reverse();
-    v
+/// Invariants 1–6 on every batch of `plan` (chosen in turn from what earlier batches left
+/// pending), every pending node a POP reaches planned exactly once and the rest reported
+/// unplanned, and the outages per site recounted from connectivity. `each(i, pending, batch)`
+/// adds a check per batch.
+pub fn check_plan(
+    c: &Case,
+    plan: &Plan,
+    mut each: impl FnMut(usize, &BTreeSet<String>, &BTreeSet<String>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut pending = c.pending.clone();
+    let full = Naive::new(&c.topo, &c.pending);
+    let before = full.connected(&BTreeSet::new());
+    let mut outages: BTreeMap<String, u32> = BTreeMap::new();
+    for (i, b) in plan.batches.iter().enumerate() {
+        check_batch(&c.topo, &pending, &b.nodes, c.limit, c.max_pops, c.policy)
+            .map_err(|e| format!("batch {}: {e}", i + 1))?;
+        let ours: BTreeSet<String> = b.nodes.iter().cloned().collect();
+        each(i, &pending, &ours)?;
+        // Outages recounted from connectivity: down or cut off from every POP.
+        let g = Naive::new(&c.topo, &pending);
+        let down: BTreeSet<String> =
+            b.nodes.iter().map(|n| c.topo.node(n).expect("planned node exists").site_name.clone()).collect();
+        let after = g.connected(&down);
+        for s in &before {
+            if down.contains(s) || !after.contains(s) {
+                *outages.entry(s.clone()).or_default() += 1;
+            }
+        }
+        for n in &b.nodes {
+            if !pending.remove(n) {
+                return Err(format!("{n} planned twice"));
+            }
+        }
+    }
+    // Coverage: exactly the pending online nodes of sites a POP reaches are planned; the rest are
+    // reported as unplanned.
+    let plannable: BTreeSet<String> = c
+        .pending
+        .iter()
+        .filter(|n| {
+            let node = c.topo.node(n).expect("pending names come from the topology");
+            node.status.is_online() && before.contains(&node.site_name)
+        })
+        .cloned()
+        .collect();
+    let planned: BTreeSet<String> = plan.batches.iter().flat_map(|b| b.nodes.iter().cloned()).collect();
+    if planned != plannable {
+        return Err(format!("planned {planned:?} != plannable {plannable:?}"));
+    }
+    let unplanned: BTreeSet<String> = plan.unplanned.iter().map(|(n, _)| n.clone()).collect();
+    let expected: BTreeSet<String> = c.pending.difference(&plannable).cloned().collect();
+    if unplanned != expected {
+        return Err(format!("unplanned {unplanned:?} != {expected:?}"));
+    }
+    for (site, &count) in &plan.outages {
+        let want = outages.get(site).copied().unwrap_or(0);
+        if count != want {
+            return Err(format!("site {site}: {count} outages reported, {want} recounted"));
+        }
+    }
+    Ok(())
+}
+
+/// A permutation of `t`'s nodes, links and sites: the same network, listed differently.
+pub fn shuffled(t: &Topology, seed: u64) -> Topology {
+    let mut rng = SplitMix(seed);
+    let (mut nodes, mut links, mut sites) = (t.nodes.clone(), t.links.clone(), t.sites.clone());
+    rng.shuffle(&mut nodes);
+    rng.shuffle(&mut links);
+    rng.shuffle(&mut sites);
+    Topology::new(t.name.clone(), nodes, links, sites).expect("a permutation of a valid topology")
 }
 
 /// A small deterministic PRNG (splitmix64) for random orders and random meshes.
@@ -297,10 +316,11 @@ pub fn check_batch(
         batch_sites.insert(node.site_name.clone());
     }
     let before = g.connected(&BTreeSet::new());
-    // 6: sites unreachable from every POP (or without a live link) never contribute nodes.
+    // 6: sites unreachable from every POP never contribute nodes (a POP site with no live link
+    // reaches itself).
     for s in &batch_sites {
-        if !before.contains(s) || !g.adj.contains_key(s) {
-            return Err(format!("site {s} is unreachable or has no live link but is in the batch"));
+        if !before.contains(s) {
+            return Err(format!("site {s} is cut off from every POP but is in the batch"));
         }
     }
     // 1: nobody outside the batch loses every remaining POP, except dependents of a key in it.
@@ -318,7 +338,7 @@ pub fn check_batch(
         return Err(format!("{pops} POP sites in one batch"));
     }
     // 3: progress whenever some pending site is reachable (and has a live link).
-    let reachable_pending = g.pending_sites.iter().any(|s| before.contains(s) && g.adj.contains_key(s));
+    let reachable_pending = g.pending_sites.iter().any(|s| before.contains(s));
     if reachable_pending && batch.is_empty() {
         return Err("empty batch although a pending site is reachable".into());
     }
