@@ -27,6 +27,7 @@ fn plan() -> UpgradeCommitPlan {
         filtered: vec![NodeReason { node: "old".into(), reason: "not flashed".into() }],
         warnings: vec![],
         explanation: "leaves before the hub".into(),
+        costs: vec![],
     }
 }
 

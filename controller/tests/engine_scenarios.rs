@@ -557,3 +557,18 @@ fn a_refused_request_with_a_huge_reason_leaves_a_bounded_journal_line() {
     assert!(size < 4 * 1024, "journal line of {size} bytes");
     assert!(op.reason.as_ref().unwrap().contains("bytes cut"), "the cut is marked");
 }
+
+#[test]
+fn the_dry_run_gives_the_cost_of_both_strategies() {
+    let mut sim = Sim::new(grid(4, 5, &[]));
+    let req = UpgradeCommitPlanReq { max_pops_per_batch: 100, ..UpgradeCommitPlanReq::default() };
+    let Message::UpgradeCommitPlan(plan) = sim.operator(Message::UpgradeCommitPlanReq(req)) else {
+        panic!("a commit plan")
+    };
+    let strategies: Vec<PlanStrategy> = plan.costs.iter().map(|c| c.strategy).collect();
+    assert_eq!(strategies, vec![PlanStrategy::Terragraph, PlanStrategy::FewestBatches]);
+    let (tg, fewest) = (&plan.costs[0], &plan.costs[1]);
+    assert_eq!(tg.batches, plan.commit_batches.len() as u64, "the requested strategy's cost is the plan shown");
+    assert!(fewest.batches >= 1 && fewest.batches <= tg.batches, "{:?}", plan.costs);
+    assert!(tg.largest_blast_radius >= 1 && tg.total_outages >= tg.batches);
+}

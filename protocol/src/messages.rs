@@ -473,6 +473,23 @@ pub struct UpgradeCommitPlan {
     pub warnings: Vec<String>,
     /// Human-readable explanation of every batch.
     pub explanation: String,
+    /// What the whole plan costs under each strategy (same pending nodes, same safety rules), so
+    /// an operator can choose: Terragraph's first, then fewest-batches.
+    pub costs: Vec<StrategyCost>,
+}
+
+/// The cost of one strategy's whole plan on the live topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategyCost {
+    pub strategy: PlanStrategy,
+    /// Reboot cycles of the network.
+    pub batches: u64,
+    /// Site outages summed over all sites (a site down or cut off in a batch counts one).
+    pub total_outages: u64,
+    /// The most outages any one site sees.
+    pub max_outages_per_site: u32,
+    /// Sites down or cut off in the worst batch.
+    pub largest_blast_radius: u64,
 }
 
 /// A node with a reason.

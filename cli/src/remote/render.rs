@@ -4,8 +4,8 @@
 //! operator reads without a controller.
 
 use meshlift_protocol::{
-    BatchNodeView, NodeKeysResp, NodeOutcome, NodeStatusDump, RequestView, SlotReport, UnixMillis,
-    UpgradeCommitPlan, UpgradeGroupType, UpgradeListImagesResp, UpgradeReqType, UpgradeStateDump,
+    BatchNodeView, NodeKeysResp, NodeOutcome, NodeStatusDump, PlanStrategy, RequestView, SlotReport,
+    UnixMillis, UpgradeCommitPlan, UpgradeGroupType, UpgradeListImagesResp, UpgradeReqType, UpgradeStateDump,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -331,6 +331,20 @@ pub fn plan_text(p: &UpgradeCommitPlan) -> String {
             let _ = writeln!(out, "  {w}");
         }
     }
+    if !p.costs.is_empty() {
+        out.push_str("\nCost of each strategy (same safety rules; --strategy to choose):\n");
+        for c in &p.costs {
+            let name = match c.strategy {
+                PlanStrategy::Terragraph => "terragraph",
+                PlanStrategy::FewestBatches => "fewest-batches",
+            };
+            let _ = writeln!(
+                out,
+                "  {name:<15} {} batch(es), {} site outage(s) in all, at most {} per site, largest blast radius {} site(s)",
+                c.batches, c.total_outages, c.max_outages_per_site, c.largest_blast_radius
+            );
+        }
+    }
     if !p.explanation.trim().is_empty() {
         let _ = writeln!(out, "\nWhy:\n{}", p.explanation.trim_end());
     }
@@ -429,6 +443,13 @@ mod tests {
             filtered: vec![],
             warnings: vec!["batch 1 exceeds limit".into()],
             explanation: "leaves first".into(),
+            costs: vec![StrategyCost {
+                strategy: PlanStrategy::FewestBatches,
+                batches: 1,
+                total_outages: 3,
+                max_outages_per_site: 1,
+                largest_blast_radius: 3,
+            }],
         };
         let t = plan_text(&plan);
         assert!(t.contains("2 batch(es), 3 node(s)"));
@@ -437,5 +458,6 @@ mod tests {
         assert!(t.contains("offline (1): z"), "{t}");
         assert!(t.contains("batch 1 exceeds limit"));
         assert!(t.contains("leaves first"));
+        assert!(t.contains("fewest-batches  1 batch(es), 3 site outage(s)"), "{t}");
     }
 }

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use meshlift_graph_planner::PlanRequest;
 use meshlift_protocol::{
-    BatchNodeView, NodeReason, NodeStatusDump, NodeStatusRow, RequestView, UpgradeCommitPlan,
-    UpgradeCommitPlanReq, UpgradeGroupReq, UpgradeGroupType, UpgradeReq, UpgradeReqType, UpgradeStateDump,
-    UpgradeStatusType,
+    BatchNodeView, NodeReason, NodeStatusDump, NodeStatusRow, PlanStrategy, RequestView, StrategyCost,
+    UpgradeCommitPlan, UpgradeCommitPlanReq, UpgradeGroupReq, UpgradeGroupType, UpgradeReq, UpgradeReqType,
+    UpgradeStateDump, UpgradeStatusType,
 };
 
 use super::readiness::{self, Readiness};
@@ -165,6 +165,30 @@ impl Engine {
             max_pops_per_batch: req.max_pops_per_batch,
             strategy: req.strategy,
         });
+        // Both strategies' costs: the requested plan is at hand, the other is computed once more.
+        for strategy in [PlanStrategy::Terragraph, PlanStrategy::FewestBatches] {
+            let cost = if strategy == req.strategy {
+                whole.cost()
+            } else {
+                self.mesh
+                    .plan_all(&PlanRequest {
+                        topology: &live,
+                        pending: &pending,
+                        limit: req.limit.max(0),
+                        ap_policy: req.ap_policy,
+                        max_pops_per_batch: req.max_pops_per_batch,
+                        strategy,
+                    })
+                    .cost()
+            };
+            plan.costs.push(StrategyCost {
+                strategy,
+                batches: cost.batches as u64,
+                total_outages: cost.total_outages,
+                max_outages_per_site: cost.max_outages_per_site,
+                largest_blast_radius: cost.largest_blast_radius as u64,
+            });
+        }
         plan.ap_groups = whole.ap_groups;
         let mut explanation = Vec::new();
         while !pending.is_empty() {
