@@ -568,7 +568,11 @@ fn the_dry_run_gives_the_cost_of_both_strategies() {
     let strategies: Vec<PlanStrategy> = plan.costs.iter().map(|c| c.strategy).collect();
     assert_eq!(strategies, vec![PlanStrategy::Terragraph, PlanStrategy::FewestBatches]);
     let (tg, fewest) = (&plan.costs[0], &plan.costs[1]);
-    assert_eq!(tg.batches, plan.commit_batches.len() as u64, "the requested strategy's cost is the plan shown");
+    assert_eq!(
+        tg.batches,
+        plan.commit_batches.len() as u64,
+        "the requested strategy's cost is the plan shown"
+    );
     assert!(fewest.batches >= 1 && fewest.batches <= tg.batches, "{:?}", plan.costs);
     assert!(tg.largest_blast_radius >= 1 && tg.total_outages >= tg.batches);
 }
