@@ -31,7 +31,8 @@
 //! the controller: the report prints the load generator's own CPU (all processes) too, so a
 //! reader can tell when the load generator was the bottleneck.
 //!
-//! `cargo build --release -p meshlift-controller -p meshlift-bench --bin loadgen` then
+//! `cargo build --release -p meshlift-controller && cargo build --release -p meshlift-bench --bin loadgen`
+//! (one command with both `-p` and `--bin loadgen` builds only `loadgen`), then
 //! `target/release/loadgen --nodes 10000 --seconds 30 --controller-bin target/release/meshlift-controller`
 //! (add `--insecure` for the plain-text comparison).
 
@@ -810,6 +811,12 @@ fn minion_socket(ctx: &zmq::Context, spec: &MinionSpec, cfg: &WorkerCfg) -> anyh
     s.set_heartbeat_ivl(ms(lim.heartbeat_ivl))?;
     s.set_heartbeat_timeout(ms(lim.heartbeat_timeout))?;
     s.set_heartbeat_ttl(ms(lim.heartbeat_ttl))?;
+    if !lim.tcp_keepalive_idle.is_zero() {
+        s.set_tcp_keepalive(1)?;
+        s.set_tcp_keepalive_idle(lim.tcp_keepalive_idle.as_secs().clamp(1, i32::MAX as u64) as i32)?;
+        s.set_tcp_keepalive_intvl(10)?;
+        s.set_tcp_keepalive_cnt(3)?;
+    }
     s.set_sndhwm(lim.send_hwm)?;
     s.set_rcvhwm(lim.recv_hwm)?;
     s.set_linger(0)?;
