@@ -484,16 +484,18 @@ impl Shell {
                 self.on_status_report(engine, router, &inc, env.request_id, report)
             }
             Message::Ack(ack) => {
-                let Some((node, req_id)) = self.pending_acks.remove(&env.request_id) else {
+                let Some((node, _)) = self.pending_acks.get(&env.request_id) else {
                     tracing::debug!(%peer, "ack for no pending order (late or duplicate)");
                     return;
                 };
-                // Only the node the order went to may answer it.
+                // Only the node the order went to may answer it (and a forged answer must not
+                // consume the pending entry the real one will need).
                 if inc.user_id.as_deref().is_some_and(|u| u != node) {
                     tracing::warn!(%peer, user = ?inc.user_id, %node, "ack from another node's key refused");
                     self.count_refused("minion", "wrong_node");
                     return;
                 }
+                let Some((node, req_id)) = self.pending_acks.remove(&env.request_id) else { return };
                 if ack.success {
                     tracing::debug!(%node, req = %req_id, "order accepted: {}", ack.message);
                 } else if engine.handle_node_refusal(&node, &req_id, &ack.message, now_ms()) {
