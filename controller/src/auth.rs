@@ -20,27 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
-/// What an operator key may do. Ordered: each role has every right of the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// State, status, lists, dry runs.
-    Viewer,
-    /// Prepare, commit, full, abort, reset, image add and delete.
-    Operator,
-    /// Adds `allow_downgrade`, batch limits below 0 or above the cap, node key enrollment.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use meshlift_protocol::Role;
 
 /// The role `msg` needs, and the reason in words (for the refusal an operator sees).
 /// `limit_cap`: the largest commit/prepare batch limit an operator may ask for.

@@ -79,25 +79,7 @@ pub struct LabConfig {
 pub const LAB_OPERATOR: &str = "meshlift-demo";
 
 /// An operator's role on the controller (`[[security.operators]] role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// State, status, lists, dry runs.
-    Viewer,
-    /// Prepare, commit, full, abort, reset, image add and delete.
-    Operator,
-    /// Everything, node key enrollment included.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use meshlift_protocol::Role;
 
 /// One CURVE key pair on disk.
 #[derive(Debug, Clone)]

@@ -121,6 +121,30 @@ impl Message {
     }
 }
 
+/// What an operator key may do on the controller (`[[security.operators]] role`). Ordered: each
+/// role has every right of the ones before it. Shared by the controller, which enforces it, and by
+/// the tools that write its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// State, status, lists, dry runs.
+    Viewer,
+    /// Prepare, commit, full, abort, reset, image add and delete.
+    Operator,
+    /// Adds `allow_downgrade`, batch limits below 0 or above the cap, node key enrollment.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// Enroll a node key: the node named `node` (a node of the topology) may then connect with the
 /// CURVE key `public_key` (40 Z85 characters) and speak only for itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

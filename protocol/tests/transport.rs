@@ -172,14 +172,7 @@ async fn garbage_is_refused_and_router_keeps_serving() {
 fn zmq_client(ep: &str, keys: &CurveKeyPair, server: CurvePublicKey) -> zmq::Socket {
     let ctx = meshlift_protocol::transport::context();
     let s = ctx.socket(zmq::DEALER).unwrap();
-    s.set_curve_serverkey(server.as_bytes()).unwrap();
-    // The key pair's secret is private to the crate; go through a key file, as a tool would.
-    let dir = tempfile::tempdir().unwrap();
-    let (key_file, _) = keys.save(dir.path(), "k").unwrap();
-    let text = std::fs::read_to_string(key_file).unwrap();
-    let secret = text.lines().find_map(|l| l.strip_prefix("secret ")).unwrap();
-    s.set_curve_publickey(keys.public().to_z85().as_bytes()).unwrap();
-    s.set_curve_secretkey(secret.as_bytes()).unwrap();
+    ClientSecurity::Curve { keys: keys.clone(), server }.apply(&s).unwrap();
     s.set_rcvtimeo(5000).unwrap();
     s.connect(ep).unwrap();
     s

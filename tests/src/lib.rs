@@ -100,12 +100,8 @@ pub fn raw_dealer(
 ) -> zmq::Socket {
     let s = transport::context().socket(zmq::DEALER).expect("socket");
     if let (Some(key), Some(server)) = (key, server) {
-        let text = std::fs::read_to_string(key).expect("key file");
-        let line =
-            |p: &str| text.lines().find_map(|l| l.strip_prefix(p)).expect("key line").trim().to_string();
-        s.set_curve_serverkey(server.to_z85().as_bytes()).expect("server key");
-        s.set_curve_publickey(line("public ").as_bytes()).expect("public key");
-        s.set_curve_secretkey(line("secret ").as_bytes()).expect("secret key");
+        let keys = transport::CurveKeyPair::load(key).expect("key file");
+        transport::ClientSecurity::Curve { keys, server }.apply(&s).expect("CURVE options");
     }
     s.set_identity(identity.as_bytes()).expect("identity");
     s.set_rcvtimeo(10_000).expect("rcvtimeo");

@@ -804,22 +804,8 @@ fn minion_socket(ctx: &zmq::Context, spec: &MinionSpec, cfg: &WorkerCfg) -> anyh
             lim.heartbeat_ttl = Duration::ZERO;
         }
     }
-    let ms = |d: Duration| d.as_millis().min(i32::MAX as u128) as i32;
     let s = ctx.socket(zmq::DEALER)?;
-    s.set_maxmsgsize(lim.max_msg_bytes as i64)?;
-    s.set_handshake_ivl(ms(lim.handshake))?;
-    s.set_heartbeat_ivl(ms(lim.heartbeat_ivl))?;
-    s.set_heartbeat_timeout(ms(lim.heartbeat_timeout))?;
-    s.set_heartbeat_ttl(ms(lim.heartbeat_ttl))?;
-    if !lim.tcp_keepalive_idle.is_zero() {
-        s.set_tcp_keepalive(1)?;
-        s.set_tcp_keepalive_idle(lim.tcp_keepalive_idle.as_secs().clamp(1, i32::MAX as u64) as i32)?;
-        s.set_tcp_keepalive_intvl(10)?;
-        s.set_tcp_keepalive_cnt(3)?;
-    }
-    s.set_sndhwm(lim.send_hwm)?;
-    s.set_rcvhwm(lim.recv_hwm)?;
-    s.set_linger(0)?;
+    lim.apply(&s)?;
     s.set_identity(spec.mac.as_bytes())?;
     s.set_immediate(true)?;
     s.set_reconnect_ivl(100)?;

@@ -139,8 +139,9 @@ impl SocketLimits {
         SocketLimits { heartbeat_ivl: Duration::ZERO, ..SocketLimits::default() }
     }
 
-    /// Apply to a socket before it binds or connects.
-    pub(crate) fn apply(&self, sock: &zmq::Socket) -> Result<(), zmq::Error> {
+    /// Apply to a socket before it binds or connects (public for tools that drive raw libzmq
+    /// sockets, such as the load generator, so they set exactly what the real peers set).
+    pub fn apply(&self, sock: &zmq::Socket) -> Result<(), zmq::Error> {
         sock.set_maxmsgsize(self.max_msg_bytes.min(i64::MAX as usize) as i64)?;
         sock.set_handshake_ivl(ms(self.handshake))?;
         sock.set_heartbeat_ivl(ms(self.heartbeat_ivl))?;
@@ -176,7 +177,8 @@ pub enum ClientSecurity {
 }
 
 impl ClientSecurity {
-    pub(crate) fn apply(&self, sock: &zmq::Socket) -> Result<(), zmq::Error> {
+    /// Set the CURVE client options on a socket before it connects (nothing when insecure).
+    pub fn apply(&self, sock: &zmq::Socket) -> Result<(), zmq::Error> {
         if let ClientSecurity::Curve { keys, server } = self {
             sock.set_curve_serverkey(server.as_bytes())?;
             sock.set_curve_publickey(keys.public().as_bytes())?;
