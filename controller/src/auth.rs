@@ -7,9 +7,9 @@
 //! - **app socket**: only an operator key listed in the controller config, each with a name and a
 //!   [`Role`]; the operator's name replaces whatever `who` a request carries.
 //!
-//! Refused handshakes are counted and sent to the controller loop (bounded, never blocking the
-//! ZAP thread) to be journaled; a client hammering with an unknown key fills that queue and the
-//! rest are only counted.
+//! Refused handshakes are sent to the controller loop (bounded, never blocking the ZAP thread),
+//! which counts and journals them; a client hammering with an unknown key fills that queue and the
+//! rest are dropped (the ZAP handler logs each at debug level).
 
 use meshlift_protocol::transport::zap::{Authorizer, ZapRequest};
 use meshlift_protocol::transport::{CurvePublicKey, KeyError};
@@ -183,7 +183,6 @@ pub struct Keyring {
     topology_nodes: HashSet<String>,
     operators: HashMap<CurvePublicKey, (String, Role)>,
     refusals: mpsc::Sender<AuthRefusal>,
-    refused_total: std::sync::atomic::AtomicU64,
 }
 
 impl Keyring {
@@ -206,13 +205,7 @@ impl Keyring {
             }
             ops.insert(key, (op.name.clone(), op.role));
         }
-        Ok(Keyring {
-            nodes: RwLock::new(nodes),
-            topology_nodes,
-            operators: ops,
-            refusals,
-            refused_total: Default::default(),
-        })
+        Ok(Keyring { nodes: RwLock::new(nodes), topology_nodes, operators: ops, refusals })
     }
 
     /// The role of an authenticated operator name (the ZAP user id of an app connection).
@@ -222,11 +215,6 @@ impl Keyring {
 
     pub fn operator_count(&self) -> usize {
         self.operators.len()
-    }
-
-    /// Handshakes refused so far (both sockets).
-    pub fn refused_total(&self) -> u64 {
-        self.refused_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn enroll(&self, node: &str, key: CurvePublicKey) -> Result<Option<CurvePublicKey>, AuthError> {
@@ -248,7 +236,6 @@ impl Keyring {
     }
 
     fn refuse(&self, socket: &'static str, req: &ZapRequest, reason: String) -> String {
-        self.refused_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.refusals.try_send(AuthRefusal {
             socket,
             address: req.address.clone(),

@@ -95,7 +95,6 @@ struct Inner {
     cmd: Option<std_mpsc::SyncSender<Vec<u8>>>,
     waker: Waker,
     endpoint: String,
-    app_id: Vec<u8>,
     next_id: AtomicU64,
 }
 
@@ -146,13 +145,7 @@ impl Dealer {
             .name("zmq-dealer".into())
             .spawn(move || io.run())
             .map_err(|e| connect_err(e.to_string()))?;
-        let inner = Inner {
-            cmd: Some(cmd_tx),
-            waker,
-            endpoint: cfg.endpoint,
-            app_id: cfg.app_id.into_bytes(),
-            next_id: AtomicU64::new(1),
-        };
+        let inner = Inner { cmd: Some(cmd_tx), waker, endpoint: cfg.endpoint, next_id: AtomicU64::new(1) };
         Ok((Dealer { inner: Arc::new(inner) }, ev_rx))
     }
 
@@ -176,11 +169,6 @@ impl Dealer {
 
     pub fn endpoint(&self) -> &str {
         &self.inner.endpoint
-    }
-
-    /// The app id this dealer puts in front of every message.
-    pub fn app_id(&self) -> &[u8] {
-        &self.inner.app_id
     }
 }
 
