@@ -83,6 +83,13 @@ impl Header {
                 header.signature_len
             )));
         }
+        if header.payload_offset().checked_add(header.payload_len).is_none() {
+            // `file_len` would overflow: no file is that long, and the sum must stay exact.
+            return Err(ImageError::BadManifest(format!(
+                "payload length {} out of range",
+                header.payload_len
+            )));
+        }
         Ok(header)
     }
 
@@ -108,6 +115,9 @@ mod tests {
         assert!(matches!(Header::decode(b"#!/bin/sh\n"), Err(ImageError::NotAnImage)));
         assert!(matches!(Header::decode(&h.encode()[..20]), Err(ImageError::Truncated { .. })));
         assert!(matches!(Header::decode(b"MLI"), Err(ImageError::Truncated { .. })));
+        // A payload length whose file length overflows u64 (found by reading for the fuzz target).
+        let huge = Header { manifest_len: 300, signature_len: 96, payload_len: u64::MAX - 100 };
+        assert!(matches!(Header::decode(&huge.encode()), Err(ImageError::BadManifest(_))));
         let mut v2 = h.encode();
         v2[8] = 2;
         assert!(matches!(Header::decode(&v2), Err(ImageError::UnsupportedFormat(2))));

@@ -47,7 +47,10 @@ pub use error::ImageError;
 pub use keys::{generate_keypair, key_id, load_public_key, load_signing_key, KeyId, KeyPairPaths};
 pub use manifest::{Hook, HookKind, Manifest};
 pub use meshlift_protocol::Sha256Digest;
-pub use verify::{read_manifest, verify_file, verify_file_with, ImageSummary, Signer, VerifiedImage};
+pub use verify::{
+    read_manifest, read_manifest_from_bytes, verify_file, verify_file_with, ImageSummary, Signer,
+    VerifiedImage,
+};
 pub use version::{BadVersion, Version};
 
 /// Re-exported so that callers name keys without depending on `ed25519-dalek` themselves.

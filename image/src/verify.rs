@@ -86,7 +86,17 @@ pub struct ImageSummary {
 /// Reads header, manifest and signature block. Refuses files whose size does not match the header.
 pub fn read_manifest(path: &Path) -> Result<ImageSummary, ImageError> {
     let mut file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let (summary, _, _) = read_front(&mut file, path)?;
+    let file_len = file.metadata().map_err(|e| ImageError::io(path, e))?.len();
+    let (summary, _, _) = read_front(&mut file, file_len, path)?;
+    Ok(summary)
+}
+
+/// [`read_manifest`] on bytes already in memory (an upload, a fuzz input): the same checks, with
+/// `bytes.len()` as the file length. Memory stays bounded by the header's limits, whatever the
+/// bytes claim.
+pub fn read_manifest_from_bytes(bytes: &[u8]) -> Result<ImageSummary, ImageError> {
+    let (summary, _, _) =
+        read_front(&mut std::io::Cursor::new(bytes), bytes.len() as u64, Path::new("<memory>"))?;
     Ok(summary)
 }
 
@@ -104,7 +114,8 @@ pub fn verify_file_with(
     expected_file_sha256: Option<Sha256Digest>,
 ) -> Result<VerifiedImage, ImageError> {
     let mut file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let (summary, front_bytes, signature) = read_front(&mut file, path)?;
+    let file_len = file.metadata().map_err(|e| ImageError::io(path, e))?.len();
+    let (summary, front_bytes, signature) = read_front(&mut file, file_len, path)?;
     let Some(signer) = summary.signer.as_ref() else {
         return Err(ImageError::Unsigned);
     };
@@ -145,12 +156,12 @@ pub fn verify_file_with(
 /// Returns the summary, the raw bytes before the payload (header ‖ manifest ‖ signature block) and
 /// the parsed signature.
 fn read_front(
-    file: &mut File,
+    file: &mut impl Read,
+    file_len: u64,
     path: &Path,
 ) -> Result<(ImageSummary, Vec<u8>, Option<Signature>), ImageError> {
-    let file_len = file.metadata().map_err(|e| ImageError::io(path, e))?.len();
     let mut head = Vec::with_capacity(HEADER_LEN);
-    file.take(HEADER_LEN as u64).read_to_end(&mut head).map_err(|e| ImageError::io(path, e))?;
+    file.by_ref().take(HEADER_LEN as u64).read_to_end(&mut head).map_err(|e| ImageError::io(path, e))?;
     let header = Header::decode(&head)?;
     if file_len < header.file_len() {
         return Err(ImageError::Truncated { expected: header.file_len(), actual: file_len });
