@@ -119,7 +119,6 @@ impl Dealer {
         // Queue nothing for a connection that is not up: the owner resends state on `Connected`,
         // and a backlog would reach the controller stale.
         sock.set_immediate(true)?;
-        sock.set_ipv6(true)?;
         sock.set_reconnect_ivl(super::ms(cfg.reconnect_min))?;
         sock.set_reconnect_ivl_max(super::ms(cfg.reconnect_max))?;
         if matches!(cfg.security, ClientSecurity::Curve { .. }) && !super::has_curve() {

@@ -20,6 +20,8 @@
 //! - **Bounded output.** `SNDHWM` per peer, every send `DONTWAIT`, and `ROUTER_MANDATORY`: a send to
 //!   a peer that is gone or not reading fails at once and is reported as
 //!   [`RouterEvent::Undeliverable`]; nothing ever waits on a peer.
+//! - **Both address families.** `ZMQ_IPV6` on every socket: `tcp://[fd00::1]:7007`, names with
+//!   only AAAA records and dual-stack `tcp://*:7007` binds all work; IPv4 keeps working.
 //! - **Authentication and encryption.** CurveZMQ ([`curve`]); the server side asks a ZAP handler
 //!   ([`zap`], RFC 27) which client keys it admits, and every frame then carries the user id the
 //!   handler gave that key, so the controller knows which node or operator sent it.
@@ -156,6 +158,11 @@ impl SocketLimits {
         }
         sock.set_sndhwm(self.send_hwm)?;
         sock.set_rcvhwm(self.recv_hwm)?;
+        // `ZMQ_IPV6`: without it libzmq refuses `tcp://[::1]:7007` and resolves names to IPv4
+        // only, so a node on Terragraph's IPv6 management network could never reach us. With it a
+        // `tcp://*:port` bind is dual-stack (IPv4 clients arrive as mapped addresses), and libzmq
+        // falls back to IPv4 on a host without IPv6.
+        sock.set_ipv6(true)?;
         // Never keep a closing socket alive for undelivered messages: the owner resends state.
         sock.set_linger(0)?;
         Ok(())

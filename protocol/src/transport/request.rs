@@ -39,7 +39,6 @@ fn request_blocking(cfg: &RequestConfig, body: Message) -> Result<Envelope, Tran
     let sock = ctx.socket(zmq::DEALER)?;
     cfg.limits.apply(&sock)?;
     sock.set_immediate(true)?;
-    sock.set_ipv6(true)?;
     cfg.security.apply(&sock)?;
     let monitor = Monitor::attach(&ctx, &sock)?;
     sock.connect(endpoint)

@@ -131,7 +131,6 @@ impl Router {
         sock.set_affinity(cfg.affinity)?;
         sock.set_router_mandatory(true)?;
         sock.set_router_handover(true)?;
-        sock.set_ipv6(true)?;
         let zap_guard = match &cfg.security {
             ServerSecurity::Curve { keys, domain, auth } => {
                 if !super::has_curve() {
