@@ -13,7 +13,7 @@
 
 use meshlift_protocol::transport::zap::{Authorizer, ZapRequest};
 use meshlift_protocol::transport::{CurvePublicKey, KeyError};
-use meshlift_protocol::Message;
+use meshlift_protocol::{GoldenCmd, Message};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -46,6 +46,11 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         Message::UpgradeAddImageReq(_) => (Role::Operator, "image add".into()),
         Message::UpgradeDelImageReq(_) => (Role::Operator, "image delete".into()),
         Message::NodeEnrollReq(_) => (Role::Admin, "node key enrollment".into()),
+        Message::GoldenShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
+        Message::GoldenReq(r) => match &r.cmd {
+            GoldenCmd::Unquarantine { .. } => (Role::Admin, "golden unquarantine".into()),
+            _ => (Role::Operator, "golden-image loop settings".into()),
+        },
         // Replies and minion messages are refused by the engine; no role makes them valid.
         other => (Role::Admin, other.kind().to_string()),
     }

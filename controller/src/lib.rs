@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod dist;
 pub mod engine;
+pub mod golden;
 pub mod metrics;
 pub mod server;
 pub mod store;

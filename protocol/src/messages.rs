@@ -79,6 +79,15 @@ pub enum Message {
     NodeKeysReq(NodeKeysReq),
     /// Reply to [`Message::NodeKeysReq`].
     NodeKeysResp(NodeKeysResp),
+
+    // ---- operator → controller: the golden-image loop (appended) ----
+    /// Change the golden-image loop (target, pause, window, blacklist, quarantine), journaled
+    /// with who and why. Reply: [`Ack`].
+    GoldenReq(GoldenReq),
+    /// The loop's state per board. Reply: [`Message::GoldenShow`].
+    GoldenShowReq(GoldenShowReq),
+    /// Reply to [`Message::GoldenShowReq`].
+    GoldenShow(GoldenShow),
 }
 
 impl Message {
@@ -91,6 +100,7 @@ impl Message {
             Message::UpgradeAddImageReq(r) => Some(&mut r.operator),
             Message::UpgradeDelImageReq(r) => Some(&mut r.operator),
             Message::NodeEnrollReq(r) => Some(&mut r.operator),
+            Message::GoldenReq(r) => Some(&mut r.operator),
             _ => None,
         }
     }
@@ -117,6 +127,9 @@ impl Message {
             Message::NodeEnrollReq(_) => "NODE_ENROLL_REQ",
             Message::NodeKeysReq(_) => "NODE_KEYS_REQ",
             Message::NodeKeysResp(_) => "NODE_KEYS_RESP",
+            Message::GoldenReq(_) => "GOLDEN_REQ",
+            Message::GoldenShowReq(_) => "GOLDEN_SHOW_REQ",
+            Message::GoldenShow(_) => "GOLDEN_SHOW",
         }
     }
 }
@@ -905,4 +918,123 @@ pub struct StatusReportAck {
     pub request_full_status_report: bool,
     /// The controller does not know this MAC: the node is not in the topology.
     pub refused: Option<String>,
+}
+
+/// A change to the golden-image loop (`meshlift golden …`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GoldenCmd {
+    /// Make image `image` (a name in the controller's store) the target of `board`, or, with no
+    /// board, of every board the image supports (`meshlift upgrade … --set-golden`).
+    SetTarget {
+        board: Option<String>,
+        image: String,
+    },
+    /// The board has no target any more: the loop leaves its nodes alone.
+    UnsetTarget {
+        board: String,
+    },
+    Enable,
+    Disable,
+    /// Stop starting waves (a running wave finishes); the rollout position is kept.
+    Pause,
+    Resume,
+    /// `None`: always open. Text form `"<days> <HH:MM-HH:MM>[,…] <IANA zone>"`.
+    SetWindow {
+        window: Option<String>,
+    },
+    /// Never give `version` to `node` (until `expires_at`, UNIX ms, if set). The reason is the
+    /// operator's `reason`.
+    BlacklistAdd {
+        node: String,
+        version: String,
+        expires_at: Option<UnixMillis>,
+    },
+    /// Remove the node's entry for `version`, or all its entries.
+    BlacklistDel {
+        node: String,
+        version: Option<String>,
+    },
+    /// Lift a quarantine (admin only): the loop may give `version` to nodes again.
+    Unquarantine {
+        version: String,
+    },
+}
+
+/// A golden-loop change with who asked and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenReq {
+    pub cmd: GoldenCmd,
+    pub operator: Operator,
+}
+
+/// Ask for the golden-image loop's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GoldenShowReq {}
+
+/// The golden-image loop's state (`meshlift golden show`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GoldenShow {
+    pub enabled: bool,
+    pub paused: bool,
+    /// Window text, `None` = always open.
+    pub window: Option<String>,
+    pub window_open: bool,
+    /// When the window next opens (now if open), if it ever does.
+    pub next_window_open: Option<UnixMillis>,
+    pub check_interval_s: u64,
+    /// When the loop last started a wave.
+    pub last_run_at: Option<UnixMillis>,
+    pub boards: Vec<GoldenBoard>,
+    pub blacklist: Vec<GoldenBlacklistEntry>,
+    pub quarantined: Vec<GoldenQuarantine>,
+}
+
+/// One board's golden target and rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenBoard {
+    pub board: String,
+    pub image: String,
+    pub version: String,
+    /// Nodes of the board (that reported it).
+    pub nodes: u32,
+    /// Nodes running an older version than the target.
+    pub behind: u32,
+    /// `disabled`, `paused`, `quarantined`, `canary`, `baking`, `widening`, `converged`, …
+    pub state: String,
+    /// Label of the wave in flight or next (`canary`, `wave 2`, …).
+    pub current_wave: Option<String>,
+    pub waves: Vec<GoldenWave>,
+}
+
+/// One wave the loop started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenWave {
+    pub label: String,
+    pub request_id: String,
+    pub nodes: Vec<String>,
+    pub submitted_at: UnixMillis,
+    pub finished_at: Option<UnixMillis>,
+    pub upgraded: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// A node the loop must not give a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenBlacklistEntry {
+    pub node: String,
+    pub version: String,
+    pub reason: String,
+    pub who: String,
+    pub at: UnixMillis,
+    pub expires_at: Option<UnixMillis>,
+}
+
+/// An image the loop stopped giving out fleet-wide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenQuarantine {
+    pub version: String,
+    pub reason: String,
+    pub at: UnixMillis,
+    /// The nodes that fell back or failed on it.
+    pub nodes: Vec<String>,
 }

@@ -509,6 +509,48 @@ impl Engine {
         self.store_error.as_deref()
     }
 
+    /// No request running or queued: the golden-image loop may act (Terragraph's rule).
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// The fleet as the golden-image loop sees it: per node its board and running version as
+    /// last reported, the version from the **confirmed active slot** only (a node on trial, or
+    /// whose active slot was never confirmed, has no version the loop may compare), online, and
+    /// last upgrade status; and the live topology for the safest-first order.
+    pub fn golden_fleet(&self, now: u64) -> crate::golden::FleetView {
+        let nodes = self
+            .topology
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| {
+                let seen = self.fleet.get_id(id);
+                let version = seen.and_then(|s| {
+                    let active = s.report.slots.slot(s.report.slots.active);
+                    active.confirmed.then(|| active.version.clone()).flatten()
+                });
+                crate::golden::NodeView {
+                    name: n.name.clone(),
+                    board: seen.map(|s| s.report.hardware_board_id.clone()),
+                    version,
+                    online: self.fleet.online_id(id, now),
+                    status: seen.map(|s| s.report.upgrade_status.us_type),
+                }
+            })
+            .collect();
+        crate::golden::FleetView { nodes, live: Some(self.fleet.live_topology(&self.topology, now)) }
+    }
+
+    /// Node outcomes of a request that finished recently (the last few are kept in memory).
+    pub fn finished_outcomes(&self, request_id: &str) -> Option<&[NodeOutcome]> {
+        self.recent_outcomes
+            .iter()
+            .rev()
+            .find(|o| o.first().is_some_and(|x| x.request_id == request_id))
+            .map(Vec::as_slice)
+    }
+
     /// The store, for the shell's read-only queries (journal listing).
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
