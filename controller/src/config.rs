@@ -15,20 +15,26 @@ pub struct ControllerConfig {
     /// State database (`state.db`), image store (`images/`). Default `./meshlift-data`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// ROUTER socket for minions. Default `tcp://0.0.0.0:7007` (Terragraph's port).
+    /// ROUTER socket for minions. Default `tcp://*:7007` (Terragraph's port): every address,
+    /// IPv6 and IPv4 (dual-stack; IPv4 only on a host without IPv6). `tcp://[fd00::1]:7007` binds
+    /// one IPv6 address.
     #[serde(default = "default_minion_endpoint")]
     pub minion_endpoint: String,
     /// ROUTER socket for operator tools. Default `tcp://127.0.0.1:17077`: operators on the
     /// controller's host; bind a management address explicitly to reach it from elsewhere.
     #[serde(default = "default_app_endpoint")]
     pub app_endpoint: String,
-    /// HTTP server: `/metrics`, `/healthz`, `/announce` (tracker), `/images/…`. Default `0.0.0.0:8080`.
+    /// HTTP server: `/metrics`, `/healthz`, `/announce` (tracker), `/images/…`, as a socket
+    /// address (`[fd00::1]:8080`, `192.0.2.1:8080`). Default `[::]:8080`: both families
+    /// (dual-stack), IPv4 only on a host without IPv6. The seeder listens on the same address.
     #[serde(default = "default_http_listen")]
-    pub http_listen: String,
-    /// Host name or address the minions use to reach this controller's HTTP server and seeder
-    /// (goes into magnet and HTTP URIs). Default `127.0.0.1`.
+    pub http_listen: std::net::SocketAddr,
+    /// How minions reach this controller's HTTP server, tracker and seeder (goes into magnet and
+    /// HTTP URIs and their initial peers): a DNS name (each node resolves it), an IPv4 or an IPv6
+    /// address (`fd00::1` or `[fd00::1]`), never with a port. Default `127.0.0.1`; a loopback
+    /// value on a listener that is not loopback is warned about at start.
     #[serde(default = "default_public_host")]
-    pub public_host: String,
+    pub public_host: crate::address::Host,
     /// A node is offline when no status report arrived for this long. Default 30 s (Terragraph).
     #[serde(default = "default_alive")]
     pub node_alive_timeout_s: u64,
@@ -136,16 +142,16 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("meshlift-data")
 }
 fn default_minion_endpoint() -> String {
-    "tcp://0.0.0.0:7007".into()
+    "tcp://*:7007".into()
 }
 fn default_app_endpoint() -> String {
     "tcp://127.0.0.1:17077".into()
 }
-fn default_http_listen() -> String {
-    "0.0.0.0:8080".into()
+fn default_http_listen() -> std::net::SocketAddr {
+    (std::net::Ipv6Addr::UNSPECIFIED, 8080).into()
 }
-fn default_public_host() -> String {
-    "127.0.0.1".into()
+fn default_public_host() -> crate::address::Host {
+    crate::address::Host::Ip(std::net::Ipv4Addr::LOCALHOST.into())
 }
 fn default_alive() -> u64 {
     30
@@ -208,7 +214,9 @@ mod tests {
     #[test]
     fn minimal_config_gets_documented_defaults() {
         let cfg: ControllerConfig = toml::from_str(r#"topology_file = "t.json""#).unwrap();
-        assert_eq!(cfg.minion_endpoint, "tcp://0.0.0.0:7007");
+        assert_eq!(cfg.minion_endpoint, "tcp://*:7007");
+        assert_eq!(cfg.http_listen, "[::]:8080".parse().unwrap());
+        assert_eq!(cfg.public_host.to_string(), "127.0.0.1");
         assert_eq!(cfg.node_alive_timeout_s, 30);
         assert_eq!(cfg.bittorrent.listen_port, 6881);
     }

@@ -1,6 +1,7 @@
 //! meshlift controller: the upgrade engine (sans-IO), its SQLite store, image distribution, and
 //! the shells that connect them to ZeroMQ, HTTP and disk.
 
+pub mod address;
 pub mod auth;
 pub mod config;
 pub mod dist;

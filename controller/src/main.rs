@@ -12,10 +12,12 @@ use std::process::ExitCode;
 /// Configuration (TOML), every key optional except `topology_file`:
 ///   topology_file         Terragraph topology JSON (required)
 ///   data_dir              state.db and images/ (default ./meshlift-data)
-///   minion_endpoint       ROUTER for minions (default tcp://0.0.0.0:7007)
+///   minion_endpoint       ROUTER for minions (default tcp://*:7007: IPv6 and IPv4)
 ///   app_endpoint          ROUTER for operator tools (default tcp://127.0.0.1:17077)
-///   http_listen           /metrics, /healthz, /announce, /images (default 0.0.0.0:8080)
-///   public_host           host minions use to reach us, in magnet/HTTP URIs (default 127.0.0.1)
+///   http_listen           /metrics, /healthz, /announce, /images; the seeder binds the same
+///                         address (default [::]:8080: IPv6 and IPv4)
+///   public_host           name, IPv4 or IPv6 address minions reach us by, in magnet/HTTP URIs
+///                         (default 127.0.0.1)
 ///   node_alive_timeout_s  node offline after this long without a report (default 30)
 ///   tick_interval_ms      engine tick (default 1000)
 ///   max_frame_bytes       largest accepted frame (default 1048576)

@@ -105,18 +105,18 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         tracing::warn!("no trusted_keys configured: every `image add` will be refused");
     }
 
-    let http_addr: SocketAddr =
-        cfg.http_listen.parse().with_context(|| format!("invalid http_listen {:?}", cfg.http_listen))?;
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("cannot bind HTTP server on {http_addr}"))?;
-    let http_port = http_listener.local_addr()?.port();
-    let http_base = format!("http://{}", host_port(&cfg.public_host, http_port));
+    let http_listener = crate::address::bind_tcp(cfg.http_listen)
+        .and_then(tokio::net::TcpListener::from_std)
+        .with_context(|| format!("cannot bind HTTP server on {}", cfg.http_listen))?;
+    let http_addr = http_listener.local_addr()?;
+    let http_base = cfg.public_host.http_base_url(http_addr.port());
+    warn_about_public_host(&cfg.public_host, http_addr).await;
 
-    let bt_listen: SocketAddr =
-        SocketAddr::new("0.0.0.0".parse().expect("literal address"), cfg.bittorrent.listen_port);
+    // The seeder listens where the HTTP server does (same address, so the same family and
+    // interfaces): `[::]` is dual-stack in librqbit too.
+    let bt_listen = SocketAddr::new(http_addr.ip(), cfg.bittorrent.listen_port);
     let mut dist_cfg = DistConfig::new(bt_listen, http_base.clone(), Arc::new(TrustedKeysVerifier { keys }));
-    dist_cfg.bt_public_addr = format!("{}:{}", cfg.public_host, cfg.bittorrent.listen_port).parse().ok();
+    dist_cfg.bt_public_addr = Some(cfg.public_host.with_port(cfg.bittorrent.listen_port));
     if !cfg.bittorrent.tracker_url.is_empty() {
         dist_cfg.tracker_url = Some(cfg.bittorrent.tracker_url.clone());
     }
@@ -254,11 +254,24 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+/// Log (WARN) what is wrong with advertising `public_host` to minions while listening on
+/// `bind`: a loopback address on a network-facing listener, or an address the listener does not
+/// cover. A name is resolved here only for this check (minions resolve it themselves).
+async fn warn_about_public_host(host: &crate::address::Host, bind: SocketAddr) {
+    let resolved = tokio::time::timeout(Duration::from_secs(5), host.resolve(bind.port())).await;
+    let ips: Vec<std::net::IpAddr> = match resolved {
+        Ok(Ok(addrs)) => addrs.iter().map(SocketAddr::ip).collect(),
+        Ok(Err(e)) => {
+            tracing::warn!(public_host = %host, error = %e, "public_host does not resolve on the controller");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(public_host = %host, "public_host did not resolve within 5 s on the controller");
+            return;
+        }
+    };
+    for warning in crate::address::advertise_warnings(host, &ips, bind) {
+        tracing::warn!(public_host = %host, listen = %bind, "{warning}");
     }
 }
 

@@ -31,8 +31,9 @@ pub struct DistConfig {
     /// BitTorrent listen address of the seeder. Keep the port outside the ephemeral range
     /// (32768–60999), where it collides with outgoing connections.
     pub bt_listen: SocketAddr,
-    /// The seeder's address as minions reach it (their `initial_peers`); `None` = `bt_listen`.
-    pub bt_public_addr: Option<SocketAddr>,
+    /// The seeder's address as minions reach it (their `initial_peers`: `public_host` with the
+    /// seeder's port; a name stays a name); `None` = `bt_listen`.
+    pub bt_public_addr: Option<crate::address::HostPort>,
     /// Base URL of the controller's HTTP server as minions reach it, e.g. `http://[fd00::1]:8080`.
     /// HTTP URIs and the embedded tracker's URL are built from it.
     pub http_base_url: String,
@@ -280,7 +281,8 @@ impl ImageStore {
 
     /// The seeder's address for `UpgradeReq::initial_peers`.
     pub fn initial_peers(&self) -> Vec<String> {
-        vec![self.inner.cfg.bt_public_addr.unwrap_or(self.inner.seeder.listen_addr()).to_string()]
+        let public = self.inner.cfg.bt_public_addr.clone();
+        vec![public.unwrap_or_else(|| self.inner.seeder.listen_addr().into()).to_string()]
     }
 
     /// The `.torrent` file of an image (same info-hash as its magnet URI).

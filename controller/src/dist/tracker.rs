@@ -22,8 +22,10 @@ const MAX_NUMWANT: usize = 200;
 /// answers but are not listed, so announces with made-up peer ids cannot grow the table.
 pub const MAX_PEERS_PER_SWARM: usize = 65_536;
 /// Peer ids kept per IP address and swarm: a node has one downloader; a client cycling peer ids
-/// only ever replaces its own oldest entry. Loopback is exempt: every node of meshsim (and of the
-/// tests) runs on 127.0.0.1, and a process on the controller's own host is trusted anyway.
+/// only ever replaces its own oldest entry. An IPv6 address counts by its /64: a host owns a
+/// whole /64 (SLAAC, privacy addresses; a Terragraph node gets one per node) and could otherwise
+/// announce from a fresh address each time. Loopback is exempt: every node of meshsim (and of the
+/// tests) runs on 127.0.0.1 or ::1, and a process on the controller's own host is trusted anyway.
 pub const MAX_PEERS_PER_IP: usize = 8;
 
 /// Peer-id prefix of the controller's own seeder (set in `seeder.rs`).
@@ -148,16 +150,30 @@ impl Tracker {
                 resp.incomplete += 1;
             }
         }
-        // Start the list at a position derived from the requester's id, so that with more peers
-        // than `numwant` different peers learn different subsets (deterministic, no RNG).
-        let others: Vec<&PeerEntry> = swarm
-            .iter()
-            .filter(|(id, _)| **id != a.peer_id && !hidden_from(&a.peer_id, id))
-            .map(|(_, p)| p)
-            .collect();
-        if !others.is_empty() {
+        // Peers of the requester's own address family first (those it can surely reach: it just
+        // reached us over that family), then the other family to fill `numwant` (a dual-stack
+        // client may reach them; librqbit announces once per tracker URL, not once per local
+        // address as BEP 7 suggests). Within a family, start at a position derived from the
+        // requester's id, so that with more peers than `numwant` different peers learn different
+        // subsets (deterministic, no RNG).
+        let mut budget = a.numwant;
+        for same_family in [true, false] {
+            let others: Vec<&PeerEntry> = swarm
+                .iter()
+                .filter(|(id, p)| {
+                    **id != a.peer_id
+                        && !hidden_from(&a.peer_id, id)
+                        && (p.addr.is_ipv4() == a.addr.is_ipv4()) == same_family
+                })
+                .map(|(_, p)| p)
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
             let start = usize::from(a.peer_id[19]) % others.len();
-            for p in others.iter().cycle().skip(start).take(others.len().min(a.numwant)) {
+            let take = others.len().min(budget);
+            budget -= take;
+            for p in others.iter().cycle().skip(start).take(take) {
                 match p.addr {
                     SocketAddr::V4(v4) => {
                         resp.peers.extend_from_slice(&v4.ip().octets());
@@ -174,8 +190,8 @@ impl Tracker {
     }
 }
 
-/// Whether a new peer from `ip` may be listed: at most `max_per_ip` per address (the address's
-/// oldest entry gives way) and `max_peers` in all.
+/// Whether a new peer from `ip` may be listed: at most `max_per_ip` per address (per /64 for
+/// IPv6; the oldest entry gives way) and `max_peers` in all.
 fn make_room(
     swarm: &mut BTreeMap<[u8; 20], PeerEntry>,
     ip: IpAddr,
@@ -183,8 +199,12 @@ fn make_room(
     max_per_ip: usize,
 ) -> bool {
     if !ip.is_loopback() {
-        let mut same: Vec<([u8; 20], Instant)> =
-            swarm.iter().filter(|(_, p)| p.addr.ip() == ip).map(|(id, p)| (*id, p.last_seen)).collect();
+        let owner = address_owner(ip);
+        let mut same: Vec<([u8; 20], Instant)> = swarm
+            .iter()
+            .filter(|(_, p)| address_owner(p.addr.ip()) == owner)
+            .map(|(id, p)| (*id, p.last_seen))
+            .collect();
         if same.len() >= max_per_ip {
             same.sort_by_key(|(_, seen)| *seen);
             for (id, _) in &same[..=same.len() - max_per_ip] {
@@ -193,6 +213,17 @@ fn make_room(
         }
     }
     swarm.len() < max_peers
+}
+
+/// What the per-address cap counts by: an IPv4 address, or an IPv6 address's /64.
+fn address_owner(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 impl AnnounceResponse {
@@ -394,6 +425,87 @@ mod tests {
         assert_eq!(d.get(&b"peers"[..]), Some(&Value::Bytes(vec![127, 0, 0, 1, 0x1b, 0x59])));
         assert_eq!(d.get(&b"interval"[..]), Some(&Value::Int(30)));
         assert!(failure_bencode("nope").starts_with(b"d14:failure reason4:nope"));
+    }
+
+    #[test]
+    fn ipv6_peers_go_in_compact_peers6_and_ipv4_peers_in_peers() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::from_secs(30), Duration::from_secs(90));
+        let ih = [5u8; 20];
+        t.track(ih);
+        let v6 = parse_announce(&query(&ih, &[1; 20], 7001, 9), "fd00::7".parse().unwrap()).unwrap();
+        let v4 = parse_announce(&query(&ih, &[2; 20], 7002, 9), "10.0.0.2".parse().unwrap()).unwrap();
+        t.handle_announce(&v6, t0).unwrap();
+        t.handle_announce(&v4, t0).unwrap();
+        let me = parse_announce(&query(&ih, &[3; 20], 7003, 9), "fd00::3".parse().unwrap()).unwrap();
+        let r = t.handle_announce(&me, t0).unwrap();
+        let mut want6: Vec<u8> = "fd00::7".parse::<Ipv6Addr>().unwrap().octets().to_vec();
+        want6.extend_from_slice(&7001u16.to_be_bytes());
+        assert_eq!(r.peers6, want6, "18 bytes: 16 of address, 2 of port (BEP 7)");
+        assert_eq!(r.peers, vec![10, 0, 0, 2, 0x1b, 0x5a], "6 bytes: 4 of address, 2 of port (BEP 23)");
+        // Bencoded under both keys, as librqbit reads them.
+        let Value::Dict(d) = serde_bencode::from_bytes::<Value>(&r.to_bencode()).unwrap() else { panic!() };
+        assert_eq!(d.get(&b"peers6"[..]), Some(&Value::Bytes(want6)));
+    }
+
+    #[test]
+    fn the_announcing_family_is_served_first_when_numwant_is_short() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::from_secs(30), Duration::from_secs(90));
+        let ih = [6u8; 20];
+        t.track(ih);
+        for i in 0..3u8 {
+            let v4 = format!("10.0.0.{}", i + 1);
+            let v6 = format!("fd00::{}", i + 1);
+            t.handle_announce(
+                &parse_announce(&query(&ih, &[10 + i; 20], 7000, 9), v4.parse().unwrap()).unwrap(),
+                t0,
+            )
+            .unwrap();
+            t.handle_announce(
+                &parse_announce(&query(&ih, &[20 + i; 20], 7000, 9), v6.parse().unwrap()).unwrap(),
+                t0,
+            )
+            .unwrap();
+        }
+        let ask = |ip: &str, numwant: usize| {
+            let mut a = parse_announce(&query(&ih, &[99; 20], 7009, 9), ip.parse().unwrap()).unwrap();
+            a.numwant = numwant;
+            a
+        };
+        // An IPv6 client asking for 4 gets the 3 IPv6 peers and 1 IPv4 peer.
+        let r = t.handle_announce(&ask("fd00::99", 4), t0).unwrap();
+        assert_eq!((r.peers6.len() / 18, r.peers.len() / 6), (3, 1));
+        // An IPv4 client (same peer id, now from IPv4) asking for 2 gets IPv4 peers only.
+        let r = t.handle_announce(&ask("10.0.0.99", 2), t0).unwrap();
+        assert_eq!((r.peers.len() / 6, r.peers6.len()), (2, 0));
+        // With room for everyone, everyone is listed.
+        let r = t.handle_announce(&ask("fd00::99", 50), t0).unwrap();
+        assert_eq!((r.peers6.len() / 18, r.peers.len() / 6), (3, 3));
+    }
+
+    #[test]
+    fn an_ipv6_host_cycling_addresses_in_its_64_is_capped_like_one_address() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::from_secs(30), Duration::from_secs(90));
+        let ih = [8u8; 20];
+        t.track(ih);
+        for i in 0..100u32 {
+            let ip = format!("fd00:1:2:3::{:x}", i + 1);
+            let mut id = [b'y'; 20];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            let a = parse_announce(&query(&ih, &id, 7000, 9), ip.parse().unwrap()).unwrap();
+            t.handle_announce(&a, t0 + Duration::from_millis(i.into())).unwrap();
+        }
+        assert_eq!(t.peer_count(&ih, t0 + Duration::from_secs(1)), MAX_PEERS_PER_IP);
+        // The next /64 is another node and gets its own entries; ::1 is exempt like 127.0.0.1.
+        let a = parse_announce(&query(&ih, &[1; 20], 7000, 9), "fd00:1:2:4::1".parse().unwrap()).unwrap();
+        t.handle_announce(&a, t0 + Duration::from_secs(1)).unwrap();
+        for i in 0..20u8 {
+            let a = parse_announce(&query(&ih, &[100 + i; 20], 7000, 9), "::1".parse().unwrap()).unwrap();
+            t.handle_announce(&a, t0 + Duration::from_secs(1)).unwrap();
+        }
+        assert_eq!(t.peer_count(&ih, t0 + Duration::from_secs(1)), MAX_PEERS_PER_IP + 1 + 20);
     }
 
     #[test]
