@@ -44,7 +44,8 @@ pub struct MinionConfig {
     /// Seconds a hook may run before it is killed and counted as failed.
     #[serde(default = "default_hook_timeout_s")]
     pub hook_timeout_s: u64,
-    /// BitTorrent listen port of the downloader (None: the downloader picks).
+    /// BitTorrent listen port of the downloader, on every address of both families (IPv4 only
+    /// on a host without IPv6). None: the downloader picks a free one.
     #[serde(default)]
     pub bt_listen_port: Option<u16>,
     /// POPs: file listing uplink/BGP peers that are up (meshsim writes it).

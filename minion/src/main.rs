@@ -492,8 +492,7 @@ impl Shell {
             tracing::debug!(?action, "action");
             match action {
                 Action::StartDownload(req) => {
-                    let bt_listen =
-                        self.cfg.bt_listen_port.map(|p| std::net::SocketAddr::from(([0, 0, 0, 0], p)));
+                    let bt_listen = self.cfg.bt_listen_port.map(download::listen_any);
                     let job = DownloadJob { req, work_dir: self.cfg.download_dir(), bt_listen };
                     self.start_download(job);
                 }

@@ -13,6 +13,7 @@
 //! Nothing in this crate panics on input from the network or from a file: every decode returns a
 //! typed error. A panic here is a bug.
 
+pub mod api_token;
 pub mod codec;
 pub mod messages;
 pub mod sha;

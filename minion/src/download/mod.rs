@@ -44,7 +44,8 @@ pub struct DownloadJob {
     /// Directory owned by the downloader for partial data and resume state; survives restarts.
     pub work_dir: PathBuf,
     /// Local address for the BitTorrent listener (peers connect here to fetch pieces from us).
-    /// `None`: all interfaces, a free port outside the ephemeral range.
+    /// `None`: all interfaces of both families ([`listen_any`]), a free port outside the
+    /// ephemeral range.
     pub bt_listen: Option<std::net::SocketAddr>,
 }
 
@@ -523,7 +524,7 @@ impl Downloader {
                 let mut last = String::new();
                 let mut opened = None;
                 for _ in 0..20 {
-                    let addr = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), free_port());
+                    let addr = listen_any(free_port());
                     match swarm::open_session(addr, &self.job.work_dir).await {
                         Ok(s) => {
                             opened = Some(s);
@@ -586,12 +587,26 @@ async fn resolve_peers(peers: &[String]) -> Vec<SocketAddr> {
     out
 }
 
+/// Every local address on `port`, for the swarm listener: `[::]`, which librqbit makes
+/// dual-stack (peers reach us over IPv6 on Terragraph's management network, over IPv4 in a lab),
+/// or `0.0.0.0` on a host without IPv6, where binding `[::]` would fail.
+pub fn listen_any(port: u16) -> SocketAddr {
+    let v6 = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
+    if std::net::TcpListener::bind(SocketAddr::new(v6.ip(), 0)).is_ok() {
+        v6
+    } else {
+        SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port)
+    }
+}
+
 /// A port in 20000..32000, below Linux's ephemeral range (32768–60999) where a listener would
-/// collide with outgoing connections; probed by binding once.
+/// collide with outgoing connections; probed by binding once on the address family the listener
+/// will use (probing `::` alone never succeeded on an IPv4-only host, and looped forever).
 fn free_port() -> u16 {
+    let any = listen_any(0).ip();
     loop {
         let port = 20_000 + (rand_u32() % 12_000) as u16;
-        if std::net::TcpListener::bind(("::", port)).is_ok() {
+        if std::net::TcpListener::bind((any, port)).is_ok() {
             return port;
         }
     }
