@@ -58,6 +58,9 @@ pub struct ControllerConfig {
     /// CurveZMQ keys, enrolled nodes and operators.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// `[golden]`: the golden-image loop's initial settings and targets ([`crate::golden::config`]).
+    #[serde(default)]
+    pub golden: crate::golden::GoldenConfig,
     /// The config file's directory: relative key paths of operators resolve against it.
     #[serde(skip, default = "default_base")]
     pub base_dir: PathBuf,

@@ -1,4 +1,5 @@
-//! `meshlift-controller --config FILE`: the controller process.
+//! `meshlift-controller [--config FILE]`: the controller process (default config
+//! `/etc/meshlift/controller.toml`, as the packaged systemd unit runs it).
 
 use clap::Parser;
 use meshlift_controller::config::ControllerConfig;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 ///
 /// Configuration (TOML), every key optional except `topology_file`:
 ///   topology_file         Terragraph topology JSON (required)
-///   data_dir              state.db and images/ (default ./meshlift-data)
+///   data_dir              state.db and images/ (default /var/lib/meshlift/controller)
 ///   minion_endpoint       ROUTER for minions (default tcp://*:7007: IPv6 and IPv4)
 ///   app_endpoint          ROUTER for operator tools (default tcp://127.0.0.1:17077)
 ///   http_listen           /metrics, /healthz, /announce, /images; the seeder binds the same
@@ -28,12 +29,15 @@ use std::process::ExitCode;
 ///   [security]   CurveZMQ on both sockets: key_file (keys/controller.key), node_keys_file
 ///                (node_keys.toml), operator_limit_cap (50), [[security.operators]] name, role
 ///                (viewer|operator|admin), key; insecure = true for plain text (never default)
+/// Relative paths in the file are relative to the file's directory.
+///
+/// Under systemd (Type=notify) it reports READY=1 once its sockets are bound.
 #[derive(Parser)]
 #[command(name = "meshlift-controller", version, verbatim_doc_comment)]
 struct Args {
-    /// Path of the TOML configuration file.
+    /// Path of the TOML configuration file. Default /etc/meshlift/controller.toml.
     #[arg(long, short)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax), overrides RUST_LOG. Default "info".
     #[arg(long)]
     log: Option<String>,
@@ -50,7 +54,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .init();
-    let cfg = match ControllerConfig::load(&args.config) {
+    let cfg = match ControllerConfig::load_or_default(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("meshlift-controller: {e}");

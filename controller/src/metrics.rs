@@ -25,6 +25,22 @@ pub struct Metrics {
     pub batch_size: IntGauge,
     pub frames_refused: IntCounterVec,
     pub images: IntGauge,
+    /// Golden-image loop (see `crate::golden`).
+    pub golden: GoldenMetrics,
+}
+
+/// The golden-image loop's gauges: is it converging, where, and has it stopped on a bad image.
+pub struct GoldenMetrics {
+    pub enabled: IntGauge,
+    pub paused: IntGauge,
+    pub nodes_behind: IntGaugeVec,
+    /// 1 for the board's current state label (`canary`, `baking`, `widening`, `converged`,
+    /// `quarantined`, …).
+    pub state: IntGaugeVec,
+    /// Waves started so far in the board's rollout of its target (1 = the canary).
+    pub current_wave: IntGaugeVec,
+    pub quarantined: IntGaugeVec,
+    pub last_run: prometheus::Gauge,
 }
 
 fn gauge_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -129,6 +145,43 @@ impl Metrics {
             batch_size: gauge(&r, "meshlift_batch_nodes", "Nodes still pending in the in-flight batch."),
             frames_refused,
             images: gauge(&r, "meshlift_images", "Images in the store."),
+            golden: GoldenMetrics {
+                enabled: gauge(&r, "meshlift_golden_enabled", "1 if the golden-image loop is enabled."),
+                paused: gauge(&r, "meshlift_golden_paused", "1 if the golden-image loop is paused."),
+                nodes_behind: gauge_vec(
+                    &r,
+                    "meshlift_golden_nodes_behind",
+                    "Nodes of the board running an older version than its golden target.",
+                    &["board"],
+                ),
+                state: gauge_vec(
+                    &r,
+                    "meshlift_golden_state",
+                    "Golden-image loop state of the board (1 for the current state label).",
+                    &["board", "state"],
+                ),
+                current_wave: gauge_vec(
+                    &r,
+                    "meshlift_golden_wave",
+                    "Waves started in the board's rollout of its target (1 = the canary).",
+                    &["board"],
+                ),
+                quarantined: gauge_vec(
+                    &r,
+                    "meshlift_golden_quarantined",
+                    "1 for each image version quarantined fleet-wide by the golden-image loop.",
+                    &["version"],
+                ),
+                last_run: {
+                    let g = prometheus::Gauge::new(
+                        "meshlift_golden_last_run_timestamp_seconds",
+                        "UNIX time the golden-image loop last started a wave (0: never).",
+                    )
+                    .expect("static metric definition is valid");
+                    r.register(Box::new(g.clone())).expect("registered once");
+                    g
+                },
+            },
             registry: r,
         }
     }

@@ -188,6 +188,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         }
     });
 
+    let golden =
+        crate::golden::drive::open(&engine, &cfg.golden).context("cannot start the golden-image loop")?;
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
     let mut sh = Shell {
         routes: HashMap::new(),
@@ -199,6 +201,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         keyring,
         limit_cap: cfg.security.operator_limit_cap,
         metrics: metrics.clone(),
+        golden,
     };
     let mut shadow = MetricShadow::default();
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
@@ -223,8 +226,14 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 sh.reads.clear();
                 engine.tick(now_ms());
+                // The golden-image loop after the engine's tick: a request that finished in this
+                // tick is judged now, and the loop sees the engine idle in the same turn.
+                let fleet = crate::golden::drive::turn(&mut engine, &mut sh.golden, now_ms());
                 if let Ok(mut m) = metrics.lock() {
                     update_metrics(&mut m, &mut shadow, &engine, &images, now_ms());
+                    if let Some(fleet) = &fleet {
+                        crate::golden::drive::update_metrics(&m, &sh.golden, fleet, now_ms());
+                    }
                 }
             }
             Some(r) = refusal_rx.recv() => sh.journal_refusal(&mut engine, r),
@@ -300,6 +309,8 @@ struct Shell {
     keyring: Option<Arc<Keyring>>,
     limit_cap: i64,
     metrics: Arc<std::sync::Mutex<Metrics>>,
+    /// The golden-image loop (its state is in the engine's store).
+    golden: crate::golden::Reconciler,
 }
 
 /// Snapshots of the expensive operator reads.
@@ -669,6 +680,7 @@ impl Shell {
                 | Message::UpgradeListImagesReq(_)
                 | Message::NodeStatusReq(_)
                 | Message::NodeKeysReq(_)
+                | Message::GoldenShowReq(_)
         );
         if !is_read {
             self.reads.clear();
@@ -702,6 +714,12 @@ impl Shell {
                 Message::UpgradeListImagesResp(UpgradeListImagesResp { images: images.list() })
             }
             Message::NodeEnrollReq(req) => Message::Ack(self.enroll(engine, req)),
+            Message::GoldenReq(req) => {
+                Message::Ack(crate::golden::drive::command(engine, &mut self.golden, req, now_ms()))
+            }
+            Message::GoldenShowReq(_) => {
+                Message::GoldenShow(crate::golden::drive::show(engine, &self.golden, now_ms()))
+            }
             Message::NodeKeysReq(_) => match &self.keyring {
                 Some(k) => {
                     let (enrolled, missing) = k.node_keys();

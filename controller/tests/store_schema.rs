@@ -41,7 +41,7 @@ fn a_v1_database_is_migrated_in_place() {
         c.execute("UPDATE journal SET message = 'edited' WHERE seq = 1", []).unwrap();
     }
     let s = Store::open(&db).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as u32);
     assert_eq!(s.journal(0, 10).unwrap()[0].message, "edited");
     drop(s);
     let c = rusqlite::Connection::open(&db).unwrap();

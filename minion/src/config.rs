@@ -3,6 +3,13 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The config read when `--config` is not given: where the Debian package puts its commented
+/// sample (`configs/minion.toml`) and the systemd unit's `ConfigurationDirectory=meshlift` points.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/meshlift/minion.toml";
+
+/// `data_dir` when the config does not set one: the unit's `StateDirectory=meshlift/minion`.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/meshlift/minion";
+
 /// Node configuration. Unknown keys are refused: a misspelt `trusted_keys` silently ignored would
 /// leave a node that refuses every image (or, worse, a typo'd option that the operator believes
 /// is in effect).
@@ -14,6 +21,10 @@ pub struct MinionConfig {
     /// MAC address: the node's identity towards the controller.
     pub mac: String,
     /// Holds `slots/`, `bootenv.json`, `upgrade_state.json`, downloads and hook work dirs.
+    /// Default [`DEFAULT_DATA_DIR`]. Relative paths in this file (here and in every other path
+    /// option) are taken from the process's working directory, as meshsim relies on; the
+    /// packaged config uses absolute paths (systemd starts services in `/`).
+    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Controller minion-socket endpoint, e.g. `tcp://127.0.0.1:7007` or `tcp://[fd00::1]:7007`.
     pub controller: String,
@@ -53,6 +64,10 @@ pub struct MinionConfig {
     pub uplink_peers_file: Option<PathBuf>,
 }
 
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
 fn default_status_interval_s() -> u64 {
     5
 }
@@ -64,6 +79,14 @@ fn default_hook_timeout_s() -> u64 {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// No `--config` was given and the default file does not exist: a node where neither the
+    /// package's sample nor the provisioning's file is in place.
+    #[error(
+        "no minion config at {path} (read when --config is not given): install the meshlift-minion \
+         package, which puts a commented sample there (configs/minion.toml in the source), set this \
+         node's name, mac, controller, board and keys, or pass --config FILE"
+    )]
+    MissingDefault { path: PathBuf },
     /// The file is missing or unreadable.
     #[error("cannot read minion config {path}: {source}")]
     Io {
@@ -77,6 +100,25 @@ pub enum ConfigError {
 }
 
 impl MinionConfig {
+    /// The file named by `--config`, else [`DEFAULT_CONFIG_PATH`]; a missing default file is
+    /// [`ConfigError::MissingDefault`], which says how to create one.
+    pub fn load_or_default(explicit: Option<&Path>) -> Result<MinionConfig, ConfigError> {
+        match explicit {
+            Some(path) => Self::load(path),
+            None => Self::load_default(Path::new(DEFAULT_CONFIG_PATH)),
+        }
+    }
+
+    /// [`Self::load`] for a path the operator did not name, so a missing file is told apart.
+    fn load_default(path: &Path) -> Result<MinionConfig, ConfigError> {
+        Self::load(path).map_err(|e| match e {
+            ConfigError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                ConfigError::MissingDefault { path }
+            }
+            e => e,
+        })
+    }
+
     pub fn load(path: &Path) -> Result<MinionConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
@@ -128,5 +170,38 @@ mod tests {
         let err = MinionConfig::parse(&format!("{MINIMAL}\ntrusted_key = []\n")).unwrap_err();
         assert!(err.contains("trusted_key"), "{err}");
         assert!(MinionConfig::parse("name = 1").is_err());
+    }
+
+    #[test]
+    fn data_dir_defaults_to_the_state_directory() {
+        let without: String =
+            MINIMAL.lines().filter(|l| !l.contains("data_dir")).collect::<Vec<_>>().join("\n");
+        let c = MinionConfig::parse(&without).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/meshlift/minion"));
+        assert_eq!(c.upgrade_state_file(), PathBuf::from("/var/lib/meshlift/minion/upgrade_state.json"));
+    }
+
+    #[test]
+    fn a_missing_default_config_says_where_and_how_to_create_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("minion.toml");
+        let err = MinionConfig::load_default(&absent).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingDefault { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&absent.display().to_string()) && text.contains("--config"), "{text}");
+        let err = MinionConfig::load(&absent).unwrap_err();
+        assert!(matches!(err, ConfigError::Io { .. }), "{err:?}");
+    }
+
+    /// The packaged sample is what a node starts from: it must parse as shipped, with absolute
+    /// paths (systemd starts the service in `/`) and CURVE on.
+    #[test]
+    fn the_sample_config_parses_with_absolute_paths() {
+        let c = MinionConfig::parse(include_str!("../../configs/minion.toml")).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(!c.insecure);
+        let key_file = c.key_file.as_deref().expect("the sample names the node's key");
+        assert!(key_file.is_absolute(), "{key_file:?}");
+        assert!(c.trusted_keys.iter().all(|k| k.is_absolute()), "{:?}", c.trusted_keys);
     }
 }

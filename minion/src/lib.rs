@@ -9,6 +9,8 @@
 //! - [`agent`]: the upgrade state machine; its docs hold the contract with the binary shell.
 //! - [`state`]: the persisted upgrade state; [`hooks`]: image hooks; [`radio`]: link states;
 //!   [`config`]: the TOML config; [`data_lock`]: one process at a time on the data directory.
+//! - [`systemd`]: READY=1 after the boot step and watchdog pings from the main loop (no-ops
+//!   outside systemd).
 //!
 //! # Panics
 //! Nothing read from the network, the disk or the operator panics: every failure is a typed error
@@ -27,6 +29,7 @@ pub mod hooks;
 pub mod radio;
 pub mod slots;
 pub mod state;
+pub mod systemd;
 
 pub use agent::{exit_code_reboot, Action, Agent, AgentInit, NodeFacts, REBOOT_EXIT_CODE};
 pub use boot::{boot, BootError, BootOutcome, Factory};

@@ -1,4 +1,5 @@
-//! `meshlift-minion --config FILE`: the node agent process.
+//! `meshlift-minion [--config FILE]`: the node agent process (default config
+//! `/etc/meshlift/minion.toml`, as the packaged systemd unit runs it).
 //!
 //! The shell around [`meshlift_minion::agent::Agent`]: it runs the boot step (what U-Boot does on
 //! a device), owns the ZeroMQ DEALER to the controller, the status timer, the radio, the
@@ -36,13 +37,14 @@ use tokio::sync::mpsc;
 /// (default 5), hook_timeout_s (default 60), bt_listen_port, uplink_peers_file, controller_key
 /// (controller.pub path or Z85) and key_file (this node's CURVE secret key), insecure (default false).
 ///
-/// Exit code 10 asks the supervisor (systemd, meshsim) for a reboot.
+/// Exit code 10 asks the supervisor (systemd, meshsim) for a reboot. Under systemd (Type=notify) it
+/// reports READY=1 after the boot step and pings the watchdog from its main loop (WatchdogSec=).
 #[derive(Parser)]
 #[command(name = "meshlift-minion", version, verbatim_doc_comment)]
 struct Args {
-    /// Path of the TOML configuration file.
+    /// Path of the TOML configuration file. Default /etc/meshlift/minion.toml.
     #[arg(long, short)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax), overrides RUST_LOG. Default "info".
     #[arg(long)]
     log: Option<String>,
@@ -155,7 +157,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cfg = match MinionConfig::load(&args.config) {
+    let cfg = match MinionConfig::load_or_default(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("meshlift-minion: {e}");
@@ -320,6 +322,9 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     sh.poll_radio(&radio);
     sh.drain().await;
 
+    // The boot step is done and the loop starts: READY=1, then a watchdog ping from this loop.
+    let mut watchdog =
+        meshlift_minion::systemd::Watchdog::ready(&format!("booted slot {}", sh.slots.booted().as_str()));
     let mut status_timer = tokio::time::interval(interval);
     let mut radio_timer = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -376,6 +381,7 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
             // repair (reconnect); `Connected` then triggers a full report.
             _ = status_timer.tick() => sh.send_status(),
             _ = radio_timer.tick() => sh.poll_radio(&radio),
+            _ = watchdog.tick() => watchdog.ping(),
             _ = progress_changed => {
                 if let Some(d) = sh.download.as_ref() {
                     let p = d.progress.borrow().clone();

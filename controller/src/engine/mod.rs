@@ -509,6 +509,15 @@ impl Engine {
         self.store_error.as_deref()
     }
 
+    /// Write the golden-image loop's state (its JSON) in the same store, in one transaction with
+    /// whatever else this input staged: the loop's state and the engine's never drift apart on
+    /// disk by more than one input.
+    pub fn save_golden(&mut self, body: String, now: u64) {
+        let now = self.clock(now);
+        self.ops.push(StoreOp::PutGolden { at: now, body });
+        self.flush();
+    }
+
     /// No request running or queued: the golden-image loop may act (Terragraph's rule).
     pub fn is_idle(&self) -> bool {
         self.current.is_none() && self.queue.is_empty()

@@ -56,6 +56,8 @@
 //! None: operator text and node reports become errors or "unknown version" entries.
 
 pub mod canary;
+pub mod config;
+pub mod drive;
 pub mod version;
 pub mod window;
 
@@ -68,6 +70,7 @@ use meshlift_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use config::{GoldenConfig, GoldenConfigError};
 pub use version::{BadGoldenVersion, GoldenVersion};
 pub use window::{BadWindow, Window};
 
@@ -301,7 +304,12 @@ impl Reconciler {
     /// Set a target without an operator request (the controller config's initial targets). Not
     /// validated against the image store: a target whose image is missing starts nothing (the
     /// engine refuses the request) until the image is added.
-    pub fn set_initial_target(&mut self, board: &str, image: &str, version: &str) -> Result<(), GoldenError> {
+    pub fn set_initial_target(
+        &mut self,
+        board: &str,
+        image: &str,
+        version: &str,
+    ) -> Result<(), BadGoldenVersion> {
         GoldenVersion::parse(version)?;
         if self.state.targets.get(board).is_some_and(|t| t.version == version && t.image == image) {
             return Ok(());

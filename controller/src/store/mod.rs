@@ -90,6 +90,14 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
         BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;
      CREATE INDEX journal_request ON journal(request_id);",
+    // v3: the golden-image loop's state (settings, targets, rollouts and their waves, blacklist,
+    // quarantines): one row, the reconciler's own serde value, written after every input that
+    // changed it, so a restart resumes a wave in flight instead of starting it again.
+    "CREATE TABLE golden (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        updated_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );",
 ];
 
 /// Why the store failed. Every variant is a disk or database problem, never the operator's.
@@ -190,6 +198,11 @@ pub enum StoreOp {
         name: String,
     },
     Journal(JournalEntry),
+    /// The golden-image loop's whole state (JSON of `golden::GoldenState`).
+    PutGolden {
+        at: u64,
+        body: String,
+    },
 }
 
 /// A stored request row.
@@ -411,6 +424,11 @@ impl Store {
     }
 
     /// Number of journal lines.
+    /// The golden-image loop's state as last written (JSON), if any.
+    pub fn golden(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT body FROM golden WHERE id = 1", [], |r| r.get(0)).optional()?)
+    }
+
     pub fn journal_len(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get::<_, i64>(0))? as u64)
     }
@@ -501,6 +519,13 @@ impl StoreTxn<'_> {
             }
             StoreOp::DeleteImage { name } => {
                 tx.prepare_cached("DELETE FROM images WHERE name = ?1")?.execute([name])?;
+            }
+            StoreOp::PutGolden { at, body } => {
+                tx.prepare_cached(
+                    "INSERT INTO golden (id, updated_at, body) VALUES (1, ?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET updated_at = ?1, body = ?2",
+                )?
+                .execute(params![*at as i64, body])?;
             }
             StoreOp::Journal(e) => {
                 tx.prepare_cached(
