@@ -5,6 +5,15 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The config read when `--config` is not given: where the Debian package puts its sample and
+/// the systemd unit's `ConfigurationDirectory=meshlift` points.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/meshlift/controller.toml";
+
+/// `data_dir` when the config does not set one: the unit's `StateDirectory=meshlift/controller`.
+/// An absolute path, so a controller never writes its database into whatever directory it was
+/// started from.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/meshlift/controller";
+
 /// `meshlift-controller --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -12,7 +21,8 @@ pub struct ControllerConfig {
     /// Terragraph topology JSON: nodes, links, sites. Node status and link liveness are then
     /// updated live from the minions' reports.
     pub topology_file: PathBuf,
-    /// State database (`state.db`), image store (`images/`). Default `./meshlift-data`.
+    /// State database (`state.db`), image store (`images/`). Default [`DEFAULT_DATA_DIR`]; a
+    /// relative path is taken relative to the config file's directory, like every path here.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// ROUTER socket for minions. Default `tcp://*:7007` (Terragraph's port): every address,
@@ -142,7 +152,7 @@ impl Default for BitTorrentConfig {
 }
 
 fn default_data_dir() -> PathBuf {
-    PathBuf::from("meshlift-data")
+    PathBuf::from(DEFAULT_DATA_DIR)
 }
 fn default_minion_endpoint() -> String {
     "tcp://*:7007".into()
@@ -178,13 +188,42 @@ fn default_bt_port() -> u16 {
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// No `--config` was given and the default file does not exist: a fresh host where neither
+    /// the package's sample nor an operator's file is in place.
+    #[error(
+        "no config at {path} (read when --config is not given): install the meshlift-controller \
+         package, which puts a sample there, or write one from configs/controller.toml (only \
+         topology_file is required), or pass --config FILE"
+    )]
+    MissingDefault { path: PathBuf },
+    /// The file is missing or unreadable (permissions: the packaged unit runs as user `meshlift`).
     #[error("cannot read config {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// Not TOML, a missing required key, or an unknown key (the message names it).
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
 
 impl ControllerConfig {
+    /// The file named by `--config`, else [`DEFAULT_CONFIG_PATH`]; a missing default file is
+    /// [`ConfigError::MissingDefault`], which says how to create one.
+    pub fn load_or_default(explicit: Option<&Path>) -> Result<ControllerConfig, ConfigError> {
+        match explicit {
+            Some(path) => Self::load(path),
+            None => Self::load_default(Path::new(DEFAULT_CONFIG_PATH)),
+        }
+    }
+
+    /// [`Self::load`] for a path the operator did not name, so a missing file is told apart.
+    fn load_default(path: &Path) -> Result<ControllerConfig, ConfigError> {
+        Self::load(path).map_err(|e| match e {
+            ConfigError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                ConfigError::MissingDefault { path }
+            }
+            e => e,
+        })
+    }
+
     /// Load a TOML file; relative paths inside it are taken relative to the file's directory.
     pub fn load(path: &Path) -> Result<ControllerConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -228,6 +267,49 @@ mod tests {
     fn the_sample_config_parses() {
         let cfg: ControllerConfig = toml::from_str(include_str!("../../configs/controller.toml")).unwrap();
         assert_eq!(cfg.bittorrent.listen_port, 6881);
+    }
+
+    #[test]
+    fn data_dir_defaults_to_the_state_directory_and_relative_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let minimal = dir.path().join("minimal.toml");
+        std::fs::write(&minimal, "topology_file = \"t.json\"\n").unwrap();
+        let cfg = ControllerConfig::load(&minimal).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/meshlift/controller"));
+        assert_eq!(cfg.topology_file, dir.path().join("t.json"));
+
+        let relative = dir.path().join("relative.toml");
+        std::fs::write(&relative, "topology_file = \"t.json\"\ndata_dir = \"state\"\n").unwrap();
+        assert_eq!(ControllerConfig::load(&relative).unwrap().data_dir, dir.path().join("state"));
+    }
+
+    #[test]
+    fn a_missing_default_config_says_where_and_how_to_create_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("controller.toml");
+        let err = ControllerConfig::load_default(&absent).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingDefault { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&absent.display().to_string()), "{text}");
+        assert!(text.contains("--config") && text.contains("configs/controller.toml"), "{text}");
+        // A file the operator named stays a plain read error.
+        let err = ControllerConfig::load(&absent).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_packaged_config_parses_and_keeps_runtime_state_out_of_etc() {
+        let cfg: ControllerConfig =
+            toml::from_str(include_str!("../../configs/debian/controller.toml")).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        // `meshlift node enroll` rewrites node_keys.toml; the unit's ProtectSystem=strict leaves
+        // /etc read-only, so the packaged config keeps it in the state directory.
+        assert!(
+            cfg.security.node_keys_file.starts_with(DEFAULT_DATA_DIR),
+            "{:?}",
+            cfg.security.node_keys_file
+        );
+        assert!(!cfg.security.insecure);
     }
 
     #[test]

@@ -159,6 +159,12 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     let (minion_router, mut minion_rx) = bind(&cfg.minion_endpoint, minion_security, 0b01)?;
     let (app_router, mut app_rx) = bind(&cfg.app_endpoint, app_security, 0b10)?;
     tracing::info!(minion = %minion_router.endpoint(), app = %app_router.endpoint(), http = %http_addr, "controller listening");
+    // Both ROUTERs and the HTTP listener are bound (connections queue until the loop runs).
+    crate::systemd::notify_ready(&format!(
+        "listening: minions {}, operators {}, http {http_addr}",
+        minion_router.endpoint(),
+        app_router.endpoint()
+    ));
 
     // HTTP: /metrics, /healthz, tracker and images.
     let m2 = metrics.clone();
@@ -217,8 +223,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         // No branch awaits a peer: every send is queued to the socket's I/O thread.
         tokio::select! {
             biased;
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); crate::systemd::notify_stopping(); break; }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); crate::systemd::notify_stopping(); break; }
             Some(done) = done_rx.recv() => {
                 sh.reads.clear();
                 on_done(&mut engine, &app_router, done);
