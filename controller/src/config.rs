@@ -68,6 +68,9 @@ pub struct ControllerConfig {
     /// CurveZMQ keys, enrolled nodes and operators.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The HTTP server's TLS and API settings (`crate::api::HttpConfig`).
+    #[serde(default)]
+    pub http: crate::api::HttpConfig,
     /// `[golden]`: the golden-image loop's initial settings and targets ([`crate::golden::config`]).
     #[serde(default)]
     pub golden: crate::golden::GoldenConfig,
@@ -104,6 +107,10 @@ pub struct SecurityConfig {
     /// Operator keys allowed on the app socket, each with a name (journaled as `who`) and a role.
     #[serde(default)]
     pub operators: Vec<crate::auth::OperatorConfig>,
+    /// Bearer tokens of the HTTP API (`meshlift token new`), by SHA-256, each with a name and a
+    /// role. Required even with `insecure = true` (see `crate::api`).
+    #[serde(default)]
+    pub api_tokens: Vec<crate::api::ApiTokenConfig>,
 }
 
 impl Default for SecurityConfig {
@@ -114,6 +121,7 @@ impl Default for SecurityConfig {
             node_keys_file: default_node_keys(),
             operator_limit_cap: default_limit_cap(),
             operators: Vec::new(),
+            api_tokens: Vec::new(),
         }
     }
 }
@@ -236,6 +244,8 @@ impl ControllerConfig {
         cfg.trusted_keys = cfg.trusted_keys.iter().map(|k| resolve(base, k)).collect();
         cfg.security.key_file = resolve(base, &cfg.security.key_file);
         cfg.security.node_keys_file = resolve(base, &cfg.security.node_keys_file);
+        cfg.http.tls_cert = cfg.http.tls_cert.as_deref().map(|p| resolve(base, p));
+        cfg.http.tls_key = cfg.http.tls_key.as_deref().map(|p| resolve(base, p));
         cfg.base_dir = base.to_path_buf();
         Ok(cfg)
     }

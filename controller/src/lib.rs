@@ -2,6 +2,7 @@
 //! the shells that connect them to ZeroMQ, HTTP and disk.
 
 pub mod address;
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dist;

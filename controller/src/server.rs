@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+#[path = "api/loop_side.rs"]
+mod api_loop;
+
 /// Wall clock in UNIX ms: the only clock the engine ever sees.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -166,7 +169,9 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         app_router.endpoint()
     ));
 
-    // HTTP: /metrics, /healthz, tracker and images.
+    // HTTP: /metrics, /healthz, tracker and images; the API and the dashboard (crate::api).
+    let (api_state, api_side, mut api_rx) = crate::api::new(&cfg.security.api_tokens, &cfg.http, &cfg.data_dir)?;
+    let tls = crate::api::tls::server_config(cfg.http.tls_cert.as_deref(), cfg.http.tls_key.as_deref())?;
     let m2 = metrics.clone();
     let app = axum::Router::new()
         .route(
@@ -180,16 +185,11 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
             }),
         )
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .merge(dist::router(images.clone()));
+        .merge(dist::router(images.clone()))
+        .merge(crate::api::router(api_state));
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
-        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(http_listener, svc)
-            .with_graceful_shutdown(async {
-                let _ = http_stop_rx.await;
-            })
-            .await
-        {
+        if let Err(e) = crate::api::tls::serve(http_listener, app, tls, http_stop_rx).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
@@ -208,6 +208,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         limit_cap: cfg.security.operator_limit_cap,
         metrics: metrics.clone(),
         golden,
+        api: api_side,
     };
     let mut shadow = MetricShadow::default();
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
@@ -232,6 +233,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 sh.reads.clear();
                 engine.tick(now_ms());
+                sh.api_publish_nodes(&engine);
                 // The golden-image loop after the engine's tick: a request that finished in this
                 // tick is judged now, and the loop sees the engine idle in the same turn.
                 let fleet = crate::golden::drive::turn(&mut engine, &mut sh.golden, now_ms());
@@ -243,6 +245,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 }
             }
             Some(r) = refusal_rx.recv() => sh.journal_refusal(&mut engine, r),
+            Some(m) = api_rx.recv() => sh.on_api(&mut engine, &images, m),
             ev = next_fair(&mut minion_rx, &mut app_rx) => match ev {
                 Fair::Minion(ev) => {
                     sh.on_minion_event(&mut engine, &minion_router, ev);
@@ -317,6 +320,8 @@ struct Shell {
     metrics: Arc<std::sync::Mutex<Metrics>>,
     /// The golden-image loop (its state is in the engine's store).
     golden: crate::golden::Reconciler,
+    /// The HTTP API's event stream and image work coming back (`api_loop`).
+    api: crate::api::LoopSide,
 }
 
 /// Snapshots of the expensive operator reads.
@@ -434,6 +439,7 @@ impl Shell {
                     self.send_order(router, &node, &identity, *req);
                 }
                 Action::Event(ev) => {
+                    self.api_engine_event(&ev);
                     let req = ev.request_id.as_deref().unwrap_or("-");
                     let node = ev.node.as_deref().unwrap_or("-");
                     match ev.level {
