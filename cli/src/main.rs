@@ -39,6 +39,8 @@ enum Command {
     Status(remote::StatusArgs),
     /// Enroll node CURVE keys and list them.
     Node(remote::NodeArgs),
+    /// The golden-image loop: targets per board, waves, window, blacklist, quarantines.
+    Golden(remote::golden::GoldenArgs),
 }
 
 #[derive(Subcommand)]
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Upgrade(args) => remote::upgrade(args),
         Command::Status(args) => remote::status(args),
         Command::Node(args) => remote::node(args),
+        Command::Golden(args) => remote::golden::run(args),
     };
     ExitCode::from(code)
 }

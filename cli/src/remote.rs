@@ -25,6 +25,7 @@ macro_rules! emit {
 
 mod connection;
 pub mod credentials;
+pub mod golden;
 mod group_req;
 mod render;
 mod watch;
@@ -196,6 +197,10 @@ pub struct FullArgs {
     /// Allow an image older than the running one (recorded in the journal).
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Also make this image the golden target of every board it supports (otherwise a manual
+    /// upgrade never changes the golden-image loop's target).
+    #[arg(long)]
+    pub set_golden: bool,
     #[command(flatten)]
     pub submit: SubmitOpts,
 }
@@ -573,6 +578,14 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
     }
     // The controller answers with the request id; it is ours unless it had to change it.
     let request_id = accepted_id(&ack.message).unwrap_or(our_id);
+    if let Action::Full(FullArgs { set_golden: true, image, .. }) = &action {
+        let cmd = meshlift_protocol::GoldenCmd::SetTarget { board: None, image: image.clone() };
+        let code = golden::set(&ControllerOpts { json: false, ..opts.clone() }, cmd);
+        if code != EXIT_OK {
+            eprintln!("meshlift upgrade: request {request_id} accepted, but --set-golden failed");
+            return code;
+        }
+    }
     if submit.as_ref().is_some_and(|s| s.watch) {
         let poll = Duration::from_millis(submit.as_ref().map_or(1000, |s| s.poll_ms));
         return watch::follow(&ctrl, &request_id, poll, opts.json);
