@@ -34,6 +34,10 @@ pub struct NodeConfig {
     /// when true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// How the minion reboots: always `"exit"` here (exit code 10; meshsim's supervisor restarts
+    /// the process, which is the node's reboot). Written out explicitly because the minion's
+    /// default is to run `systemctl reboot`.
+    pub reboot: String,
     /// Appended verbatim after the rendered fields, so callers can pass options meshsim does not
     /// know about. Must be valid TOML on its own (top-level keys, then tables).
     #[serde(skip)]
@@ -103,6 +107,7 @@ mod tests {
             controller_key: Some("/k/controller.pub".into()),
             key_file: Some("/k/nodes/n__1_.key".into()),
             insecure: false,
+            reboot: "exit".into(),
             extra_toml: "confirm_timeout_s = 30\n[hooks]\nx = 1".into(),
         };
         let text = cfg.render().unwrap();
@@ -117,6 +122,7 @@ mod tests {
         assert_eq!(parsed["controller_key"].as_str(), Some("/k/controller.pub"));
         assert_eq!(parsed["key_file"].as_str(), Some("/k/nodes/n__1_.key"));
         assert!(!parsed.contains_key("insecure"), "written only when true");
+        assert_eq!(parsed["reboot"].as_str(), Some("exit"), "meshsim's reboot is the exit code");
     }
 
     #[test]
@@ -134,6 +140,7 @@ mod tests {
             controller_key: None,
             key_file: None,
             insecure: true,
+            reboot: "exit".into(),
             extra_toml: String::new(),
         };
         let parsed: toml::Table = cfg.render().unwrap().parse().unwrap();

@@ -270,6 +270,7 @@ impl MeshSim {
                 controller_key: node_template.controller_key.clone(),
                 key_file: node_template.key_dir.as_ref().map(|d| d.join(format!("{dir_name}.key"))),
                 insecure: node_template.insecure,
+                reboot: "exit".into(),
                 extra_toml: node_template.extra_toml.clone(),
             };
             if let Some(customize) = &customize {

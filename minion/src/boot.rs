@@ -1,10 +1,11 @@
 //! What U-Boot does at power-on, and the few boot-environment changes the minion makes.
 //!
-//! The minion binary calls [`boot`] first thing at start, before it talks to anyone. Every
-//! function here is one read-modify-write of the boot environment, so each is atomic.
+//! The minion binary calls [`boot_on`] (meshsim: [`boot`]) first thing at start, before it talks
+//! to anyone. Every function here is one read-modify-write of the boot environment (one
+//! `fw_setenv` on U-Boot), so each is atomic.
 
 use crate::boot_env::{BootEnv, BootEnvError, Bootloader, FailedImage, FileBootloader, TrialAttempt};
-use crate::flasher::{verify_and_flash, FlashError, FlashRequest};
+use crate::flasher::{adopt_running, verify_and_flash, FlashError, FlashRequest};
 use crate::slots::{FileSlotStore, SlotError, SlotStore};
 use meshlift_image::VerifyingKey;
 use meshlift_protocol::{Sha256Digest, SlotId};
@@ -52,16 +53,39 @@ pub struct Factory<'a> {
     pub board: &'a str,
 }
 
-/// The file-backed boot: `<data>/bootenv.json`, `<data>/slots/`. First boot installs the factory
-/// image into slot A (verified like any image), then writes the boot environment last, so a power
-/// cut during the install simply repeats it.
+/// The file-backed boot: `<data>/bootenv.json`, `<data>/slots/` (meshsim and the tests). First
+/// boot installs the factory image into slot A (verified like any image), then writes the boot
+/// environment last, so a power cut during the install simply repeats it.
 pub fn boot(data_dir: &Path, factory: Factory<'_>, now_ms: u64) -> Result<BootOutcome, BootError> {
     let mut bootloader = FileBootloader::new(data_dir);
+    let open = |booted: SlotId| -> Result<Box<dyn SlotStore>, SlotError> {
+        Ok(Box::new(FileSlotStore::open(data_dir, booted)?))
+    };
+    boot_on(BootTarget { bootloader: &mut bootloader, open_slots: &open, running: None }, factory, now_ms)
+}
+
+/// The hardware one boot step runs on, whatever its backends.
+pub struct BootTarget<'a> {
+    pub bootloader: &'a mut dyn Bootloader,
+    /// Opens the slots as a process booted from the given slot sees them (its standby is the
+    /// other one).
+    pub open_slots: &'a dyn Fn(SlotId) -> Result<Box<dyn SlotStore>, SlotError>,
+    /// The slot the running system was booted from, when the platform can tell (the kernel
+    /// command line's `meshlift.slot=`, which the U-Boot script sets). `None`: the boot
+    /// environment says (meshsim, where a process start *is* a boot).
+    pub running: Option<SlotId>,
+}
+
+/// The boot step on any backend. First boot (no environment yet) puts the factory image in slot
+/// A: written there, or, when the system already runs from slot A (a device flashed at the
+/// factory, whose slot A is the mounted root), only checked against the slot's bytes and recorded.
+pub fn boot_on(target: BootTarget<'_>, factory: Factory<'_>, now_ms: u64) -> Result<BootOutcome, BootError> {
+    let BootTarget { bootloader, open_slots, running } = target;
     if bootloader.load()?.is_none() {
         let image = factory.image.ok_or(BootError::NoFactoryImage)?;
-        // Nothing runs yet. Opening the store "booted from B" makes A the standby slot, the only
-        // one the API lets us write.
-        let mut slots = FileSlotStore::open(data_dir, SlotId::B)?;
+        // Opening the store "booted from B" makes A the standby slot, the only one the API lets
+        // us write (or record).
+        let mut slots = open_slots(SlotId::B)?;
         let request = FlashRequest {
             image_path: image,
             trusted_keys: factory.trusted_keys,
@@ -72,25 +96,60 @@ pub fn boot(data_dir: &Path, factory: Factory<'_>, now_ms: u64) -> Result<BootOu
             failed_images: &[],
             hooks: None,
         };
-        let flashed = verify_and_flash(&request, slots.standby().as_mut())?;
+        let flashed = if running == Some(SlotId::A) {
+            adopt_running(&request, slots.standby().as_mut())?
+        } else {
+            verify_and_flash(&request, slots.standby().as_mut())?
+        };
         bootloader.store(&BootEnv::factory(flashed.sha256()))?;
-        let mut outcome = boot_step(&mut bootloader, now_ms)?;
+        let mut outcome = boot_step_on(bootloader, running, now_ms)?;
         outcome.first_boot = true;
         return Ok(outcome);
     }
-    boot_step(&mut bootloader, now_ms)
+    boot_step_on(bootloader, running, now_ms)
 }
 
 /// U-Boot's part: consume a pending trial and boot it, else boot `active`. Finding an unfinished
 /// attempt while booting `active` means the trial did not confirm: record the image as failed.
 pub fn boot_step(bootloader: &mut dyn Bootloader, now_ms: u64) -> Result<BootOutcome, BootError> {
+    boot_step_on(bootloader, None, now_ms)
+}
+
+/// [`boot_step`] when the platform knows the slot it runs from (`running`). That matters where a
+/// process start is not a boot: a minion restarted after arming a trial whose reboot never came
+/// (a failed reboot command, a crash in between) still runs the old slot, and must neither
+/// believe it runs the trial nor count the untried image as failed: the trial is disarmed and the
+/// agent reports that the commit must be repeated.
+pub fn boot_step_on(
+    bootloader: &mut dyn Bootloader,
+    running: Option<SlotId>,
+    now_ms: u64,
+) -> Result<BootOutcome, BootError> {
     let Some(mut env) = bootloader.load()? else {
         return Err(BootError::NoFactoryImage);
     };
     let before = env.clone();
-    let (booted, trial) = match env.trial.take() {
-        Some(slot) => (slot, true),
-        None => (env.active, false),
+    let (booted, trial) = match (env.trial.take(), running) {
+        (Some(slot), None) => (slot, true),
+        (Some(slot), Some(r)) if slot == r => (slot, true),
+        (Some(_), Some(r)) => {
+            tracing::warn!(running = r.as_str(), "a trial was armed but the node did not boot it: disarmed");
+            env.attempt = None;
+            (r, false)
+        }
+        // The minion restarted (no reboot) while its trial runs: the trial goes on.
+        (None, Some(r)) if r != env.active && env.attempt.as_ref().is_some_and(|a| a.slot == r) => (r, true),
+        (None, Some(r)) => {
+            if r != env.active {
+                tracing::warn!(
+                    running = r.as_str(),
+                    active = env.active.as_str(),
+                    "running a slot that is not the active one"
+                );
+            }
+            (r, false)
+        }
+        (None, None) => (env.active, false),
     };
     let mut fallback = None;
     if !trial {

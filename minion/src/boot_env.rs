@@ -1,6 +1,7 @@
 //! The boot environment: which slot boots, the one-shot trial request, confirmed and failed images.
 //!
-//! On a device these are U-Boot/GRUB variables; here a JSON file replaced atomically. Whatever the
+//! Two backends: [`FileBootloader`], a JSON file replaced atomically (meshsim, tests), and
+//! [`crate::uboot::UBootBootloader`], U-Boot's own environment through libubootenv. Whatever the
 //! backend, a write must be all-or-nothing: a half-written boot environment is a bricked node.
 
 use crate::durable::{format_v1, is_format_v1, is_newer_format, write_atomically, Extra, STATE_FORMAT};
@@ -121,8 +122,8 @@ impl FailedImage {
     }
 }
 
-/// Where the boot environment lives. A U-Boot backend would call `fw_printenv`/`fw_setenv`
-/// (which write the redundant environment copy atomically); the contract is the same.
+/// Where the boot environment lives: a file ([`FileBootloader`]) or U-Boot's environment
+/// ([`crate::uboot::UBootBootloader`], whose `fw_setenv` writes the redundant copy atomically).
 pub trait Bootloader {
     /// `Ok(None)`: no environment yet (first boot).
     fn load(&self) -> Result<Option<BootEnv>, BootEnvError>;
@@ -151,6 +152,15 @@ pub enum BootEnvError {
          refusing to act on it"
     )]
     NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    /// `fw_printenv`/`fw_setenv` failed: not installed (`libubootenv-tool`), a wrong
+    /// `fw_env.config`, an environment device that cannot be opened, or an environment lock held
+    /// by another process. The tool's stderr is in the message.
+    #[error("U-Boot environment: {0}")]
+    Tool(#[from] crate::command::CommandError),
+    /// What meshlift would write to the U-Boot environment exceeds the budget it keeps there
+    /// (`crate::uboot`): a newer minion's extra fields, most likely. Nothing was written.
+    #[error("U-Boot variable {name} would take {len} bytes, over the {limit}-byte limit: not written")]
+    TooLarge { name: String, len: usize, limit: usize },
 }
 
 /// `<data>/bootenv.json`.

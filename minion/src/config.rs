@@ -62,6 +62,23 @@ pub struct MinionConfig {
     /// POPs: file listing uplink/BGP peers that are up (meshsim writes it).
     #[serde(default)]
     pub uplink_peers_file: Option<PathBuf>,
+    /// A command that prints the node's links as the JSON of `radio_file` (on a device: asks the
+    /// radio driver); when set, `radio_file` is not read. See [`crate::radio::CommandRadio`].
+    #[serde(default)]
+    pub radio_command: Option<Vec<String>>,
+    /// How to reboot: `"command"` (default: run `reboot_command`) or `"exit"` (exit code 10 for a
+    /// supervisor that restarts the process: meshsim).
+    #[serde(default)]
+    pub reboot: crate::platform::RebootMethod,
+    /// Default `["systemctl", "reboot"]`.
+    #[serde(default = "crate::platform::default_reboot_command")]
+    pub reboot_command: Vec<String>,
+    /// `[boot]`: the boot environment backend (`"file"` or `"uboot"`) and libubootenv's paths.
+    #[serde(default)]
+    pub boot: crate::platform::BootConfig,
+    /// `[slots]`: the slot backend (`"file"` or `"block"`) and the partitions.
+    #[serde(default)]
+    pub slots: crate::platform::SlotsConfig,
 }
 
 fn default_data_dir() -> PathBuf {

@@ -108,6 +108,29 @@ pub fn verify_and_flash(
     Ok(FlashedImage { slot: standby.id(), image })
 }
 
+/// First boot of a device whose slot A was written at the factory and is running now (the
+/// mounted root, which no one may write): the factory image is verified like any image, and slot
+/// A's bytes are read and compared with its payload instead of being written. Only a match is
+/// recorded; otherwise the node refuses to start ([`FlashError::ReadBack`]) rather than claim an
+/// image it does not run.
+pub fn adopt_running(
+    req: &FlashRequest<'_>,
+    standby: &mut dyn StandbySlot,
+) -> Result<FlashedImage, FlashError> {
+    let verified = verify_file_with(req.image_path, req.trusted_keys, req.expected_sha256)?;
+    verified.check_install(req.board, req.installed_version.unwrap_or("0"), req.allow_downgrade)?;
+    read_back_and_compare(&verified, standby)?;
+    let image = SlotImage {
+        format: STATE_FORMAT,
+        manifest: verified.manifest,
+        file_sha256: verified.file_sha256,
+        key_id: verified.key_id.0,
+        extra: Default::default(),
+    };
+    standby.record(&image)?;
+    Ok(FlashedImage { slot: standby.id(), image })
+}
+
 fn write_and_read_back(
     path: &Path,
     verified: &VerifiedImage,
@@ -117,7 +140,12 @@ fn write_and_read_back(
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(verified.payload_offset))?;
     standby.write_payload(&mut file, size)?;
+    read_back_and_compare(verified, standby)
+}
 
+/// Hashes the first `payload_size` bytes the slot holds and compares them with the manifest.
+fn read_back_and_compare(verified: &VerifiedImage, standby: &mut dyn StandbySlot) -> Result<(), FlashError> {
+    let size = verified.manifest.payload_size;
     let mut reader = standby.read_back()?.take(size);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

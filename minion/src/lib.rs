@@ -18,18 +18,22 @@
 //! panic is a bug.
 
 pub mod agent;
+pub mod block_slots;
 pub mod boot;
 pub mod boot_env;
+pub mod command;
 pub mod config;
 pub mod data_lock;
 pub mod download;
 mod durable;
 pub mod flasher;
 pub mod hooks;
+pub mod platform;
 pub mod radio;
 pub mod slots;
 pub mod state;
 pub mod systemd;
+pub mod uboot;
 
 pub use agent::{exit_code_reboot, Action, Agent, AgentInit, NodeFacts, REBOOT_EXIT_CODE};
 pub use boot::{boot, BootError, BootOutcome, Factory};

@@ -11,14 +11,14 @@ use clap::Parser;
 use meshlift_image::{HookKind, VerifyingKey};
 use meshlift_minion::agent::{Action, Agent, AgentInit, NodeFacts, REBOOT_EXIT_CODE};
 use meshlift_minion::boot::{self, Factory};
-use meshlift_minion::boot_env::{Bootloader, FileBootloader};
 use meshlift_minion::config::MinionConfig;
 use meshlift_minion::data_lock::DataDirLock;
 use meshlift_minion::download::{self, DownloadHandle, DownloadJob};
 use meshlift_minion::flasher::{self, FlashRequest, FlashedImage};
 use meshlift_minion::hooks::{self, HookContext};
-use meshlift_minion::radio::{FileRadio, Radio};
-use meshlift_minion::slots::{slots_report, FileSlotStore, SlotStore};
+use meshlift_minion::platform::{self, Platform, RebootMethod};
+use meshlift_minion::radio::Radio;
+use meshlift_minion::slots::{slots_report, SlotStore};
 use meshlift_minion::state;
 use meshlift_protocol::transport::{
     ClientSecurity, CurveKeyPair, CurvePublicKey, Dealer, DealerConfig, DealerEvent,
@@ -79,7 +79,14 @@ fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
             return Some(ExitCode::from(1));
         }
     };
-    let mut bl = FileBootloader::new(&cfg.data_dir);
+    let platform = match Platform::new(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("meshlift-minion: {e}");
+            return Some(ExitCode::from(2));
+        }
+    };
+    let mut bl = platform.bootloader();
     let env = match bl.load() {
         Ok(Some(env)) => env,
         Ok(None) => {
@@ -92,7 +99,7 @@ fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
         }
     };
     // The process that would run now boots `active` (any pending trial is consumed at start).
-    let slots = match FileSlotStore::open(&cfg.data_dir, env.active) {
+    let slots = match platform.open_slots(env.active) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("meshlift-minion: {e}");
@@ -100,12 +107,12 @@ fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
         }
     };
     if args.versions {
-        let report = slots_report(&slots, &env);
+        let report = slots_report(slots.as_ref(), &env);
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         return Some(ExitCode::SUCCESS);
     }
     if args.revert_to_standby {
-        return Some(match boot::revert_to_standby(&mut bl, &slots) {
+        return Some(match boot::revert_to_standby(bl.as_mut(), slots.as_ref()) {
             Ok(slot) => {
                 println!("slot {} is now active; restart the node to boot it", slot.as_str());
                 ExitCode::SUCCESS
@@ -128,7 +135,7 @@ fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
             }
         }
     };
-    Some(match boot::clear_failed(&mut bl, only) {
+    Some(match boot::clear_failed(bl.as_mut(), only) {
         Ok(n) => {
             println!("cleared {n} failed-trial record(s)");
             ExitCode::SUCCESS
@@ -139,6 +146,9 @@ fn node_action(args: &Args, cfg: &MinionConfig) -> Option<ExitCode> {
         }
     })
 }
+
+/// How long the minion waits to be stopped after a successful reboot command.
+const REBOOT_GRACE: Duration = Duration::from_secs(300);
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -205,7 +215,8 @@ struct RunningDownload {
 struct Shell {
     cfg: MinionConfig,
     keys: Vec<VerifyingKey>,
-    slots: FileSlotStore,
+    slots: Box<dyn SlotStore + Send>,
+    platform: Platform,
     agent: Agent,
     facts: NodeFacts,
     dealer: Dealer,
@@ -257,19 +268,20 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     }
 
     // The boot step: consume a pending trial, or boot the active slot (first boot: factory image).
-    let outcome = boot::boot(
-        &cfg.data_dir,
-        Factory { image: cfg.factory_image.as_deref(), trusted_keys: &keys, board: &cfg.board },
-        now_ms(),
-    )
-    .context("boot step failed")?;
+    let platform = Platform::new(&cfg)?;
+    let outcome = platform
+        .boot(
+            Factory { image: cfg.factory_image.as_deref(), trusted_keys: &keys, board: &cfg.board },
+            now_ms(),
+        )
+        .context("boot step failed")?;
     tracing::info!(
         slot = outcome.booted.as_str(),
         trial = outcome.trial,
         first_boot = outcome.first_boot,
         "booted"
     );
-    let slots = FileSlotStore::open(&cfg.data_dir, outcome.booted).context("cannot open slots")?;
+    let slots = platform.open_slots(outcome.booted).context("cannot open slots")?;
     let running_hooks = slots
         .image(outcome.booted)
         .ok()
@@ -283,7 +295,7 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
             None
         }
     };
-    let report = slots_report(&slots, &outcome.env);
+    let report = slots_report(slots.as_ref(), &outcome.env);
     let agent = Agent::new(AgentInit {
         persisted,
         boot: outcome,
@@ -303,13 +315,14 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
     dcfg.reconnect_max = Duration::from_secs(2);
     let (dealer, mut events) = Dealer::spawn(dcfg).context("cannot create the controller socket")?;
     let (work_tx, mut work_rx) = mpsc::channel(8);
-    let radio = FileRadio { path: cfg.radio_file() };
+    let radio = platform.radio();
     let interval = Duration::from_secs(cfg.status_interval_s.max(1));
 
     let mut sh = Shell {
         cfg,
         keys,
         slots,
+        platform,
         agent,
         facts,
         dealer,
@@ -319,7 +332,7 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
         work_tx,
         exit: None,
     };
-    sh.poll_radio(&radio);
+    sh.poll_radio(radio.as_ref());
     sh.drain().await;
 
     // The boot step is done and the loop starts: READY=1, then a watchdog ping from this loop.
@@ -380,7 +393,7 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
             // A broken path or a restarted controller is libzmq's to notice (heartbeats) and
             // repair (reconnect); `Connected` then triggers a full report.
             _ = status_timer.tick() => sh.send_status(),
-            _ = radio_timer.tick() => sh.poll_radio(&radio),
+            _ = radio_timer.tick() => sh.poll_radio(radio.as_ref()),
             _ = watchdog.tick() => watchdog.ping(),
             _ = progress_changed => {
                 if let Some(d) = sh.download.as_ref() {
@@ -427,8 +440,9 @@ fn rand_u64() -> u64 {
 }
 
 impl Shell {
-    fn poll_radio(&mut self, radio: &FileRadio) {
-        match radio.links() {
+    /// A radio command may take a moment: the runtime is told this thread blocks.
+    fn poll_radio(&mut self, radio: &(dyn Radio + Send)) {
+        match tokio::task::block_in_place(|| radio.links()) {
             Ok(links) => self.agent.handle_links(links, now_ms()),
             Err(e) => tracing::debug!(error = %e, "radio unreadable"),
         }
@@ -443,7 +457,7 @@ impl Shell {
     fn send_status(&mut self) {
         self.seq += 1;
         let Some(env) = self.read_env() else { return };
-        let slots = slots_report(&self.slots, &env);
+        let slots = slots_report(self.slots.as_ref(), &env);
         let report = self.agent.status_report(&self.facts, slots, self.uplink_peers(), self.seq, now_ms());
         let env = Envelope::new(self.dealer.next_request_id(), Message::StatusReport(Box::new(report)));
         if let Err(e) = self.dealer.send(&env) {
@@ -483,8 +497,35 @@ impl Shell {
         }
     }
 
+    /// Reboots the node the configured way: exit code 10 for a supervisor (meshsim), or the
+    /// reboot command. Once the system has accepted the command nothing new may start (a restarted
+    /// minion would run the boot step on the old system before the reboot), so this waits to be
+    /// stopped by the shutdown; if that never comes, or the command fails, the process exits with
+    /// an error and the next start sorts out the armed trial (disarmed when the kernel command
+    /// line shows the node never left the old slot).
+    async fn reboot(&mut self) {
+        if self.platform.reboot == RebootMethod::Exit {
+            self.exit = Some(REBOOT_EXIT_CODE);
+            return;
+        }
+        let argv = self.platform.reboot_command.clone();
+        let requested =
+            tokio::task::spawn_blocking(move || platform::request_reboot(&argv, Duration::from_secs(60)))
+                .await;
+        match requested {
+            Ok(Ok(())) => {
+                tracing::info!(command = ?self.platform.reboot_command, "reboot requested; waiting for the shutdown");
+                tokio::time::sleep(REBOOT_GRACE).await;
+                tracing::error!("still running {}s after the reboot request", REBOOT_GRACE.as_secs());
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "reboot command failed"),
+            Err(e) => tracing::error!(error = %e, "reboot task failed"),
+        }
+        self.exit = Some(1);
+    }
+
     fn read_env(&self) -> Option<meshlift_minion::boot_env::BootEnv> {
-        match FileBootloader::new(&self.cfg.data_dir).load() {
+        match self.platform.bootloader().load() {
             Ok(env) => env,
             Err(e) => {
                 tracing::warn!(error = %e, "boot environment unreadable");
@@ -518,7 +559,7 @@ impl Shell {
                 Action::Flash { image_path, allow_downgrade, expected_sha256 } => {
                     let keys = self.keys.clone();
                     let board = self.cfg.board.clone();
-                    let data_dir = self.cfg.data_dir.clone();
+                    let platform = self.platform.clone();
                     let booted = self.slots.booted();
                     let installed =
                         self.slots.image(booted).ok().flatten().map(|i| i.manifest.version.clone());
@@ -527,8 +568,7 @@ impl Shell {
                     let tx = self.work_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let r = (|| -> Result<FlashedImage, String> {
-                            let mut slots =
-                                FileSlotStore::open(&data_dir, booted).map_err(|e| e.to_string())?;
+                            let mut slots = platform.open_slots(booted).map_err(|e| e.to_string())?;
                             let req = FlashRequest {
                                 image_path: &image_path,
                                 expected_sha256,
@@ -569,31 +609,31 @@ impl Shell {
                 }
                 Action::SendStatusNow => self.send_status(),
                 Action::Reboot { attempt } => {
-                    let mut bl = FileBootloader::new(&self.cfg.data_dir);
-                    match boot::arm_trial(&mut bl, attempt) {
+                    let mut bl = self.platform.bootloader();
+                    match boot::arm_trial(bl.as_mut(), attempt) {
                         Ok(()) => {
                             tracing::info!("trial armed; rebooting");
                             self.send_status();
                             tokio::time::sleep(Duration::from_millis(200)).await;
-                            self.exit = Some(REBOOT_EXIT_CODE);
+                            self.reboot().await;
                         }
                         Err(e) => self.agent.handle_commit_failed(e.to_string(), now_ms()),
                     }
                 }
                 Action::Confirm { slot, image_sha256 } => {
-                    let mut bl = FileBootloader::new(&self.cfg.data_dir);
-                    match boot::confirm_trial(&mut bl, slot, image_sha256) {
+                    let mut bl = self.platform.bootloader();
+                    match boot::confirm_trial(bl.as_mut(), slot, image_sha256) {
                         Ok(()) => tracing::info!(slot = slot.as_str(), "trial confirmed"),
                         Err(e) => self.agent.handle_confirm_failed(e.to_string(), now_ms()),
                     }
                 }
                 Action::FallBack { reason } => {
-                    let mut bl = FileBootloader::new(&self.cfg.data_dir);
-                    if let Err(e) = boot::record_trial_failure(&mut bl, &reason) {
+                    let mut bl = self.platform.bootloader();
+                    if let Err(e) = boot::record_trial_failure(bl.as_mut(), &reason) {
                         tracing::error!(error = %e, "cannot record the trial failure");
                     }
                     tracing::warn!(%reason, "trial failed; rebooting into the old slot");
-                    self.exit = Some(REBOOT_EXIT_CODE);
+                    self.reboot().await;
                 }
             }
         }

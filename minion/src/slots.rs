@@ -30,7 +30,7 @@ pub struct SlotImage {
     pub extra: Extra,
 }
 
-/// Both slots. A real backend maps them to partitions (`/dev/mmcblk0p2`/`p3`, UBI volumes).
+/// Both slots: files ([`FileSlotStore`]) or raw partitions ([`crate::block_slots::BlockSlotStore`]).
 pub trait SlotStore {
     /// The slot this process runs from; fixed for the store's lifetime.
     fn booted(&self) -> SlotId;
@@ -76,6 +76,14 @@ pub enum SlotError {
     /// treated as unreadable (never booted without checks, overwritten by the next flash).
     #[error("slot metadata {path} has format {found}, newer than the {supported} this minion understands")]
     NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    /// The standby partition is mounted (at `/`: it is the running system). The slot paths in the
+    /// config are swapped or wrong, or the bootloader booted another slot than the minion thinks;
+    /// nothing was written.
+    #[error("slot {path} is mounted at {mount_point}: refusing to write it")]
+    Mounted { path: PathBuf, mount_point: String },
+    /// The image's payload does not fit the partition; nothing was written.
+    #[error("image payload of {len} bytes does not fit slot {path} ({capacity} bytes)")]
+    TooLarge { path: PathBuf, len: u64, capacity: u64 },
 }
 
 /// `<data>/slots/{a,b}.img` plus `{a,b}.meta.json`.
@@ -107,18 +115,7 @@ impl SlotStore for FileSlotStore {
     }
 
     fn image(&self, slot: SlotId) -> Result<Option<SlotImage>, SlotError> {
-        let path = self.meta_path(slot);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(SlotError::Io { path, source }),
-        };
-        let image: SlotImage = serde_json::from_slice(&bytes)
-            .map_err(|e| SlotError::BadMetadata { path: path.clone(), message: e.to_string() })?;
-        if is_newer_format(image.format) {
-            return Err(SlotError::NewerFormat { path, found: image.format, supported: STATE_FORMAT });
-        }
-        Ok(Some(image))
+        read_meta(&self.meta_path(slot))
     }
 
     fn open_payload(&self, slot: SlotId) -> Result<Box<dyn Read + '_>, SlotError> {
@@ -145,15 +142,7 @@ impl StandbySlot for FileStandby {
     }
 
     fn invalidate(&mut self) -> Result<(), SlotError> {
-        match fs::remove_file(&self.meta) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(SlotError::Io { path: self.meta.clone(), source }),
-        }
-        let dir = self.meta.parent().expect("slot metadata lives in the slots directory");
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| SlotError::Io { path: dir.to_path_buf(), source })
+        remove_meta(&self.meta)
     }
 
     fn write_payload(&mut self, src: &mut dyn Read, len: u64) -> Result<(), SlotError> {
@@ -175,10 +164,46 @@ impl StandbySlot for FileStandby {
     }
 
     fn record(&mut self, image: &SlotImage) -> Result<(), SlotError> {
-        let bytes = serde_json::to_vec_pretty(image).expect("SlotImage serialises: plain data");
-        write_atomically(&self.meta, &bytes)
-            .map_err(|source| SlotError::Io { path: self.meta.clone(), source })
+        write_meta(&self.meta, image)
     }
+}
+
+/// A slot's metadata file: `None` when absent (empty slot, or a write that never completed).
+pub(crate) fn read_meta(path: &Path) -> Result<Option<SlotImage>, SlotError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(SlotError::Io { path: path.to_path_buf(), source }),
+    };
+    let image: SlotImage = serde_json::from_slice(&bytes)
+        .map_err(|e| SlotError::BadMetadata { path: path.to_path_buf(), message: e.to_string() })?;
+    if is_newer_format(image.format) {
+        return Err(SlotError::NewerFormat {
+            path: path.to_path_buf(),
+            found: image.format,
+            supported: STATE_FORMAT,
+        });
+    }
+    Ok(Some(image))
+}
+
+/// Removes the metadata durably (the directory is fsynced): after a power cut the slot still
+/// reads as empty.
+pub(crate) fn remove_meta(path: &Path) -> Result<(), SlotError> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(SlotError::Io { path: path.to_path_buf(), source }),
+    }
+    let dir = path.parent().expect("slot metadata lives in the slots directory");
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| SlotError::Io { path: dir.to_path_buf(), source })
+}
+
+pub(crate) fn write_meta(path: &Path, image: &SlotImage) -> Result<(), SlotError> {
+    let bytes = serde_json::to_vec_pretty(image).expect("SlotImage serialises: plain data");
+    write_atomically(path, &bytes).map_err(|source| SlotError::Io { path: path.to_path_buf(), source })
 }
 
 /// Both slots as the controller sees them (VOLTHA DMI `GetSoftwareVersion`): version, digest and
