@@ -525,7 +525,8 @@ impl Shell {
     }
 
     fn read_env(&self) -> Option<meshlift_minion::boot_env::BootEnv> {
-        match self.platform.bootloader().load() {
+        // fw_printenv on U-Boot: a short process, but this thread waits for it.
+        match tokio::task::block_in_place(|| self.platform.bootloader().load()) {
             Ok(env) => env,
             Err(e) => {
                 tracing::warn!(error = %e, "boot environment unreadable");
