@@ -339,6 +339,28 @@ pub fn normalize_mac(mac: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Written and read back, a site's location is the same number to the last bit (the topology
+    /// fuzz target found `1.6666666666666665e55` coming back one ULP off before serde_json's
+    /// `float_roundtrip`).
+    #[test]
+    fn locations_survive_a_write_and_read_exactly() {
+        let mut t = Topology::from_json(GOOD).unwrap();
+        for (i, x) in [1.6666666666666665e55, 52.520008, 13.404954, 0.1 + 0.2, f64::MIN_POSITIVE, -1e-300]
+            .iter()
+            .enumerate()
+        {
+            let loc = t.sites[0].location.as_mut().unwrap();
+            match i % 4 {
+                0 => loc.accuracy = *x,
+                1 => loc.latitude = *x,
+                2 => loc.longitude = *x,
+                _ => loc.altitude = *x,
+            }
+            let again = Topology::from_json(&t.to_json().to_string()).unwrap();
+            assert_eq!(again, t, "value {x:e}");
+        }
+    }
+
     const GOOD: &str = r#"{
       "name": "t",
       "nodes": [
