@@ -46,6 +46,10 @@ pub struct DemoArgs {
     /// CurveZMQ with generated keys.
     #[arg(long)]
     insecure: bool,
+    /// Run everything over IPv6 loopback (`::1`): the controller's ZeroMQ sockets, HTTP server,
+    /// tracker and seeder, the nodes' relays, and the swarm between the minions.
+    #[arg(long)]
+    ipv6: bool,
     /// Image payload size in MiB. The default is large enough to show the swarm's sharing: what
     /// each node costs the seeder beyond its share (requests in flight when it leaves the seeder,
     /// a piece or two when it goes hungry) is fixed per node, so on a 4 MiB image it is most of
@@ -58,6 +62,8 @@ pub struct DemoArgs {
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub nodes: usize,
+    /// `ipv4` (127.0.0.1) or `ipv6` (::1, `--ipv6`).
+    pub address_family: &'static str,
     pub succeeded: usize,
     pub fell_back: usize,
     pub failed: usize,
@@ -136,6 +142,13 @@ async fn demo(args: DemoArgs) -> u8 {
     let mut cfg = LabConfig::new(topology.clone(), &work_dir, bin_dir);
     cfg.image_bytes = args.image_mib.max(1) << 20;
     cfg.insecure = args.insecure;
+    cfg.ipv6 = args.ipv6;
+    if args.ipv6 {
+        if let Err(e) = std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)) {
+            eprintln!("meshlift demo: --ipv6 needs IPv6 loopback (::1), which this host lacks ({e}); check `ip -6 addr show lo`");
+            return 2;
+        }
+    }
     if args.bad_image {
         cfg.bad_image_nodes = pick_bad_nodes(&topology);
     }
@@ -165,6 +178,9 @@ async fn demo(args: DemoArgs) -> u8 {
             "starting the controller and one minion process per node (factory image v1), CurveZMQ on..."
         },
     );
+    if args.ipv6 {
+        say(json, "--ipv6: controller, relays, tracker, seeder, HTTP and the minions' swarm all on ::1");
+    }
     let lab = match Lab::start(cfg).await {
         Ok(l) => l,
         Err(e) => {
@@ -346,15 +362,13 @@ async fn run_upgrade(lab: &Lab, json: bool) -> Result<Summary, String> {
     let failed = count("failed") + count("aborted") + count("prepared");
     let skipped = outcomes.len() - succeeded - fell_back - failed;
 
-    let metrics = lab.metrics().await.unwrap_or_default();
-    let seeder_up =
-        lab::metric_sum(&metrics, "meshlift_bt_uploaded_bytes", Some(("node", "controller"))) as u64;
-    let http = tally.http_downloaded();
-    let controller_upload_bytes = seeder_up + http;
-    let peer_bytes = tally.bt_downloaded().saturating_sub(seeder_up);
+    let upload = lab.controller_upload(&tally).await;
+    let controller_upload_bytes = upload.total();
+    let peer_bytes = upload.peer_bytes(&tally);
     let isolation = lab.mesh.isolation();
     Ok(Summary {
         nodes: lab.cfg.topology.nodes.len(),
+        address_family: if lab.cfg.ipv6 { "ipv6" } else { "ipv4" },
         succeeded,
         fell_back,
         failed,
@@ -393,6 +407,8 @@ fn print_summary(s: &Summary) {
         s.nodes, s.succeeded, s.fell_back, s.failed, s.skipped
     );
     println!("time: prepare {:.1} s, commit {:.1} s", s.prepare_s, s.commit_s);
+    let net = if s.address_family == "ipv6" { "IPv6 (::1)" } else { "IPv4 (127.0.0.1)" };
+    println!("network: {net} for the controller, the swarm, the tracker and HTTP");
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
         "bytes: image {:.1} MiB; controller sent {:.1} MiB ({:.2}× the image); peers exchanged {:.1} MiB",

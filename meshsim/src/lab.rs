@@ -19,6 +19,7 @@ use meshlift_protocol::transport::{
 };
 use meshlift_protocol::*;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,6 +74,10 @@ pub struct LabConfig {
     /// listed in the controller config with their role. See [`Lab::operator_key`],
     /// [`Lab::ask_as`] and [`Lab::cli_as`].
     pub extra_operators: Vec<(String, Role)>,
+    /// Everything on `::1` instead of `127.0.0.1`: the controller's ZeroMQ sockets, HTTP server,
+    /// tracker and seeder, `public_host`, and the nodes' relays; the minions then announce,
+    /// fetch and trade pieces over IPv6 (Terragraph's management network is IPv6). Default false.
+    pub ipv6: bool,
 }
 
 /// Name of the lab's own operator key (role admin); the controller journals its actions under it.
@@ -221,6 +226,17 @@ impl LabConfig {
             seed_upload_limit: None,
             insecure: false,
             extra_operators: Vec::new(),
+            ipv6: false,
+        }
+    }
+
+    /// The loopback address every process of the lab uses: `::1` with [`LabConfig::ipv6`], else
+    /// `127.0.0.1`.
+    pub fn loopback(&self) -> IpAddr {
+        if self.ipv6 {
+            Ipv6Addr::LOCALHOST.into()
+        } else {
+            Ipv4Addr::LOCALHOST.into()
         }
     }
 }
@@ -265,14 +281,14 @@ pub struct Lab {
     client: RequestConfig,
 }
 
-/// A free port below the ephemeral range (librqbit listeners there collide with outgoing
-/// connections).
-fn free_low_port() -> Result<u16, LabError> {
+/// A free port on `ip` below the ephemeral range (librqbit listeners there collide with
+/// outgoing connections).
+fn free_low_port(ip: IpAddr) -> Result<u16, LabError> {
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as u64
         ^ (std::process::id() as u64) << 7;
     for i in 0..2000u64 {
         let p = 20000 + ((seed.wrapping_mul(6364136223846793005).wrapping_add(i * 7919)) % 12000) as u16;
-        if std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() {
+        if std::net::TcpListener::bind((ip, p)).is_ok() {
             return Ok(p);
         }
     }
@@ -320,6 +336,7 @@ impl Lab {
             None => ClientSecurity::Insecure,
         };
         let controller_config = work.join("controller.toml");
+        let lo = cfg.loopback();
         // Start the controller before the mesh, on ports below the ephemeral range (outgoing
         // connections of other processes can take an ephemeral port between our probe and the
         // controller's bind); should one be taken anyway, pick new ones and try again.
@@ -327,10 +344,10 @@ impl Lab {
         let (ports, controller) = loop {
             attempt += 1;
             let ports = LabPorts {
-                minion: free_low_port()?,
-                app: free_low_port()?,
-                http: free_low_port()?,
-                bt: free_low_port()?,
+                minion: free_low_port(lo)?,
+                app: free_low_port(lo)?,
+                http: free_low_port(lo)?,
+                bt: free_low_port(lo)?,
             };
             write_controller_config(
                 &cfg,
@@ -342,7 +359,7 @@ impl Lab {
                 &controller_config,
             )?;
             let probe = RequestConfig::new(
-                format!("tcp://127.0.0.1:{}", ports.app),
+                format!("tcp://{}", SocketAddr::new(lo, ports.app)),
                 security.clone(),
                 Duration::from_secs(1),
             );
@@ -358,7 +375,7 @@ impl Lab {
 
         let mut mcfg =
             MeshConfig::new(cfg.topology.clone(), cfg.bin_dir.join("meshlift-minion"), work.join("nodes"));
-        mcfg.controller_endpoint = format!("tcp://127.0.0.1:{}", ports.minion);
+        mcfg.controller_endpoint = format!("tcp://{}", SocketAddr::new(lo, ports.minion));
         mcfg.boot_delay = cfg.boot_delay;
         mcfg.node_template = NodeTemplate {
             board: SIM_BOARD.to_string(),
@@ -399,7 +416,7 @@ impl Lab {
                 async move { probe.report().to_prometheus() }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind((lo, 0)).await?;
         let meshsim_metrics = listener.local_addr()?;
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -416,7 +433,7 @@ impl Lab {
             controller_starts: attempt,
             meshsim_metrics,
             client: RequestConfig::new(
-                format!("tcp://127.0.0.1:{}", ports.app),
+                format!("tcp://{}", SocketAddr::new(lo, ports.app)),
                 security,
                 Duration::from_secs(30),
             ),
@@ -429,7 +446,7 @@ impl Lab {
 
     /// The operator endpoint (`--controller` of the CLI).
     pub fn app_endpoint(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.ports.app)
+        format!("tcp://{}", SocketAddr::new(self.cfg.loopback(), self.ports.app))
     }
 
     /// meshsim's `/metrics`: collateral isolation, total and per node.
@@ -439,11 +456,11 @@ impl Lab {
 
     /// meshsim's metrics text.
     pub async fn meshsim_metrics(&self) -> Result<String, LabError> {
-        http_get(self.meshsim_metrics.port(), "/metrics").await
+        http_get(self.meshsim_metrics, "/metrics").await
     }
 
     pub fn metrics_url(&self) -> String {
-        format!("http://127.0.0.1:{}/metrics", self.ports.http)
+        format!("http://{}/metrics", SocketAddr::new(self.cfg.loopback(), self.ports.http))
     }
 
     /// Start (or restart) the controller process on the same config and data.
@@ -665,7 +682,7 @@ impl Lab {
 
     /// The controller's `/metrics` text.
     pub async fn metrics(&self) -> Result<String, LabError> {
-        http_get(self.ports.http, "/metrics").await
+        http_get(SocketAddr::new(self.cfg.loopback(), self.ports.http), "/metrics").await
     }
 
     /// Stop everything: mesh first (its nodes stop talking), then the controller (SIGTERM, so it
@@ -706,13 +723,15 @@ fn write_controller_config(
     security_toml: &str,
     out: &Path,
 ) -> Result<(), LabError> {
+    let lo = cfg.loopback();
     let mut toml = format!(
-        "topology_file = {:?}\ndata_dir = {:?}\nminion_endpoint = \"tcp://127.0.0.1:{}\"\napp_endpoint = \"tcp://127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npublic_host = \"127.0.0.1\"\nnode_alive_timeout_s = {}\ntick_interval_ms = 250\nconfirm_timeout_s = {}\ntrusted_keys = [{:?}]\nimage_min_free_bytes = 0\n\n[bittorrent]\nlisten_port = {}\n",
+        "topology_file = {:?}\ndata_dir = {:?}\nminion_endpoint = \"tcp://{}\"\napp_endpoint = \"tcp://{}\"\nhttp_listen = \"{}\"\npublic_host = \"{}\"\nnode_alive_timeout_s = {}\ntick_interval_ms = 250\nconfirm_timeout_s = {}\ntrusted_keys = [{:?}]\nimage_min_free_bytes = 0\n\n[bittorrent]\nlisten_port = {}\n",
         topo_path,
         work.join("controller"),
-        ports.minion,
-        ports.app,
-        ports.http,
+        SocketAddr::new(lo, ports.minion),
+        SocketAddr::new(lo, ports.app),
+        SocketAddr::new(lo, ports.http),
+        lo,
         cfg.node_alive_timeout_s,
         cfg.confirm_timeout_s,
         public_key,
@@ -845,11 +864,12 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Minimal HTTP/1.0 GET on 127.0.0.1 (metrics scraping; no client library needed for one line).
-async fn http_get(port: u16, path: &str) -> Result<String, LabError> {
+/// Minimal HTTP/1.0 GET on the lab's loopback (metrics scraping; no client library needed for
+/// one line).
+async fn http_get(addr: SocketAddr, path: &str) -> Result<String, LabError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await?;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
         .await
@@ -930,6 +950,38 @@ impl TransferTally {
 
     pub fn http_downloaded(&self) -> u64 {
         self.per_node.values().map(|p| p.http_downloaded_bytes).sum()
+    }
+}
+
+/// What the controller sent to distribute an image: the demo's summary line ("controller sent
+/// N× the image") and the end-to-end tests' bound both come from here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControllerUpload {
+    /// The seeder's upload (`meshlift_bt_uploaded_bytes{node="controller"}`).
+    pub seeder_bytes: u64,
+    /// Every node's HTTP fallback bytes (served by the controller's `/images/`).
+    pub http_bytes: u64,
+}
+
+impl ControllerUpload {
+    pub fn total(&self) -> u64 {
+        self.seeder_bytes + self.http_bytes
+    }
+
+    /// Bytes nodes fetched from each other over the swarm (their BitTorrent downloads minus what
+    /// the seeder sent).
+    pub fn peer_bytes(&self, tally: &TransferTally) -> u64 {
+        tally.bt_downloaded().saturating_sub(self.seeder_bytes)
+    }
+}
+
+impl Lab {
+    /// The controller's upload so far: its seeder metric now, plus the HTTP bytes `tally`
+    /// collected from the nodes' reports. An unreachable `/metrics` counts the seeder as 0.
+    pub async fn controller_upload(&self, tally: &TransferTally) -> ControllerUpload {
+        let metrics = self.metrics().await.unwrap_or_default();
+        let seeder = metric_sum(&metrics, "meshlift_bt_uploaded_bytes", Some(("node", "controller")));
+        ControllerUpload { seeder_bytes: seeder as u64, http_bytes: tally.http_downloaded() }
     }
 }
 

@@ -7,7 +7,7 @@
 //! closed at once) and open ones are cut.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -53,12 +53,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Listen on an ephemeral 127.0.0.1 port and forward to `upstream` (`tcp://host:port` or
-    /// `host:port`). Starts with no path.
+    /// Listen on an ephemeral loopback port and forward to `upstream` (`tcp://host:port` or
+    /// `host:port`). The relay listens on the loopback of the upstream's address family (`::1`
+    /// for an IPv6 controller, `127.0.0.1` otherwise), so a mesh run over IPv6 stays IPv6 from the
+    /// minion to the controller. Starts with no path.
     pub async fn bind(upstream: &str) -> io::Result<Relay> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let local_addr = listener.local_addr()?;
         let upstream = upstream.strip_prefix("tcp://").unwrap_or(upstream).to_string();
+        let listener = TcpListener::bind((loopback_for(&upstream), 0)).await?;
+        let local_addr = listener.local_addr()?;
         let (path, path_rx) = watch::channel(false);
         let stats = Arc::new(RelayStats::default());
         let task = tokio::spawn(accept_loop(listener, upstream, path_rx, stats.clone()));
@@ -70,7 +72,7 @@ impl Relay {
         self.local_addr
     }
 
-    /// `tcp://127.0.0.1:<port>`, the form minion configs use.
+    /// `tcp://127.0.0.1:<port>` or `tcp://[::1]:<port>`, the form minion configs use.
     pub fn endpoint(&self) -> String {
         format!("tcp://{}", self.local_addr)
     }
@@ -93,6 +95,15 @@ impl Drop for Relay {
     fn drop(&mut self) {
         // Aborting the accept loop drops its JoinSet, which aborts every connection task.
         self.task.abort();
+    }
+}
+
+/// `::1` when `upstream` (`host:port`) is an IPv6 socket address, else `127.0.0.1` (IPv4 or a
+/// name).
+fn loopback_for(upstream: &str) -> IpAddr {
+    match upstream.parse::<SocketAddr>() {
+        Ok(SocketAddr::V6(_)) => Ipv6Addr::LOCALHOST.into(),
+        _ => Ipv4Addr::LOCALHOST.into(),
     }
 }
 
@@ -152,5 +163,40 @@ async fn carry(
                 stats.cut.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_relay_to_an_ipv6_controller_listens_and_forwards_on_ipv6() {
+        let upstream =
+            TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).await.expect("IPv6 loopback (::1) is available");
+        let up_addr = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, peer) = upstream.accept().await.unwrap();
+            assert!(peer.is_ipv6(), "the relay reaches the controller over IPv6: {peer}");
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+        });
+        let relay = Relay::bind(&format!("tcp://{up_addr}")).await.unwrap();
+        assert_eq!(relay.local_addr().ip(), IpAddr::from(Ipv6Addr::LOCALHOST));
+        assert!(relay.endpoint().starts_with("tcp://[::1]:"), "{}", relay.endpoint());
+        relay.set_path(true);
+        let mut conn = TcpStream::connect(relay.local_addr()).await.unwrap();
+        conn.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"hello");
+        // An IPv4 or named upstream keeps the relay on 127.0.0.1.
+        assert_eq!(loopback_for("127.0.0.1:7007"), IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert_eq!(loopback_for("controller:7007"), IpAddr::from(Ipv4Addr::LOCALHOST));
     }
 }

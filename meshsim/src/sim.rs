@@ -256,7 +256,7 @@ impl MeshSim {
             create_dir(&data_dir)?;
             let relay = Relay::bind(&controller_endpoint)
                 .await
-                .map_err(|source| MeshError::Io { path: "127.0.0.1:0".into(), source })?;
+                .map_err(|source| MeshError::Io { path: "relay listener (loopback)".into(), source })?;
             let mut node_config = NodeConfig {
                 name: node.name.clone(),
                 mac: node.mac_addr.clone(),
@@ -401,7 +401,8 @@ impl MeshSim {
         self.shared.nodes.get(node).map(|h| h.config_path.as_path())
     }
 
-    /// `tcp://127.0.0.1:<port>` of the node's in-band relay (what its config names as controller).
+    /// `tcp://127.0.0.1:<port>` (or `tcp://[::1]:<port>` for an IPv6 controller) of the node's
+    /// in-band relay (what its config names as controller).
     pub fn relay_endpoint(&self, node: &str) -> Option<String> {
         self.shared.relays.get(node).map(Relay::endpoint)
     }
