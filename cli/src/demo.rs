@@ -18,6 +18,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod golden;
+
 /// The sample mesh (22 nodes, 16 sites, 2 POPs), built in so the demo runs from anywhere.
 const SAMPLE_TOPOLOGY: &str = include_str!("../../configs/topologies/sample.json");
 
@@ -56,10 +58,15 @@ pub struct DemoArgs {
     /// what the controller sends (3.5× the image on the sample mesh; 1.7× at 16 MiB).
     #[arg(long, default_value_t = 16)]
     image_mib: usize,
+    /// Send no upgrade request: make v2 the golden image and let the controller's golden-image
+    /// loop upgrade the mesh in waves (canary, bake, 10 % → 50 % → rest). With --bad-image, v2
+    /// fails on the canaries and is quarantined; no other node is touched.
+    #[arg(long)]
+    golden: bool,
 }
 
 /// The summary `--json` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Summary {
     pub nodes: usize,
     /// `ipv4` (127.0.0.1) or `ipv6` (::1, `--ipv6`).
@@ -80,6 +87,9 @@ pub struct Summary {
     pub outcomes: BTreeMap<String, NodeResult>,
     pub request_id: String,
     pub workdir: String,
+    /// `--golden` only: the loop's waves, nodes upgraded, versions quarantined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub golden: Option<golden::GoldenSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,7 +159,12 @@ async fn demo(args: DemoArgs) -> u8 {
             return 2;
         }
     }
-    if args.bad_image {
+    if args.golden {
+        // The bad image fails exactly on the canaries the loop is told to use.
+        let canaries = if args.bad_image { golden::safest_nodes(&topology, 2) } else { Vec::new() };
+        cfg.golden_toml = Some(golden::config_toml(&canaries));
+        cfg.bad_image_nodes = canaries;
+    } else if args.bad_image {
         cfg.bad_image_nodes = pick_bad_nodes(&topology);
     }
     let json = args.json;
@@ -191,18 +206,30 @@ async fn demo(args: DemoArgs) -> u8 {
             return 1;
         }
     };
-    let result = run_upgrade(&lab, json).await;
+    let result = if args.golden {
+        golden::run(&lab, json, args.bad_image).await
+    } else {
+        run_upgrade(&lab, json).await
+    };
     let code = match result {
         Ok(summary) => {
             if json {
                 println!("{}", serde_json::to_string(&summary).unwrap_or_default());
             } else {
                 print_summary(&summary);
+                if let Some(g) = &summary.golden {
+                    golden::print(g);
+                }
             }
-            let ok = summary.collateral_isolation_s == 0.0
-                && summary.failed == 0
-                && (args.bad_image || summary.fell_back == 0)
-                && summary.succeeded + summary.fell_back == summary.nodes;
+            let ok = match &summary.golden {
+                Some(g) => g.passed,
+                None => {
+                    summary.collateral_isolation_s == 0.0
+                        && summary.failed == 0
+                        && (args.bad_image || summary.fell_back == 0)
+                        && summary.succeeded + summary.fell_back == summary.nodes
+                }
+            };
             if ok {
                 0
             } else {
@@ -384,6 +411,7 @@ async fn run_upgrade(lab: &Lab, json: bool) -> Result<Summary, String> {
         outcomes,
         request_id: id,
         workdir: lab.cfg.work_dir.display().to_string(),
+        golden: None,
     })
 }
 

@@ -74,6 +74,9 @@ pub struct LabConfig {
     /// listed in the controller config with their role. See [`Lab::operator_key`],
     /// [`Lab::ask_as`] and [`Lab::cli_as`].
     pub extra_operators: Vec<(String, Role)>,
+    /// A `[golden]` section for the controller config (the golden-image loop's settings and
+    /// targets), appended as is. Default none: the loop is off.
+    pub golden_toml: Option<String>,
     /// Everything on `::1` instead of `127.0.0.1`: the controller's ZeroMQ sockets, HTTP server,
     /// tracker and seeder, `public_host`, and the nodes' relays; the minions then announce,
     /// fetch and trade pieces over IPv6 (Terragraph's management network is IPv6). Default false.
@@ -226,6 +229,7 @@ impl LabConfig {
             seed_upload_limit: None,
             insecure: false,
             extra_operators: Vec::new(),
+            golden_toml: None,
             ipv6: false,
         }
     }
@@ -742,6 +746,11 @@ fn write_controller_config(
     }
     toml.push('\n');
     toml.push_str(security_toml);
+    if let Some(golden) = &cfg.golden_toml {
+        toml.push('\n');
+        toml.push_str(golden);
+        toml.push('\n');
+    }
     std::fs::write(out, toml)?;
     Ok(())
 }
