@@ -283,6 +283,9 @@ pub struct Lab {
     keys: Option<LabKeys>,
     /// How the lab's own requests reach the app socket (its operator key, or plain text).
     client: RequestConfig,
+    /// HTTP API bearer tokens (`[[security.api_tokens]]`), by name: one for the lab's own
+    /// operator ([`LAB_OPERATOR`], admin) and one per extra operator, with the same role.
+    api_tokens: BTreeMap<String, String>,
 }
 
 /// A free port on `ip` below the ephemeral range (librqbit listeners there collide with
@@ -339,6 +342,8 @@ impl Lab {
             },
             None => ClientSecurity::Insecure,
         };
+        let (api_tokens, api_tokens_toml) = api_tokens(&cfg.extra_operators);
+        let security_toml = security_toml + &api_tokens_toml;
         let controller_config = work.join("controller.toml");
         let lo = cfg.loopback();
         // Start the controller before the mesh, on ports below the ephemeral range (outgoing
@@ -443,6 +448,7 @@ impl Lab {
             ),
             ports,
             keys: curve,
+            api_tokens,
         };
         lab.wait_all_reported(Duration::from_secs(60)).await?;
         Ok(lab)
@@ -461,6 +467,16 @@ impl Lab {
     /// meshsim's metrics text.
     pub async fn meshsim_metrics(&self) -> Result<String, LabError> {
         http_get(self.meshsim_metrics, "/metrics").await
+    }
+
+    /// The controller's HTTP server (API, dashboard, metrics), as `http://<loopback>:<port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", SocketAddr::new(self.cfg.loopback(), self.ports.http))
+    }
+
+    /// The HTTP API bearer token of operator `name` ([`LAB_OPERATOR`] or an extra operator).
+    pub fn api_token(&self, name: &str) -> Option<&str> {
+        self.api_tokens.get(name).map(String::as_str)
     }
 
     pub fn metrics_url(&self) -> String {
@@ -712,6 +728,22 @@ async fn sigterm_and_wait(mut child: Child, grace: Duration) -> Option<std::proc
             None
         }
     }
+}
+
+/// A fresh API token for the lab's operator and each extra operator (same name and role), and
+/// the `[[security.api_tokens]]` entries that admit them.
+fn api_tokens(extra: &[(String, Role)]) -> (BTreeMap<String, String>, String) {
+    let mut tokens = BTreeMap::new();
+    let mut toml = String::new();
+    let all = std::iter::once((LAB_OPERATOR.to_string(), Role::Admin)).chain(extra.iter().cloned());
+    for (name, role) in all {
+        let token = meshlift_protocol::api_token::token_from_secret(&rand::random::<[u8; 32]>());
+        let sha = meshlift_protocol::api_token::token_sha256_hex(&token);
+        toml.push('\n');
+        toml.push_str(&meshlift_protocol::api_token::config_entry(&name, role, &sha));
+        tokens.insert(name, token);
+    }
+    (tokens, toml)
 }
 
 fn insecure_lab() -> LabError {

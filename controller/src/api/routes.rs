@@ -213,8 +213,18 @@ pub async fn upload_image(
     body: Body,
 ) -> Result<(StatusCode, Json<ImageDto>), Problem> {
     let q = parse_query(q.as_deref(), &["reason"])?;
-    // Checked again in the loop; here so that a viewer is refused before gigabytes arrive.
+    // Checked again in the loop; here so that a viewer's upload is never stored. The body is
+    // still read (and dropped, up to the upload bound): a client that is still sending when
+    // the connection closes sees a broken pipe instead of the 403.
     if c.role < Role::Operator {
+        let mut stream = body.into_data_stream();
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > s.max_upload() {
+                break;
+            }
+        }
         return Err(Problem::forbidden(format!(
             "image add needs role operator; {} has role {}",
             c.name,
