@@ -162,15 +162,10 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     let (minion_router, mut minion_rx) = bind(&cfg.minion_endpoint, minion_security, 0b01)?;
     let (app_router, mut app_rx) = bind(&cfg.app_endpoint, app_security, 0b10)?;
     tracing::info!(minion = %minion_router.endpoint(), app = %app_router.endpoint(), http = %http_addr, "controller listening");
-    // Both ROUTERs and the HTTP listener are bound (connections queue until the loop runs).
-    crate::systemd::notify_ready(&format!(
-        "listening: minions {}, operators {}, http {http_addr}",
-        minion_router.endpoint(),
-        app_router.endpoint()
-    ));
 
     // HTTP: /metrics, /healthz, tracker and images; the API and the dashboard (crate::api).
-    let (api_state, api_side, mut api_rx) = crate::api::new(&cfg.security.api_tokens, &cfg.http, &cfg.data_dir)?;
+    let (api_state, api_side, mut api_rx) =
+        crate::api::new(&cfg.security.api_tokens, &cfg.http, &cfg.data_dir)?;
     let tls = crate::api::tls::server_config(cfg.http.tls_cert.as_deref(), cfg.http.tls_key.as_deref())?;
     let m2 = metrics.clone();
     let app = axum::Router::new()
@@ -215,6 +210,13 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
+    // Ready: both ROUTERs and the HTTP listener are bound, and SIGTERM is handled — so a
+    // `systemctl stop` right after start is a clean shutdown, not the default signal action.
+    crate::systemd::notify_ready(&format!(
+        "listening: minions {}, operators {}, http {http_addr}",
+        minion_router.endpoint(),
+        app_router.endpoint()
+    ));
     loop {
         // Signals, finished slow work and the tick first; then minion frames and operator
         // requests in random order (tokio's fair select), with a budget: each turn takes up to
