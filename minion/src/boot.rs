@@ -96,10 +96,21 @@ pub fn boot_on(target: BootTarget<'_>, factory: Factory<'_>, now_ms: u64) -> Res
             failed_images: &[],
             hooks: None,
         };
-        let flashed = if running == Some(SlotId::A) {
-            adopt_running(&request, slots.standby().as_mut())?
-        } else {
-            verify_and_flash(&request, slots.standby().as_mut())?
+        let adopted = match running {
+            Some(SlotId::A) => match adopt_running(&request, slots.standby().as_mut()) {
+                Ok(flashed) => Some(flashed),
+                // Slot A does not hold the factory image (or cannot be read): write it, which
+                // the slot store refuses if A is the mounted root.
+                Err(e) => {
+                    tracing::warn!(error = %e, "slot A does not hold the factory image; writing it");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let flashed = match adopted {
+            Some(flashed) => flashed,
+            None => verify_and_flash(&request, slots.standby().as_mut())?,
         };
         bootloader.store(&BootEnv::factory(flashed.sha256()))?;
         let mut outcome = boot_step_on(bootloader, running, now_ms)?;

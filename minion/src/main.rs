@@ -35,9 +35,12 @@ use tokio::sync::mpsc;
 /// Configuration (TOML): name, mac, data_dir, controller (tcp://host:port), board, trusted_keys,
 /// factory_image (first boot only), radio_file (default <data_dir>/radio.json), status_interval_s
 /// (default 5), hook_timeout_s (default 60), bt_listen_port, uplink_peers_file, controller_key
-/// (controller.pub path or Z85) and key_file (this node's CURVE secret key), insecure (default false).
+/// (controller.pub path or Z85) and key_file (this node's CURVE secret key), insecure (default false),
+/// radio_command, reboot ("command" or "exit") and reboot_command (default systemctl reboot),
+/// [boot] backend ("file" or "uboot") with fw_env_config, [slots] backend ("file" or "block")
+/// with a and b (see configs/uboot/README.md).
 ///
-/// Exit code 10 asks the supervisor (systemd, meshsim) for a reboot. Under systemd (Type=notify) it
+/// With reboot = "exit" (meshsim), exit code 10 asks the supervisor for a reboot. Under systemd (Type=notify) it
 /// reports READY=1 after the boot step and pings the watchdog from its main loop (WatchdogSec=).
 #[derive(Parser)]
 #[command(name = "meshlift-minion", version, verbatim_doc_comment)]
@@ -515,7 +518,8 @@ impl Shell {
         match requested {
             Ok(Ok(())) => {
                 tracing::info!(command = ?self.platform.reboot_command, "reboot requested; waiting for the shutdown");
-                tokio::time::sleep(REBOOT_GRACE).await;
+                // Still pinging systemd's watchdog: waiting for the shutdown is not a hang.
+                meshlift_minion::systemd::sleep_pinging(REBOOT_GRACE).await;
                 tracing::error!("still running {}s after the reboot request", REBOOT_GRACE.as_secs());
             }
             Ok(Err(e)) => tracing::error!(error = %e, "reboot command failed"),

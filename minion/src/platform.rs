@@ -275,6 +275,50 @@ pub fn request_reboot(argv: &[String], timeout: Duration) -> Result<(), CommandE
 mod tests {
     use super::*;
 
+    const NODE: &str = "name = \"n\"\nmac = \"00:00:00:00:00:01\"\ndata_dir = \"/tmp/n\"\n\
+        controller = \"tcp://127.0.0.1:7007\"\nboard = \"b\"\ntrusted_keys = []\n";
+
+    #[test]
+    fn defaults_are_file_backends_and_a_real_reboot() {
+        let cfg = MinionConfig::parse(NODE).unwrap();
+        assert_eq!(cfg.reboot, RebootMethod::Command);
+        assert_eq!(cfg.reboot_command, ["systemctl", "reboot"]);
+        assert_eq!(cfg.boot.backend, BootBackend::File);
+        assert_eq!(cfg.slots.backend, SlotBackend::File);
+        let platform = Platform::new(&cfg).unwrap();
+        assert_eq!(platform.running_slot(), None, "a process start is a boot");
+    }
+
+    #[test]
+    fn u_boot_and_block_slots_from_the_config_and_their_refusals() {
+        let text = format!(
+            "{NODE}reboot = \"exit\"\nradio_command = [\"/usr/sbin/links\"]\n\
+             [boot]\nbackend = \"uboot\"\nfw_env_config = \"/etc/fw_env.config\"\nfw_setenv = \"/opt/fw_setenv\"\n\
+             cmdline = \"/nonexistent/cmdline\"\n[slots]\nbackend = \"block\"\na = \"/dev/mmcblk0p2\"\nb = \"/dev/mmcblk0p3\"\n"
+        );
+        let cfg = MinionConfig::parse(&text).unwrap();
+        assert_eq!(cfg.reboot, RebootMethod::Exit);
+        let platform = Platform::new(&cfg).unwrap();
+        let tools = platform.uboot_tools();
+        assert_eq!(tools.fw_setenv, PathBuf::from("/opt/fw_setenv"));
+        assert_eq!(tools.fw_printenv, PathBuf::from("fw_printenv"), "default: the tool on PATH");
+        assert_eq!(tools.timeout, Duration::from_secs(10));
+        // No command line and no such partitions mounted: the platform cannot tell.
+        assert_eq!(platform.running_slot(), None);
+
+        let no_b = text.replace("b = \"/dev/mmcblk0p3\"\n", "");
+        let err = Platform::new(&MinionConfig::parse(&no_b).unwrap()).unwrap_err();
+        assert!(matches!(err, PlatformError::MissingPartitions), "{err}");
+        let err =
+            MinionConfig::parse(&text.replace("backend = \"uboot\"", "backend = \"grub\"")).unwrap_err();
+        assert!(err.contains("grub"), "{err}");
+        let err = MinionConfig::parse(&format!("{text}fw_env = \"x\"\n")).unwrap_err();
+        assert!(err.contains("fw_env"), "unknown keys in [slots] are refused: {err}");
+        let cmd = format!("{NODE}reboot_command = []\n");
+        let err = Platform::new(&MinionConfig::parse(&cmd).unwrap()).unwrap_err();
+        assert!(matches!(err, PlatformError::EmptyRebootCommand), "{err}");
+    }
+
     #[test]
     fn the_running_slot_comes_from_the_kernel_command_line() {
         let line = "console=ttyS0 root=/dev/mmcblk0p3 meshlift.slot=b rootwait\n";
