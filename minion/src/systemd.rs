@@ -60,6 +60,27 @@ impl Watchdog {
     }
 }
 
+/// Sleep `total` while still pinging the watchdog, for a deliberate wait inside the main loop
+/// (after a reboot command, for the shutdown to stop us): parked on purpose is not hung, and a
+/// watchdog restart there would only race the shutdown. Without a watchdog, a plain sleep.
+pub async fn sleep_pinging(total: Duration) {
+    let every = watchdog_usec().and_then(ping_interval);
+    sleep_calling(total, every, || send(&[NotifyState::Watchdog], "WATCHDOG=1")).await;
+}
+
+/// Sleep `total`, calling `ping` every `every` (and once at the end); a plain sleep for `None`.
+async fn sleep_calling(total: Duration, every: Option<Duration>, mut ping: impl FnMut()) {
+    let Some(every) = every else {
+        tokio::time::sleep(total).await;
+        return;
+    };
+    let end = tokio::time::Instant::now() + total;
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep_until((tokio::time::Instant::now() + every).min(end)).await;
+        ping();
+    }
+}
+
 /// Half the watchdog timeout, the ping period `sd_watchdog_enabled(3)` recommends; `None` for a
 /// zero timeout (systemd's "off").
 pub fn ping_interval(watchdog_usec: u64) -> Option<Duration> {
@@ -88,6 +109,20 @@ fn send(states: &[NotifyState<'_>], what: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_deliberate_wait_keeps_pinging() {
+        let mut pings = 0;
+        let started = std::time::Instant::now();
+        sleep_calling(Duration::from_millis(200), Some(Duration::from_millis(40)), || pings += 1).await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // Every 40 ms over 200 ms: 5 pings, fewer only if the machine stalled a whole period.
+        assert!((3..=5).contains(&pings), "{pings} pings");
+
+        let mut none = 0;
+        sleep_calling(Duration::from_millis(50), None, || none += 1).await;
+        assert_eq!(none, 0, "no watchdog, no ping");
+    }
 
     #[test]
     fn pings_at_half_the_watchdog_timeout_and_never_for_zero() {
