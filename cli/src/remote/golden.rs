@@ -152,7 +152,8 @@ fn when(ms: u64) -> String {
 fn show_text(g: &GoldenShow) -> String {
     let mut s = String::new();
     let state = match (g.enabled, g.paused) {
-        (false, _) => "disabled",
+        (false, false) => "disabled",
+        (false, true) => "disabled (and paused)",
         (true, true) => "paused",
         (true, false) => "enabled",
     };
