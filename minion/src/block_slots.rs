@@ -51,6 +51,13 @@ impl BlockSlotStore {
         })
     }
 
+    /// Reads mounts from `path` instead of `/proc/self/mountinfo` (a test's stand-in for the
+    /// running system's mounts).
+    pub fn with_mountinfo(mut self, path: &Path) -> BlockSlotStore {
+        self.mountinfo = path.to_path_buf();
+        self
+    }
+
     pub fn partition(&self, slot: SlotId) -> &Path {
         match slot {
             SlotId::A => &self.a,

@@ -124,22 +124,25 @@ fn an_image_larger_than_the_partition_is_refused_before_writing() {
     assert!(!disk.path("p9").exists(), "never created");
 }
 
-/// A device node with the number of the device mounted at `/` stands for the running root
-/// partition (creating it needs root, as the CI runs; the number comes from `stat /`).
+/// The running system's mounts say the standby partition is `/` (the slot paths swapped in the
+/// config): the write is refused. The mounts come from a mountinfo file naming the stand-in
+/// partition as the root's source; a test never goes near the machine's real root device.
 #[test]
 fn the_mounted_root_is_never_written() {
     let disk = Disk::new();
-    let root = rustix::fs::stat("/").unwrap();
-    let node = disk.path("rootdev");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &node,
-        rustix::fs::FileType::BlockDevice,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        root.st_dev,
+    let p3 = std::fs::canonicalize(disk.path("p3")).unwrap();
+    let mountinfo = disk.path("mountinfo");
+    std::fs::write(
+        &mountinfo,
+        format!(
+            "22 27 0:21 / /proc rw,relatime - proc proc rw\n27 1 0:99 / / rw,relatime - ext4 {} rw\n",
+            p3.display()
+        ),
     )
-    .expect("mknod of a block device node (needs root)");
-    let mut store = disk.store(&node);
+    .unwrap();
+    let before = std::fs::read(&p3).unwrap();
+    let mut store = disk.store(&disk.path("p3")).with_mountinfo(&mountinfo);
+    assert_eq!(store.mounted_root_slot(), Some(SlotId::B), "the store sees which slot runs");
     let err =
         disk.flash(&mut store, &disk.image("2.0.0", b"would overwrite the running system")).unwrap_err();
     match &err {
@@ -147,5 +150,10 @@ fn the_mounted_root_is_never_written() {
         other => panic!("expected a refusal: {other}"),
     }
     assert!(err.to_string().contains("is mounted at /"), "{err}");
-    assert_eq!(store.mounted_root_slot(), Some(SlotId::B), "the store knows which slot runs");
+    assert_eq!(std::fs::read(&p3).unwrap(), before, "not a byte written");
+
+    // The same partition, not mounted: written.
+    let mut store = disk.store(&disk.path("p3"));
+    assert_eq!(store.mounted_root_slot(), None);
+    disk.flash(&mut store, &disk.image("2.0.1", b"fine when nothing runs from it")).unwrap();
 }
