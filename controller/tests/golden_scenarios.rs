@@ -26,6 +26,8 @@ struct Golden {
     /// When each wave was submitted and finished.
     wave_times: Vec<(u64, Option<u64>)>,
     journal: Vec<(String, String)>,
+    /// Waves told to stop after their in-flight batch.
+    stopped: Vec<String>,
 }
 
 fn settings() -> Settings {
@@ -61,6 +63,7 @@ impl Golden {
             waves: Vec::new(),
             wave_times: Vec::new(),
             journal: Vec::new(),
+            stopped: Vec::new(),
         };
         g.command(GoldenCmd::SetTarget { board: Some(BOARD.into()), image: V2.into() }).expect("target set");
         g
@@ -111,6 +114,12 @@ impl Golden {
                             self.apply(more);
                         }
                     }
+                }
+                GoldenAction::StopAfterBatch { request_id, reason } => {
+                    let op = Operator { who: LOOP_WHO.into(), reason: Some(reason.clone()) };
+                    assert!(self.sim.engine.stop_after_batch(&request_id, &op, &reason, self.sim.now));
+                    self.sim.deliver();
+                    self.stopped.push(request_id);
                 }
                 GoldenAction::Journal { operator, message } => self.journal.push((operator.who, message)),
             }
@@ -422,4 +431,33 @@ fn a_node_on_trial_has_no_version_the_loop_compares() {
     let l1: &NodeView = view.nodes.iter().find(|n| n.name == "l1").unwrap();
     assert_eq!(l1.version.as_deref(), Some(V1));
     assert_eq!(l1.board.as_deref(), Some(BOARD));
+}
+
+#[test]
+fn a_window_closing_mid_wave_lets_the_batch_finish_and_starts_nothing_more() {
+    let mut g = Golden::new(settings());
+    g.run_until(2000, "wave 2 in prepare", |g| {
+        g.waves.len() == 3
+            && g.sim.engine.current_stage() == Some(meshlift_controller::engine::Stage::Prepare)
+            && g.sim.engine.current_batch_index() > 0
+    });
+    let wave2 = g.waves[2].1.clone();
+    // The window closes now (it opens at 03:00 UTC, hours away).
+    g.command(GoldenCmd::SetWindow { window: Some("any 03:00-04:00 UTC".into()) }).unwrap();
+    g.run_until(400, "the wave finished", |g| g.rec.state().in_flight.is_empty());
+    assert_eq!(g.stopped.len(), 1, "told to stop once");
+    // The in-flight PREPARE batch finished; its COMMIT never started: nobody rebooted, nobody
+    // counts as upgraded or failed, nobody is blacklisted.
+    let w = &g.rec.state().rollouts[BOARD].waves[2];
+    assert!(w.upgraded.is_empty() && w.failed.is_empty(), "{w:?}");
+    assert!(g.rec.state().blacklist.is_empty());
+    for n in &wave2 {
+        assert_eq!(active_version(&g.sim.fleet[n]), V1, "{n}");
+        assert_eq!(g.sim.commits_sent(n), 0, "{n}");
+    }
+    g.run(100);
+    assert_eq!(g.waves.len(), 3, "closed: nothing new");
+    // The window opens again: the loop carries on and converges.
+    g.command(GoldenCmd::SetWindow { window: None }).unwrap();
+    g.run_until(2000, "converged", Golden::converged);
 }

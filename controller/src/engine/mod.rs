@@ -518,6 +518,28 @@ impl Engine {
         self.flush();
     }
 
+    /// Let the running request `request_id` finish its in-flight batch and dispatch no further
+    /// one (the golden-image loop's window closed): the nodes still waiting get an `aborted`
+    /// outcome with `reason`, the nodes being upgraded are watched to their real outcome, as when
+    /// a request stops on a failure. Returns false if that request is not the running one.
+    pub fn stop_after_batch(
+        &mut self,
+        request_id: &str,
+        operator: &Operator,
+        reason: &str,
+        now: u64,
+    ) -> bool {
+        let now = self.clock(now);
+        if self.current_request_id() != Some(request_id) {
+            return false;
+        }
+        self.command(now, Some(request_id), operator, format!("stop after the in-flight batch: {reason}"));
+        self.stop(reason.to_string(), now);
+        self.advance(now);
+        self.flush();
+        true
+    }
+
     /// No request running or queued: the golden-image loop may act (Terragraph's rule).
     pub fn is_idle(&self) -> bool {
         self.current.is_none() && self.queue.is_empty()

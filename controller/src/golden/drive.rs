@@ -173,6 +173,12 @@ fn apply(engine: &mut Engine, golden: &mut Reconciler, actions: Vec<GoldenAction
                     }
                 }
             }
+            GoldenAction::StopAfterBatch { request_id, reason } => {
+                let op = Operator { who: super::LOOP_WHO.into(), reason: Some(reason.clone()) };
+                if !engine.stop_after_batch(&request_id, &op, &reason, now) {
+                    tracing::debug!(request = %request_id, "golden wave to stop is not running (queued or done)");
+                }
+            }
             GoldenAction::Journal { operator, message } => {
                 tracing::info!(who = %operator.who, "{message}");
                 engine.journal_command(&operator, message, now);

@@ -205,6 +205,9 @@ pub struct GoldenState {
     pub failures: BTreeMap<String, BTreeSet<String>>,
     /// Request id → board, for the loop's requests not finished yet.
     pub in_flight: BTreeMap<String, String>,
+    /// Requests of `in_flight` told to stop after their in-flight batch (the window closed).
+    #[serde(default)]
+    pub stopping: BTreeSet<String>,
     pub last_check_at: Option<u64>,
     /// When the loop last started a wave.
     pub last_run_at: Option<u64>,
@@ -237,6 +240,9 @@ pub enum GoldenAction {
     /// Submit through `Engine::handle_operator`; report a refusal back with
     /// [`Reconciler::handle_submit_refused`].
     Submit { board: String, wave: String, request: Box<UpgradeGroupReq> },
+    /// The window closed while this wave runs: let it finish its in-flight batch and start no
+    /// further one (`Engine::stop_after_batch`). Its request then finishes as usual.
+    StopAfterBatch { request_id: String, reason: String },
     /// A journal line (command when `operator.who` is an operator, the loop's own otherwise).
     Journal { operator: Operator, message: String },
 }
@@ -359,6 +365,7 @@ impl Reconciler {
         let mut out = Vec::new();
         self.expire_blacklist(now, &mut out);
         self.bake(fleet, now, &mut out);
+        self.stop_outside_window(now, &mut out);
         let s = &self.state.settings;
         if !s.enabled || s.paused {
             return out;
@@ -390,6 +397,7 @@ impl Reconciler {
         let now = self.clock(now);
         let mut out = Vec::new();
         let Some(board) = self.state.in_flight.remove(request_id) else { return out };
+        self.state.stopping.remove(request_id);
         self.dirty = true;
         let Some(rollout) = self.state.rollouts.get_mut(&board) else { return out };
         let version = rollout.version.clone();
@@ -404,7 +412,12 @@ impl Reconciler {
         let mut failed: Vec<(String, String)> = Vec::new();
         for node in &wave.nodes {
             match last.get(node.as_str()) {
-                Some(o) if matches!(o.outcome, OutcomeKind::Succeeded | OutcomeKind::AlreadyAtVersion) => {
+                // Upgraded = its COMMIT succeeded (a PREPARE alone, in a wave stopped between
+                // its stages, changed nothing on the running slot) or it already ran the target.
+                Some(o)
+                    if (o.outcome == OutcomeKind::Succeeded && o.stage == UpgradeReqType::CommitUpgrade)
+                        || o.outcome == OutcomeKind::AlreadyAtVersion =>
+                {
                     wave.upgraded.push(node.clone())
                 }
                 Some(o) if matches!(o.outcome, OutcomeKind::Failed | OutcomeKind::FellBack) => {
@@ -765,6 +778,23 @@ impl Reconciler {
                 _ => continue,
             };
             r.stage = next;
+            self.dirty = true;
+        }
+    }
+
+    /// A wave in flight when the window closes finishes its current batch and starts no other.
+    fn stop_outside_window(&mut self, now: u64, out: &mut Vec<GoldenAction>) {
+        let Some(w) = &self.state.settings.window else { return };
+        if w.is_open(now) {
+            return;
+        }
+        let ids: Vec<String> =
+            self.state.in_flight.keys().filter(|id| !self.state.stopping.contains(*id)).cloned().collect();
+        for request_id in ids {
+            let reason = format!("golden-image loop: the window {w} closed; the in-flight batch finishes");
+            out.push(journal_loop(format!("{request_id}: {reason}")));
+            out.push(GoldenAction::StopAfterBatch { request_id: request_id.clone(), reason });
+            self.state.stopping.insert(request_id);
             self.dirty = true;
         }
     }
