@@ -11,6 +11,7 @@ mod image_local;
 mod keys;
 mod plan;
 mod remote;
+mod token;
 
 /// meshlift: upgrade every node of a wireless mesh without cutting any running node off.
 #[derive(Parser)]
@@ -39,6 +40,8 @@ enum Command {
     Status(remote::StatusArgs),
     /// Enroll node CURVE keys and list them.
     Node(remote::NodeArgs),
+    /// Bearer tokens for the controller's HTTP API and dashboard.
+    Token(token::TokenArgs),
     /// The golden-image loop: targets per board, waves, window, blacklist, quarantines.
     Golden(remote::golden::GoldenArgs),
 }
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Upgrade(args) => remote::upgrade(args),
         Command::Status(args) => remote::status(args),
         Command::Node(args) => remote::node(args),
+        Command::Token(args) => token::run(args),
         Command::Golden(args) => remote::golden::run(args),
     };
     ExitCode::from(code)
