@@ -84,6 +84,34 @@ async fn golden_commands_need_their_role_and_are_journaled_with_who_and_why() {
     assert!(text.contains(&format!("board {SIM_BOARD}: target 2.0.0")), "{text}");
     assert!(text.contains("blacklisted leaf1 for 2.0.0 by otto"), "{text}");
 
+    // A manual upgrade never changes the target, unless the operator asks with --set-golden.
+    let out = otto(&["golden", "unset", "--board", SIM_BOARD, "--reason", "start over"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let boards = |o: &std::process::Output| -> usize {
+        let v: serde_json::Value = serde_json::from_str(&stdout(o)).expect("JSON");
+        v["boards"].as_array().expect("boards").len()
+    };
+    let out = otto(&["upgrade", "nodes", "-n", "leaf1", "full", "--image", &image, "--reason", "one node"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(boards(&vera(&["golden", "show", "--json"])), 0, "a plain upgrade set no target");
+    let out = otto(&[
+        "upgrade",
+        "nodes",
+        "-n",
+        "leaf2",
+        "full",
+        "--image",
+        &image,
+        "--set-golden",
+        "--reason",
+        "and keep it",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let show: serde_json::Value =
+        serde_json::from_str(&stdout(&vera(&["golden", "show", "--json"]))).expect("JSON");
+    assert_eq!(show["boards"][0]["board"], SIM_BOARD, "--set-golden set the image's boards: {show}");
+    assert_eq!(show["boards"][0]["version"], "2.0.0");
+
     // Every change is in the journal with the authenticated name and the reason.
     let j = journal(&lab);
     let line = |needle: &str| j.iter().find(|e| e.message.contains(needle)).cloned();
