@@ -458,6 +458,14 @@ fn tour(lab: &Lab) -> String {
         Some(_) => "  meshlift node keys\n",
         None => "",
     };
+    // The lab's own admin token: this is a local demo; a real controller's tokens come from
+    // `meshlift token new`, one per person or system.
+    let token = lab.api_token(meshlift_meshsim::lab::LAB_OPERATOR).unwrap_or("");
+    let dashboard = format!(
+        "\nDashboard: {url}/  (paste the token {token})\n  \
+         curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/state\n",
+        url = lab.http_url()
+    );
     format!(
         "\nThe mesh keeps running (Ctrl-C stops everything). Try, in another shell:\n  \
          export PATH={}:$PATH\n\
@@ -468,7 +476,8 @@ fn tour(lab: &Lab) -> String {
          meshlift upgrade network commit --dry-run\n\
          {keys}  \
          curl -s {} | grep meshlift_node_upgrade_state\n  \
-         curl -s {}    # meshsim: collateral isolation\n",
+         curl -s {}    # meshsim: collateral isolation\n\
+         {dashboard}",
         shell_word(&lab.cfg.bin_dir.display().to_string()),
         lab.metrics_url(),
         lab.meshsim_metrics_url()
