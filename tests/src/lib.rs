@@ -3,6 +3,8 @@
 //!
 //! The binaries must be built first (`cargo build --bins`; `.ci/run` does it).
 
+pub mod chaos;
+
 use meshlift_meshsim::lab::{self, Lab, LabConfig};
 use meshlift_protocol::transport;
 use meshlift_protocol::*;
