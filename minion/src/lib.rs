@@ -5,6 +5,9 @@
 //!   install) and the few boot-environment changes (arm, confirm, record failure, revert).
 //! - [`boot_env`], [`slots`]: the hardware behind traits ([`Bootloader`], [`SlotStore`]) with
 //!   file-backed implementations; the running slot cannot be written through the API.
+//!   [`uboot`]: the boot environment in U-Boot's (fw_printenv/fw_setenv, boot-count fallback);
+//!   [`block_slots`]: slots on raw partitions; [`platform`]: the backends the config selects,
+//!   the reboot command and the radio; [`command`]: running those tools with bounds.
 //! - [`flasher`]: verify an image, write the standby slot, read it back.
 //! - [`agent`]: the upgrade state machine; its docs hold the contract with the binary shell.
 //! - [`state`]: the persisted upgrade state; [`hooks`]: image hooks; [`radio`]: link states;
