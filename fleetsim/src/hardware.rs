@@ -31,6 +31,8 @@ pub struct Disk {
     pub env_cut: Option<bool>,
     /// Set by a write that lost power; the simulator kills the node as soon as it sees it.
     pub power_lost: bool,
+    /// Bumped by every write to the environment or a slot: the checks re-hash only what changed.
+    pub writes: u64,
 }
 
 /// One slot: what its metadata says and the bytes on the medium.
@@ -71,13 +73,16 @@ impl Disk {
 
     /// Slot access as the minion running from `booted` has it.
     pub fn slots(&mut self, booted: SlotId, no_space: bool) -> MemSlots<'_> {
+        // Handing out write access counts as a write (the checks look again).
+        self.writes += 1;
         MemSlots { a: &mut self.slot_a, b: &mut self.slot_b, booted, no_space }
     }
 
     /// The report both slots make, from [`meshlift_minion::slots_report`] itself.
     pub fn slots_report(&mut self, booted: SlotId) -> Option<SlotsReport> {
         let env = self.env.clone()?;
-        let slots = self.slots(booted, false);
+        // Read-only use: not counted as a write.
+        let slots = MemSlots { a: &mut self.slot_a, b: &mut self.slot_b, booted, no_space: false };
         Some(meshlift_minion::slots_report(&slots, &env))
     }
 }
@@ -98,12 +103,14 @@ impl Bootloader for MemBootloader<'_> {
                 self.disk.env = Some(env.clone());
             }
             self.disk.power_lost = true;
+            self.disk.writes += 1;
             return Err(BootEnvError::Io {
                 path: PathBuf::from("sim:bootenv"),
                 source: io::Error::other("power cut during the boot-environment write"),
             });
         }
         self.disk.env = Some(env.clone());
+        self.disk.writes += 1;
         Ok(())
     }
 }

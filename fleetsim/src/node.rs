@@ -53,6 +53,11 @@ pub struct SimNode {
     pub deferred: Vec<crate::sim::Ev>,
     /// The agent's deadline an event is already scheduled for.
     pub deadline_scheduled: Option<u64>,
+    /// Delivery time of the last message on the connection, node → controller and back.
+    pub fifo_up: u64,
+    pub fifo_down: u64,
+    /// `(disk.writes, life)` when the node's disk was last checked.
+    pub checked: Option<(u64, u64)>,
 }
 
 impl SimNode {
@@ -75,6 +80,9 @@ impl SimNode {
             armed: Armed::default(),
             deferred: Vec::new(),
             deadline_scheduled: None,
+            fifo_up: 0,
+            fifo_down: 0,
+            checked: None,
         }
     }
 

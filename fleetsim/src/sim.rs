@@ -223,6 +223,8 @@ pub(crate) struct Sim {
     faults_over_at: u64,
     /// `FLEETSIM_TRACE=1`: print every event (for replaying a failing seed).
     trace: bool,
+    /// The model changed since isolation was last checked (it can only change with the model).
+    mesh_changed: bool,
 }
 
 impl Sim {
@@ -310,6 +312,7 @@ impl Sim {
             saved_view: None,
             faults_over_at: T0 + faults_over_at,
             trace: std::env::var_os("FLEETSIM_TRACE").is_some(),
+            mesh_changed: false,
             schedule,
         };
         let image = sim.new.upgrade_image();
@@ -344,8 +347,21 @@ impl Sim {
         self.epoch0 + Duration::from_millis(self.now - T0)
     }
 
-    fn latency(&mut self) -> u64 {
-        self.rng.gen_range(2..120)
+    /// Put a message on its node's connection: a random latency, but never ahead of a message
+    /// sent earlier in the same direction (one TCP connection delivers in order; a stale report
+    /// overtaking a fresh one would show the engine a node going back in time).
+    fn transmit(&mut self, ev: Ev) {
+        let latency = self.rng.gen_range(2..120);
+        let (name, up) = match &ev {
+            Ev::ToNode { node, .. } => (node, false),
+            Ev::ToController { node, .. } => (node, true),
+            _ => return self.after(latency, ev),
+        };
+        let Some(node) = self.nodes.get_mut(name) else { return };
+        let fifo = if up { &mut node.fifo_up } else { &mut node.fifo_down };
+        let at = (self.now + latency).max(*fifo);
+        *fifo = at;
+        self.at(at, ev);
     }
 
     fn run_to_end(&mut self) {
@@ -363,7 +379,9 @@ impl Sim {
             if let Some(name) = touched {
                 check::node_step(self, &name);
             }
-            check::isolation_step(self);
+            if std::mem::take(&mut self.mesh_changed) {
+                check::isolation_step(self);
+            }
             if self.now >= self.faults_over_at && self.stats.events.is_multiple_of(16) && self.quiet() {
                 break;
             }
@@ -632,6 +650,7 @@ impl Sim {
     /// Apply a change to the model (and to the shadow unless it is an upgrade reboot), then
     /// carry out the effects: radio views are polled by the agents, a restored path reconnects.
     fn mesh(&mut self, change: Change, to_shadow: bool) {
+        self.mesh_changed = true;
         let now = self.instant();
         if to_shadow {
             let _ = self.shadow.handle(change.clone(), now);
@@ -661,8 +680,7 @@ impl Sim {
                             .partition(|e| matches!(e, Ev::ToNode { .. } | Ev::ToController { .. }));
                         n.deferred = rest;
                         for m in msgs {
-                            let l = self.latency();
-                            self.after(l, m);
+                            self.transmit(m);
                         }
                         let d = self.rng.gen_range(100..2_000);
                         self.after(d, Ev::Reconnect(node, life));
@@ -692,6 +710,7 @@ impl Sim {
             if node.upgrade_down {
                 node.upgrade_down = false;
                 let _ = self.shadow.handle(Change::NodeDown(name.clone(), DownCause::Killed), self.instant());
+                self.mesh_changed = true;
             }
             self.after(d, Ev::PowerOn(name));
             return;
@@ -793,16 +812,12 @@ impl Sim {
         let Some(agent) = node.agent.as_ref() else { return };
         let report = agent.status_report(&Self::facts(node), slots, bgp, node.seq, now);
         let life = node.life;
-        let l = self.latency();
-        self.after(
-            l,
-            Ev::ToController {
-                node: name.to_string(),
-                life,
-                epoch,
-                msg: ToController::Report(Box::new(report)),
-            },
-        );
+        self.transmit(Ev::ToController {
+            node: name.to_string(),
+            life,
+            epoch,
+            msg: ToController::Report(Box::new(report)),
+        });
     }
 
     fn node_receive(&mut self, name: &str, msg: ToNode) -> Option<String> {
@@ -818,16 +833,12 @@ impl Sim {
             ToNode::Order(req) => {
                 let id = req.upgrade_req_id.clone();
                 let ack = agent.handle_upgrade_req(*req, now);
-                let l = self.latency();
-                self.after(
-                    l,
-                    Ev::ToController {
-                        node: name.to_string(),
-                        life,
-                        epoch,
-                        msg: ToController::OrderAck { upgrade_req_id: id, ack },
-                    },
-                );
+                self.transmit(Ev::ToController {
+                    node: name.to_string(),
+                    life,
+                    epoch,
+                    msg: ToController::OrderAck { upgrade_req_id: id, ack },
+                });
             }
             ToNode::ReportAck => agent.handle_controller_ack(now),
         }
@@ -1036,20 +1047,15 @@ impl Sim {
                     let wanted = req.ur_type == UpgradeReqType::ResetStatus
                         || engine.awaits(node, &req.upgrade_req_id);
                     if wanted {
-                        let l = self.latency();
-                        self.after(
-                            l,
-                            Ev::ToNode {
-                                node: node.to_string(),
-                                life,
-                                epoch,
-                                msg: ToNode::Order(Box::new(req)),
-                            },
-                        );
+                        self.transmit(Ev::ToNode {
+                            node: node.to_string(),
+                            life,
+                            epoch,
+                            msg: ToNode::Order(Box::new(req)),
+                        });
                     }
                 }
-                let l = self.latency();
-                self.after(l, Ev::ToNode { node: node.to_string(), life, epoch, msg: ToNode::ReportAck });
+                self.transmit(Ev::ToNode { node: node.to_string(), life, epoch, msg: ToNode::ReportAck });
             }
             ToController::OrderAck { upgrade_req_id, ack } => {
                 if !ack.success {
@@ -1079,8 +1085,7 @@ impl Sim {
             let live = self.nodes.get(&node).filter(|n| n.proc != Proc::Down).map(|n| n.life);
             match self.ctrl.routes.get(&node).copied() {
                 Some(life) if Some(life) == live => {
-                    let l = self.latency();
-                    self.after(l, Ev::ToNode { node, life, epoch, msg: ToNode::Order(req) });
+                    self.transmit(Ev::ToNode { node, life, epoch, msg: ToNode::Order(req) });
                 }
                 // No connection from this node's current life: kept for its next report.
                 _ => {
