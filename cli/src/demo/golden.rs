@@ -5,7 +5,7 @@
 //! stays on v1, untouched.
 
 use meshlift_graph_planner::{plan_all, ApPolicy, PlanRequest, PlanStrategy};
-use meshlift_meshsim::lab::{self, Lab};
+use meshlift_meshsim::lab::{self, Lab, TransferTally};
 use meshlift_protocol::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +99,7 @@ pub async fn run(lab: &Lab, json: bool, bad: bool) -> Result<Summary, String> {
     let (mut prepare_s, mut commit_s) = (0.0f64, 0.0f64);
     let mut last = Instant::now();
     let mut batches: BTreeMap<(u64, String, u32), BTreeSet<String>> = BTreeMap::new();
+    let mut tally = TransferTally::default();
     let mut printed: BTreeMap<String, bool> = BTreeMap::new();
     let mut requests: BTreeSet<String> = BTreeSet::new();
     let show = loop {
@@ -107,6 +108,9 @@ pub async fn run(lab: &Lab, json: bool, bad: bool) -> Result<Summary, String> {
             other => return Err(format!("golden show: unexpected reply {other:?}")),
         };
         let dump = lab.state().await.map_err(|e| e.to_string())?;
+        if let Ok(st) = lab.node_status().await {
+            tally.observe(&st);
+        }
         let dt = last.elapsed().as_secs_f64();
         last = Instant::now();
         if let Some(cur) = &dump.cur_req {
@@ -208,8 +212,12 @@ pub async fn run(lab: &Lab, json: bool, bad: bool) -> Result<Summary, String> {
         let ok = on(lab::V2) == n && failed.is_empty() && collateral == 0.0 && only_loop;
         (ok, format!("{} of {n} nodes on v2, only the loop sent requests: {only_loop}", on(lab::V2)))
     };
+    let upload = lab.controller_upload(&tally).await;
     Ok(Summary {
         nodes: n,
+        address_family: if lab.cfg.ipv6 { "ipv6" } else { "ipv4" },
+        controller_upload_bytes: upload.total(),
+        peer_bytes: upload.peer_bytes(&tally),
         succeeded: upgraded.len(),
         fell_back: failed.len(),
         failed: 0,
@@ -231,9 +239,6 @@ pub async fn run(lab: &Lab, json: bool, bad: bool) -> Result<Summary, String> {
             passed,
             verdict,
         }),
-        // Byte accounting (controller upload, peers) is the plain demo's; the address family
-        // and the rest keep their defaults here.
-        ..Summary::default()
     })
 }
 
