@@ -85,7 +85,7 @@ pub struct Checker {
     /// (node, request, attempt) → trials armed on the node.
     trials: BTreeMap<(String, String, u32), u32>,
     /// Node → since when it has been collaterally isolated.
-    isolated_since: BTreeMap<String, (u64, Vec<String>)>,
+    pub(crate) isolated_since: BTreeMap<String, (u64, Vec<String>)>,
 }
 
 impl Checker {
@@ -202,7 +202,7 @@ pub(crate) fn isolation_step(sim: &mut Sim) {
     }
 }
 
-fn judge_isolation(sim: &mut Sim, node: &str, (since, down): (u64, Vec<String>), end: u64) {
+pub(crate) fn judge_isolation(sim: &mut Sim, node: &str, (since, down): (u64, Vec<String>), end: u64) {
     if end == since {
         return;
     }
