@@ -103,6 +103,7 @@ async fn every_endpoint_answers_with_roles_refusals_and_named_fields() {
         "/api/v1/nodes",
         "/api/v1/journal",
         "/api/v1/map",
+        "/api/v1/golden",
         "/api/v1/events",
         "/api/v1/openapi.json",
     ] {
@@ -239,8 +240,19 @@ async fn every_endpoint_answers_with_roles_refusals_and_named_fields() {
     assert_eq!((page["total"].as_u64(), names), (Some(2), vec!["relay", "relay2"]));
     let (_, page) = api.get("/api/v1/nodes?limit=2&offset=4", vera).await;
     assert_eq!((page["total"].as_u64(), page["nodes"].as_array().unwrap().len()), (Some(5), 1));
-    let (_, page) = api.get(&format!("/api/v1/nodes?version={V1}&state=none"), vera).await;
-    assert_eq!(page["total"].as_u64(), Some(5), "every node runs v1 and is idle after the reset: {page}");
+    // leaf1 goes back to NONE once its RESET_STATUS lands; then all five match both filters.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = api.get(&format!("/api/v1/nodes?version={V1}&state=none"), vera).await;
+        if page["total"].as_u64() == Some(5) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every node runs v1 and is idle after the reset: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (_, page) = api.get("/api/v1/nodes?state=CONFIRMED", vera).await;
     assert_eq!(page["total"].as_u64(), Some(0));
     let (s, p) = api.get("/api/v1/nodes?limit=0", vera).await;
@@ -273,6 +285,20 @@ async fn every_endpoint_answers_with_roles_refusals_and_named_fields() {
     let links = map["links"].as_array().unwrap();
     assert_eq!(links.len(), 4);
     assert!(links.iter().all(|l| l["alive"] == true), "{map}");
+
+    // The golden-image loop: a viewer reads it, may not change it; an operator pauses it.
+    let (s, g) = api.get("/api/v1/golden", vera).await;
+    assert_eq!(s, 200, "{g}");
+    assert!(g["enabled"].is_boolean() && g["boards"].is_array(), "{g}");
+    let pause = json!({"cmd": "pause", "reason": "api test"});
+    assert_eq!(api.post("/api/v1/golden", vera, pause.clone()).await.0, 403);
+    let (s, r) = api.post("/api/v1/golden", otto, pause).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(api.get("/api/v1/golden", vera).await.1["paused"], true);
+    let (s, p) =
+        api.post("/api/v1/golden", otto, json!({"cmd": "set-target", "image": v2_name, "bord": "x"})).await;
+    assert_eq!(s, 400);
+    assert_problem(&p, 400, Some("bord"));
 
     // Unknown route: a problem document too.
     let (s, p) = api.get("/api/v1/nope", vera).await;

@@ -91,7 +91,10 @@ async function loadJournal() {
 async function loadPlan() {
   if (Date.now() - S.planAt < 5000) return;
   S.planAt = Date.now();
-  try { S.plan = await api("/api/v1/commit-plan", { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } }); }
+  // While a request runs, the dry run of its version (what is left to commit); else of every node.
+  const version = S.state?.current?.version;
+  const body = JSON.stringify(version ? { version } : {});
+  try { S.plan = await api("/api/v1/commit-plan", { method: "POST", body, headers: { "Content-Type": "application/json" } }); }
   catch (e) { S.plan = null; }
   drawPlan(); draw();
 }
@@ -294,7 +297,7 @@ function drawPlan() {
   const ol = document.createElement("ol"); ol.append(...items);
   const cost = S.plan.costs[0];
   const p = document.createElement("p"); p.className = "hint";
-  p.textContent = S.plan.batches.length ? S.plan.batches.length + " commit batches" + (cost ? ", worst blast radius " + cost.largest_blast_radius + " sites" : "") + ". Hover a batch to see it." : "Nothing to commit.";
+  p.textContent = (S.state?.current?.version ? "Dry run of " + S.state.current.version + ": " : "Dry run, every node: ") + (S.plan.batches.length ? S.plan.batches.length + " commit batches" + (cost ? ", worst blast radius " + cost.largest_blast_radius + " sites" : "") + ". Hover a batch to see it." : "Nothing to commit.");
   body.replaceChildren(p, ol);
 }
 
@@ -332,7 +335,13 @@ setInterval(async () => {
   try { S.map = await api("/api/v1/map"); await loadNodes(); draw(); } catch (e) { /* next time */ }
 }, 5000);
 
+const LEGEND = [["NONE", "#b0bec5"], ["downloading", "#4fc3f7"], ["FLASHED", "#1e88e5"], ["rebooting / trial", "#ffb300"],
+  ["CONFIRMED", "#43a047"], ["failed / fell back", "#e53935"], ["no report", "#eceff1"]];
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("#legend").replaceChildren(...LEGEND.map(([label, color]) => {
+    const sp = document.createElement("span"); sp.textContent = label; sp.style.color = color; return sp;
+  }), Object.assign(document.createElement("em"), { textContent: "orange ring: current batch; purple: planned batch / AP group" }));
   $("#login").addEventListener("submit", (e) => { e.preventDefault(); login($("#token").value.trim()); });
   $("#logout").addEventListener("click", () => logout());
   if (S.token) login(S.token); else logout();

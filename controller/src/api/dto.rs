@@ -711,3 +711,205 @@ pub struct NodeChange {
     pub version: Option<String>,
     pub online: bool,
 }
+
+/// A change to the golden-image loop (`GoldenCmd`), with why.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum GoldenBody {
+    /// Make `image` the target of `board` (or of every board it supports).
+    SetTarget {
+        #[serde(default)]
+        board: Option<String>,
+        image: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    UnsetTarget {
+        board: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Enable {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Disable {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Pause {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Resume {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// `"<days> <HH:MM-HH:MM>[,…] <IANA zone>"`; null = always open.
+    SetWindow {
+        #[serde(default)]
+        window: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    BlacklistAdd {
+        node: String,
+        version: String,
+        #[serde(default)]
+        expires_at: Option<u64>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    BlacklistDel {
+        node: String,
+        #[serde(default)]
+        version: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Admin only.
+    Unquarantine {
+        version: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+impl GoldenBody {
+    pub fn into_request(self) -> p::GoldenReq {
+        use p::GoldenCmd as C;
+        let (cmd, reason) = match self {
+            GoldenBody::SetTarget { board, image, reason } => (C::SetTarget { board, image }, reason),
+            GoldenBody::UnsetTarget { board, reason } => (C::UnsetTarget { board }, reason),
+            GoldenBody::Enable { reason } => (C::Enable, reason),
+            GoldenBody::Disable { reason } => (C::Disable, reason),
+            GoldenBody::Pause { reason } => (C::Pause, reason),
+            GoldenBody::Resume { reason } => (C::Resume, reason),
+            GoldenBody::SetWindow { window, reason } => (C::SetWindow { window }, reason),
+            GoldenBody::BlacklistAdd { node, version, expires_at, reason } => {
+                (C::BlacklistAdd { node, version, expires_at }, reason)
+            }
+            GoldenBody::BlacklistDel { node, version, reason } => (C::BlacklistDel { node, version }, reason),
+            GoldenBody::Unquarantine { version, reason } => (C::Unquarantine { version }, reason),
+        };
+        p::GoldenReq { cmd, operator: p::Operator { who: String::new(), reason } }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GoldenWaveDto {
+    pub label: String,
+    pub request_id: String,
+    pub nodes: Vec<String>,
+    pub submitted_at: u64,
+    pub finished_at: Option<u64>,
+    pub upgraded: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GoldenBoardDto {
+    pub board: String,
+    pub image: String,
+    pub version: String,
+    pub nodes: u32,
+    pub behind: u32,
+    pub state: String,
+    pub current_wave: Option<String>,
+    pub waves: Vec<GoldenWaveDto>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GoldenBlacklistDto {
+    pub node: String,
+    pub version: String,
+    pub reason: String,
+    pub who: String,
+    pub at: u64,
+    pub expires_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GoldenQuarantineDto {
+    pub version: String,
+    pub reason: String,
+    pub at: u64,
+    pub nodes: Vec<String>,
+}
+
+/// The golden-image loop's state (`meshlift golden show`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GoldenDto {
+    pub enabled: bool,
+    pub paused: bool,
+    pub window: Option<String>,
+    pub window_open: bool,
+    pub next_window_open: Option<u64>,
+    pub check_interval_s: u64,
+    pub last_run_at: Option<u64>,
+    pub boards: Vec<GoldenBoardDto>,
+    pub blacklist: Vec<GoldenBlacklistDto>,
+    pub quarantined: Vec<GoldenQuarantineDto>,
+}
+
+impl From<&p::GoldenShow> for GoldenDto {
+    fn from(g: &p::GoldenShow) -> Self {
+        GoldenDto {
+            enabled: g.enabled,
+            paused: g.paused,
+            window: g.window.clone(),
+            window_open: g.window_open,
+            next_window_open: g.next_window_open,
+            check_interval_s: g.check_interval_s,
+            last_run_at: g.last_run_at,
+            boards: g
+                .boards
+                .iter()
+                .map(|b| GoldenBoardDto {
+                    board: b.board.clone(),
+                    image: b.image.clone(),
+                    version: b.version.clone(),
+                    nodes: b.nodes,
+                    behind: b.behind,
+                    state: b.state.clone(),
+                    current_wave: b.current_wave.clone(),
+                    waves: b
+                        .waves
+                        .iter()
+                        .map(|w| GoldenWaveDto {
+                            label: w.label.clone(),
+                            request_id: w.request_id.clone(),
+                            nodes: w.nodes.clone(),
+                            submitted_at: w.submitted_at,
+                            finished_at: w.finished_at,
+                            upgraded: w.upgraded.clone(),
+                            failed: w.failed.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            blacklist: g
+                .blacklist
+                .iter()
+                .map(|b| GoldenBlacklistDto {
+                    node: b.node.clone(),
+                    version: b.version.clone(),
+                    reason: b.reason.clone(),
+                    who: b.who.clone(),
+                    at: b.at,
+                    expires_at: b.expires_at,
+                })
+                .collect(),
+            quarantined: g
+                .quarantined
+                .iter()
+                .map(|q| GoldenQuarantineDto {
+                    version: q.version.clone(),
+                    reason: q.reason.clone(),
+                    at: q.at,
+                    nodes: q.nodes.clone(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -73,6 +73,7 @@ impl Shell {
                 | Message::UpgradeCommitPlanReq(_)
                 | Message::UpgradeListImagesReq(_)
                 | Message::NodeStatusReq(_)
+                | Message::GoldenShowReq(_)
         );
         if !is_read {
             self.reads.clear();
@@ -110,6 +111,12 @@ impl Shell {
             }
             Message::UpgradeListImagesReq(_) => {
                 Message::UpgradeListImagesResp(UpgradeListImagesResp { images: images.list() })
+            }
+            Message::GoldenReq(req) => {
+                Message::Ack(crate::golden::drive::command(engine, &mut self.golden, req, now_ms()))
+            }
+            Message::GoldenShowReq(_) => {
+                Message::GoldenShow(crate::golden::drive::show(engine, &self.golden, now_ms()))
             }
             Message::UpgradeStateReq(_) => self.reads.state(engine),
             Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),

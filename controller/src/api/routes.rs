@@ -30,8 +30,8 @@ const JSON_MAX: usize = 1 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshlift controller API", description = "Operator requests of the app socket over HTTP/JSON. Bearer tokens: `meshlift token new`."),
-    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, super::events::events, openapi),
-    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody)),
+    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi),
+    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -63,6 +63,7 @@ pub fn router(api: ApiState) -> axum::Router {
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/map", get(map))
+        .route("/api/v1/golden", get(golden_show).post(golden_change))
         .route("/api/v1/events", get(super::events::events))
         .fallback(|| async { Problem::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(api)
@@ -436,4 +437,30 @@ pub async fn map(State(s): State<ApiState>, Auth(c): Auth) -> Result<Json<MapDto
         ApiReply::Map(t) => Ok(Json(MapDto::from(t.as_ref()))),
         other => unexpected(other),
     }
+}
+
+/// GOLDEN_SHOW_REQ: the golden-image loop's targets, waves, window, blacklist, quarantines.
+#[utoipa::path(get, path = "/api/v1/golden", tag = "golden", security(("bearer" = [])),
+    responses((status = 200, body = GoldenDto), (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub async fn golden_show(State(s): State<ApiState>, Auth(c): Auth) -> Result<Json<GoldenDto>, Problem> {
+    match ask(&s, c, Message::GoldenShowReq(p::GoldenShowReq {})).await? {
+        Message::GoldenShow(g) => Ok(Json(GoldenDto::from(&g))),
+        _ => Err(Problem::internal("unexpected reply")),
+    }
+}
+
+/// GOLDEN_REQ: change the golden-image loop (operator; `unquarantine` admin), journaled.
+#[utoipa::path(post, path = "/api/v1/golden", tag = "golden", security(("bearer" = [])),
+    request_body = GoldenBody,
+    responses((status = 200, body = AckDto), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn golden_change(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    body: Bytes,
+) -> Result<Json<AckDto>, Problem> {
+    let b: GoldenBody = parse_json(&body)?;
+    let message = ack_message(ask(&s, c, Message::GoldenReq(b.into_request())).await?)?;
+    Ok(Json(AckDto { message }))
 }
