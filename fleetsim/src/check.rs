@@ -171,13 +171,21 @@ pub(crate) fn isolation_step(sim: &mut Sim) {
             .and_then(|n| n.status())
             .is_some_and(|s| matches!(s, UpgradeStatusType::Trial | UpgradeStatusType::Rebooting))
     };
-    // A node in its own trial (or about to reboot into it) is in the middle of its own upgrade:
-    // a batch mate's reboot that cuts it off is part of the batch, not collateral.
+    // Commit times of the nodes down for an upgrade now: a batch is dispatched in one engine
+    // input, so its nodes share one COMMIT time.
+    let batches: BTreeSet<u64> =
+        sim.nodes.values().filter(|n| n.upgrade_down).filter_map(|n| n.last_commit_at).collect();
+    let batch_mate =
+        |n: &String| sim.nodes.get(n).and_then(|n| n.last_commit_at).is_some_and(|t| batches.contains(&t));
+    // A node in its own trial (or about to reboot into it) is in the middle of its own upgrade,
+    // and a node of the batch whose mates are still rebooting (a trial, then a fallback, at
+    // different times) is inside its batch's outage: neither is collateral. Only nodes outside
+    // every rebooting batch are.
     let current: BTreeSet<String> = sim
         .model
         .isolated_nodes()
         .into_iter()
-        .filter(|n| sim.shadow.has_path(n) == Some(true) && !in_own_upgrade(n))
+        .filter(|n| sim.shadow.has_path(n) == Some(true) && !in_own_upgrade(n) && !batch_mate(n))
         .collect();
     if current.is_empty() && sim.checker.isolated_since.is_empty() {
         return;
