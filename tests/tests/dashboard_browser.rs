@@ -59,6 +59,9 @@ async fn page_nodes(c: &fantoccini::Client) -> (BTreeMap<String, (String, String
 async fn the_dashboard_follows_a_full_upgrade_in_headless_chromium() {
     let (mut cfg, _dir) = lab_config(sample_topology());
     cfg.extra_operators = vec![("vera".into(), Role::Viewer)];
+    // On a loaded 2-core machine a node's links can take longer than the default 30 s trial to
+    // come back; this test is about the page, not about trial timing.
+    cfg.confirm_timeout_s = 90;
     let (lab, image) = start_with_v2(cfg).await;
     let names: BTreeSet<String> = lab.cfg.topology.nodes.iter().map(|n| n.name.clone()).collect();
 
@@ -120,40 +123,39 @@ async fn the_dashboard_follows_a_full_upgrade_in_headless_chromium() {
     let body: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert_eq!(status, 202, "{body}");
 
-    // The page follows: states change until every node shows CONFIRMED on v2.
+    // The page follows: states change, the current batch is outlined, until the request ends
+    // (the progress line says so).
     let mut seen_states = BTreeSet::new();
     let mut batch_highlighted = 0;
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let rows = loop {
         let (rows, _, batch) = page_nodes(&c).await;
         batch_highlighted = batch_highlighted.max(batch);
         seen_states.extend(rows.values().map(|(s, _)| s.clone()));
-        if rows.len() == names.len() && rows.values().all(|(s, v)| s == "CONFIRMED" && v == V2) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not every node confirmed on the page: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    for mid_way in ["FLASHED", "DOWNLOADING_IMAGE"] {
-        if seen_states.contains(mid_way) {
-            break;
-        }
-        assert!(
-            mid_way != "DOWNLOADING_IMAGE",
-            "the page never showed a node between NONE and CONFIRMED: {seen_states:?}"
-        );
-    }
-    assert!(batch_highlighted > 0, "the current batch was never highlighted on the map");
-
-    // The request's end reaches the page too; then the finished map is kept as an artifact.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
         let text = c.find(Locator::Css("#request")).await.expect("#request").text().await.expect("text");
         if text.contains("browser-full") && text.starts_with("Idle") {
-            break;
+            break rows;
         }
-        assert!(Instant::now() < deadline, "progress line never showed the finished request: {text}");
+        assert!(Instant::now() < deadline, "the request never finished on the page: {text}; {rows:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        seen_states.contains("FLASHED") || seen_states.contains("DOWNLOADING_IMAGE"),
+        "the page never showed a node between NONE and CONFIRMED: {seen_states:?}"
+    );
+    assert!(batch_highlighted > 0, "the current batch was never highlighted on the map");
+
+    // Every node shows CONFIRMED on v2 (live: the last reports reach the page within a tick).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut rows = rows;
+    while !rows.values().all(|(s, v)| s == "CONFIRMED" && v == V2) {
+        assert!(
+            Instant::now() < deadline,
+            "not every node shows CONFIRMED on {V2}: {rows:?}; controller log: {}",
+            lab.cfg.work_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rows = page_nodes(&c).await.0;
     }
     let png = c.screenshot().await.expect("screenshot");
     let dir = workspace_root().join("target").join("test-artifacts");
