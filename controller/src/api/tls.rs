@@ -88,3 +88,82 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for 127.0.0.1 made by the openssl CLI (.ci/setup installs it).
+    fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+            ])
+            .args(["-subj", "/CN=meshlift-test", "-addext", "subjectAltName=IP:127.0.0.1"])
+            // A leaf, not a CA: webpki refuses a CA certificate as the server's own.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success());
+        (cert, key)
+    }
+
+    #[test]
+    fn half_a_tls_config_and_unreadable_files_are_refused_not_served_as_plain_http() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(server_config(None, None).unwrap().is_none());
+        let (cert, key) = self_signed(dir.path());
+        assert!(matches!(server_config(Some(&cert), None), Err(TlsError::Half)));
+        let err = server_config(Some(&cert), Some(&dir.path().join("missing.pem"))).unwrap_err();
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        // A key given as the certificate: no CERTIFICATE block.
+        let err = server_config(Some(&key), Some(&key)).unwrap_err();
+        assert!(err.to_string().contains("key.pem"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn with_a_certificate_the_server_speaks_https_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path());
+        let tls = server_config(Some(&cert), Some(&key)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        let (stop, stop_rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(serve(listener, app, tls, stop_rx));
+
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+        let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+        let body = client
+            .get(format!("https://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "ok\n");
+        assert!(
+            reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err(),
+            "no plain HTTP beside TLS"
+        );
+
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
+    }
+}
