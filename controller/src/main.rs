@@ -29,6 +29,9 @@ use std::process::ExitCode;
 ///   [security]   CurveZMQ on both sockets: key_file (keys/controller.key), node_keys_file
 ///                (node_keys.toml), operator_limit_cap (50), [[security.operators]] name, role
 ///                (viewer|operator|admin), key; insecure = true for plain text (never default)
+///                [[security.api_tokens]] name, role, sha256 (`meshlift token new`)
+///   [http]       tls_cert, tls_key (HTTPS via rustls), max_upload_bytes (4 GiB),
+///                api_without_tokens (false): the API at /api/v1 and the dashboard at /
 /// Relative paths in the file are relative to the file's directory.
 ///
 /// Under systemd (Type=notify) it reports READY=1 once its sockets are bound.

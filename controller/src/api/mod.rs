@@ -258,3 +258,34 @@ impl ApiState {
         self.inner.max_upload
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ControllerConfig;
+
+    #[test]
+    fn http_and_api_tokens_parse_with_paths_relative_to_the_config_and_typos_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controller.toml");
+        let sha = "ab".repeat(32);
+        std::fs::write(
+            &path,
+            format!(
+                "topology_file = \"t.json\"\n[http]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/etc/k.pem\"\n\
+                 [security]\n[[security.api_tokens]]\nname = \"nms\"\nrole = \"viewer\"\nsha256 = \"{sha}\"\n"
+            ),
+        )
+        .unwrap();
+        let cfg = ControllerConfig::load(&path).unwrap();
+        assert_eq!(cfg.http.tls_cert, Some(dir.path().join("tls/cert.pem")));
+        assert_eq!(cfg.http.tls_key, Some("/etc/k.pem".into()));
+        assert!(!cfg.http.api_without_tokens, "tokens are required unless switched off explicitly");
+        assert_eq!(cfg.http.max_upload_bytes, 4 << 30);
+        assert_eq!(cfg.security.api_tokens.len(), 1);
+        assert!(super::TokenBook::new(&cfg.security.api_tokens).is_ok());
+
+        std::fs::write(&path, "topology_file = \"t.json\"\n[http]\ntls_crt = \"c.pem\"\n").unwrap();
+        let err = ControllerConfig::load(&path).unwrap_err();
+        assert!(err.to_string().contains("tls_crt"), "{err}");
+    }
+}
