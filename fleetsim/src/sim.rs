@@ -1073,7 +1073,17 @@ impl Sim {
         loop {
             let Some(engine) = self.ctrl.engine.as_mut() else { return };
             let Some(action) = engine.poll_action() else { return };
-            let EngineAction::SendToNode { node, req, .. } = action else { continue };
+            let EngineAction::SendToNode { node, req, .. } = action else {
+                if let (true, EngineAction::Event(e)) = (self.trace, &action) {
+                    eprintln!(
+                        "           engine: {:?} {}: {}",
+                        e.level,
+                        e.node.as_deref().unwrap_or("-"),
+                        e.message
+                    );
+                }
+                continue;
+            };
             if matches!(req.ur_type, UpgradeReqType::CommitUpgrade | UpgradeReqType::FullUpgrade) {
                 self.stats.commits_sent += 1;
                 self.checker.commit_sent(now, &node, &req.upgrade_req_id, req.attempt);

@@ -634,7 +634,11 @@ impl Engine {
         let used = run.node_state.get(node).map_or(0, |s| s.retries);
         let limit = run.req.retry_limit;
         let id = run.id.clone();
-        if retry && used < limit {
+        // A stopped request forms no batch again: a retry queued now would never run and the node
+        // would finish with no outcome (fleetsim seeds 8467, 8865: a COMMIT batch timed out after
+        // a POP failure had stopped the request). Its failure is final instead.
+        let stopped = run.stop_reason.is_some();
+        if retry && used < limit && !stopped {
             if let Some(run) = self.current.as_mut() {
                 run.node_state.entry(node.to_string()).or_default().retries = used + 1;
                 run.pending.insert(0, node.to_string());
@@ -651,7 +655,11 @@ impl Engine {
             self.transition(now, Some(&id), Some(node), format!("{reason}; retry {}/{limit}", used + 1));
             return;
         }
-        let reason = if retry { format!("{reason} (after {used} retries)") } else { reason };
+        let reason = match (retry, stopped && used < limit) {
+            (true, true) => format!("{reason} (not retried: the request is stopped)"),
+            (true, false) => format!("{reason} (after {used} retries)"),
+            (false, _) => reason,
+        };
         self.node_done(node, kind, reason.clone(), now);
         self.apply_failure_policy(node, &reason, now);
     }
