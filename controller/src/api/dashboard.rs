@@ -1,7 +1,7 @@
 //! The dashboard at `/`: three static files compiled into the binary (no CDN, no build step),
 //! which read the API with the token the operator types in once (kept in `sessionStorage`, gone
-//! with the tab). A viewer token is enough: the page only reads, except for the abort button,
-//! which the API refuses (403) to a viewer like any other call.
+//! with the tab). A viewer token is enough: the page only reads (state, nodes, map, journal,
+//! the commit dry run) and follows `/api/v1/events`; it starts nothing.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::IntoResponse;
