@@ -171,7 +171,7 @@ pub async fn run(seed: u64, topology: Topology) -> ChaosReport {
     let started = Instant::now();
     let plan = plan(seed, &topology);
     eprintln!("{plan}");
-    let (cfg, _dir) = lab_config(topology);
+    let (cfg, dir) = lab_config(topology);
     let (mut lab, image) = start_with_v2(cfg).await;
     let mut req = full_upgrade_request(&format!("chaos-{seed}"), &image, 60);
     req.retry_limit = 3;
@@ -303,6 +303,8 @@ pub async fn run(seed: u64, topology: Topology) -> ChaosReport {
     report.wall_s = started.elapsed().as_secs_f64();
     if !report.violations.is_empty() {
         eprintln!("chaos seed {seed} FAILED:\n{plan}violations: {:#?}", report.violations);
+        // Keep the controller's and the nodes' logs for the post-mortem.
+        eprintln!("logs kept in {}", dir.keep().display());
     }
     lab.stop().await;
     report

@@ -57,6 +57,13 @@ impl WorkDir {
     pub fn path(&self) -> &std::path::Path {
         &self.0
     }
+
+    /// Keep the directory (a failed chaos seed's logs) and return its path.
+    pub fn keep(self) -> PathBuf {
+        let path = self.0.clone();
+        std::mem::forget(self);
+        path
+    }
 }
 
 impl Drop for WorkDir {
