@@ -288,4 +288,37 @@ mod tests {
         let err = ControllerConfig::load(&path).unwrap_err();
         assert!(err.to_string().contains("tls_crt"), "{err}");
     }
+
+    #[tokio::test]
+    async fn an_upload_over_the_bound_is_a_413_and_leaves_no_file() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let token = meshlift_protocol::api_token::token_from_secret(&[3; 32]);
+        let entry = super::ApiTokenConfig {
+            name: "otto".into(),
+            role: crate::auth::Role::Operator,
+            sha256: meshlift_protocol::api_token::token_sha256_hex(&token),
+        };
+        let http = super::HttpConfig { max_upload_bytes: 1000, ..Default::default() };
+        let (state, _side, _rx) = super::new(&[entry], &http, dir.path()).unwrap();
+        let app = super::router(state);
+        let req = |body: Vec<u8>, token: Option<&str>| {
+            let mut b = axum::http::Request::post("/api/v1/images");
+            if let Some(t) = token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            b.body(axum::body::Body::from(body)).unwrap()
+        };
+        let resp = app.clone().oneshot(req(vec![7; 5000], Some(&token))).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("uploads")).unwrap().count(),
+            0,
+            "the part file is gone"
+        );
+        let resp = app.oneshot(req(vec![7; 10], None)).await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    }
 }
