@@ -53,6 +53,8 @@ struct Done {
 enum ImageOp {
     Added,
     Deleted,
+    /// A stored image passed its background re-verification at start-up (no one to answer).
+    Found,
 }
 
 /// Run an image-store operation in its own task (a download or hashing must not stall status
@@ -126,8 +128,10 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     dist_cfg.seed_upload_limit =
         cfg.bittorrent.upload_limit.and_then(|l| std::num::NonZeroU32::new(l.min(u32::MAX as u64) as u32));
     dist_cfg.min_free_bytes = cfg.image_min_free_bytes;
-    let images =
-        ImageStore::open(cfg.data_dir.join("images"), dist_cfg).await.context("cannot open image store")?;
+    // Stored images are checked after the sockets are bound (see below), not before.
+    let (images, stored_images) = ImageStore::open_deferred(cfg.data_dir.join("images"), dist_cfg)
+        .await
+        .context("cannot open image store")?;
 
     let store = Store::open(&cfg.data_dir.join("state.db")).context("cannot open state database")?;
     let ecfg = EngineConfig {
@@ -137,17 +141,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     };
     let mut engine =
         Engine::open(store, topology.clone(), ecfg, now_ms()).context("cannot load upgrade state")?;
-    // Images on disk are the truth for what can be served; tell the engine about any it lacks.
-    let known: std::collections::HashSet<String> = engine.images().map(|i| i.name.clone()).collect();
-    for img in images.list() {
-        if !known.contains(&img.name) {
-            let op = Operator {
-                who: "controller".into(),
-                reason: Some("found in the image store at start-up".into()),
-            };
-            engine.add_image(img, op, now_ms());
-        }
-    }
+    // Images on disk are the truth for what can be served: once re-verified in the background,
+    // each comes back to the loop as `ImageOp::Found` and the engine learns any it lacks.
 
     let metrics = Arc::new(std::sync::Mutex::new(Metrics::new()));
     let (refusal_tx, mut refusal_rx) = mpsc::channel::<AuthRefusal>(256);
@@ -217,6 +212,39 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         minion_router.endpoint(),
         app_router.endpoint()
     ));
+    // Re-verify the stored images now, in the background: the sockets answer meanwhile, so a
+    // restart mid-commit never keeps nodes on trial waiting for gigabytes to be hashed. An image
+    // is served, seeded and tracked only once its check passed.
+    {
+        let (images, done) = (images.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let of = stored_images.len();
+            let found = images.reverify(stored_images).await;
+            tracing::info!(
+                passed = found.len(),
+                of,
+                secs = started.elapsed().as_secs_f64(),
+                "stored images re-verified"
+            );
+            for img in found {
+                let operator = Operator {
+                    who: "controller".into(),
+                    reason: Some("found in the image store at start-up".into()),
+                };
+                let done_msg = Done {
+                    op: ImageOp::Found,
+                    identity: Bytes::new(),
+                    request_id: 0,
+                    result: Ok(img),
+                    operator,
+                };
+                if done.send(done_msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     loop {
         // Signals, finished slow work and the tick first; then minion frames and operator
         // requests in random order (tokio's fair select), with a budget: each turn takes up to
@@ -791,6 +819,13 @@ impl Shell {
 fn on_done(engine: &mut Engine, router: &Router, done: Done) {
     let Done { op, identity, request_id, result, operator } = done;
     let ack = match (op, result) {
+        (ImageOp::Found, Ok(img)) => {
+            if !engine.images().any(|i| i.name == img.name) {
+                engine.add_image(img, operator, now_ms());
+            }
+            return;
+        }
+        (ImageOp::Found, Err(_)) => return,
         (ImageOp::Added, Ok(img)) => {
             let msg = format!("Added and seeding image {} ({})", img.name, img.sha256.short());
             engine.add_image(img, operator, now_ms());

@@ -186,3 +186,38 @@ async fn non_regular_sources_and_oversized_images_are_refused_at_once() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The controller opens its store without checking it, binds its sockets, then re-verifies: until
+/// its check passed an image is neither listed nor served, and a stored file that fails its check
+/// (tampered with while the controller was down) is never served at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_images_are_checked_after_open_and_served_only_once_they_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let http: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let store = ImageStore::open(dir.path().join("images"), cfg(http)).await.unwrap();
+    let good = store.add(&image(dir.path(), "v1", 50_000)).await.unwrap();
+    let tampered = store.add(&image(dir.path(), "v2", 50_000)).await.unwrap();
+    store.shutdown().await;
+    drop(store);
+    let tampered_path = dir.path().join("images").join(format!("{}.mlimg", tampered.sha256));
+    let mut bytes = std::fs::read(&tampered_path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&tampered_path, bytes).unwrap();
+
+    let (store, stored) = ImageStore::open_deferred(dir.path().join("images"), cfg(http)).await.unwrap();
+    assert_eq!(stored.len(), 2, "both files are found");
+    assert!(store.list().is_empty(), "nothing is served before its check");
+    let (addr, server) = serve(store.clone()).await;
+    let url = format!("http://{addr}/images/{}.mlimg", good.sha256);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 404, "not served before its check");
+
+    let passed = store.reverify(stored).await;
+    assert_eq!(passed, vec![good.clone()], "the tampered file fails its check");
+    assert_eq!(store.list(), vec![good.clone()]);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    let bad_url = format!("http://{addr}/images/{}.mlimg", tampered.sha256);
+    assert_eq!(reqwest::get(&bad_url).await.unwrap().status(), 404);
+    server.abort();
+    store.shutdown().await;
+}

@@ -16,6 +16,7 @@ mod verify;
 pub use http::router;
 pub use seeder::{SeedError, SeederStats};
 pub use store::{
-    magnet_uri, piece_length_for, AddProgress, DistConfig, ImageStore, ImageStoreError, IMAGE_EXT,
+    magnet_uri, piece_length_for, AddProgress, DistConfig, ImageStore, ImageStoreError, StoredFiles,
+    IMAGE_EXT,
 };
 pub use verify::{ImageVerifier, VerifiedImageInfo};

@@ -131,6 +131,20 @@ struct StoredImage {
     torrent_bytes: Vec<u8>,
 }
 
+/// Image files found in the store's directory at open, not checked yet.
+#[derive(Debug, Default)]
+pub struct StoredFiles(Vec<PathBuf>);
+
+impl StoredFiles {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The image store. Cheap to clone; all clones share one store.
 #[derive(Clone)]
 pub struct ImageStore {
@@ -159,6 +173,20 @@ impl ImageStore {
     /// Open (creating) the image directory, start the seeder, and verify and re-seed every stored
     /// image. An image that fails its check is logged and left out, never served.
     pub async fn open(dir: impl Into<PathBuf>, cfg: DistConfig) -> Result<ImageStore, ImageStoreError> {
+        let (store, stored) = ImageStore::open_deferred(dir, cfg).await?;
+        store.reverify(stored).await;
+        Ok(store)
+    }
+
+    /// Open the store without checking what it holds: returns at once with the stored image files
+    /// still to [`ImageStore::reverify`]. The controller binds its sockets in between, so a
+    /// restart mid-commit answers the nodes on trial at once instead of after hashing gigabytes
+    /// of images several times (each file is hashed, verified, then hashed into a torrent).
+    /// Until its check passes an image is neither seeded, tracked nor served over HTTP.
+    pub async fn open_deferred(
+        dir: impl Into<PathBuf>,
+        cfg: DistConfig,
+    ) -> Result<(ImageStore, StoredFiles), ImageStoreError> {
         let dir = dir.into();
         tokio::fs::create_dir_all(&dir).await?;
         let seeder = Seeder::start(cfg.bt_listen, cfg.seed_upload_limit, &dir).await?;
@@ -186,12 +214,20 @@ impl ImageStore {
             }
         }
         files.sort();
-        for path in files {
-            if let Err(e) = store.reseed(&path).await {
-                tracing::warn!(path = %path.display(), error = %e, "stored image not seeded");
+        Ok((store, StoredFiles(files)))
+    }
+
+    /// Verify and re-seed the files [`ImageStore::open_deferred`] found, one after the other;
+    /// returns the images that passed. One that fails is logged and left out, never served.
+    pub async fn reverify(&self, stored: StoredFiles) -> Vec<UpgradeImage> {
+        let mut ok = Vec::new();
+        for path in stored.0 {
+            match self.reseed(&path).await {
+                Ok(image) => ok.push(image),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "stored image not seeded"),
             }
         }
-        Ok(store)
+        ok
     }
 
     /// Add an image from a path on the controller or an http(s) URL.
