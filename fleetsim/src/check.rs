@@ -229,7 +229,10 @@ pub(crate) fn judge_isolation(sim: &mut Sim, node: &str, (since, down): (u64, Ve
         .min()
         .unwrap_or(since);
     let from = committed.min(since).saturating_sub(VIEW_STALENESS_MS);
-    if sim.mesh_faults.iter().any(|&t| t >= from && t <= end) {
+    // A frozen node still forwards but is silent: the controller counts it offline and the
+    // planner plans as if it were gone, for as long as the hang lasts (seed 18010).
+    let hang_now = sim.nodes.values().any(|n| n.proc == Proc::Hung);
+    if hang_now || sim.mesh_faults.iter().any(|&t| t >= from && t <= end) {
         sim.stats.isolation_excused += 1;
         return;
     }
