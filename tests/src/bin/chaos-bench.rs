@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     for seed in first..first + seeds {
         let r = rt.block_on(meshlift_tests::chaos::run(seed, topology.clone()));
         println!(
-            "seed {seed}: {}/{} faults fired, {} violations, {} upgraded, {} not, collateral isolation {:.1} s (power-cycled nodes {:.1} s), {:.0} s",
+            "seed {seed}: {}/{} faults fired, {} violations, {} upgraded, {} not, collateral isolation {:.1} s (power-cycled or frozen nodes {:.1} s), {:.0} s",
             r.fired,
             r.planned,
             r.violations.len(),
