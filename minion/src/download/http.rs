@@ -106,11 +106,22 @@ pub async fn fetch_rest(
         s => return Err(format!("HTTP {s} from {url}")),
     }
     let mut body = BodyLimit::new(image_len.map(|total| total - len), &resp)?;
-    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
-        body.take(&chunk)?;
-        f.write_all(&chunk).await.map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        on_bytes(chunk.len() as u64);
+    let streamed: Result<(), String> = async {
+        while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+            body.take(&chunk)?;
+            f.write_all(&chunk).await.map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            on_bytes(chunk.len() as u64);
+        }
+        Ok(())
     }
+    .await;
+    // tokio's `File` finishes a write in the background after `write_all` returns: wait for it
+    // on every exit, so what was reported is on disk when we return (a body cut off for being
+    // too long once left its last chunk still in flight, and the next attempt resumed from a
+    // shorter file than the progress said).
+    let flushed = f.flush().await.map_err(|e| format!("cannot write {}: {e}", file.display()));
+    streamed?;
+    flushed?;
     f.sync_all().await.map_err(|e| e.to_string())?;
     Ok(())
 }
