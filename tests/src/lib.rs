@@ -194,3 +194,23 @@ pub async fn wait_state(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `promtool check metrics` on a Prometheus exposition; panics with promtool's words if invalid.
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus; .ci/setup installs it)");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

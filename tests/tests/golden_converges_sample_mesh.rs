@@ -65,23 +65,3 @@ async fn the_sample_mesh_converges_on_its_golden_image_with_no_operator_request(
     promtool_check(&m);
     lab.stop().await;
 }
-
-/// The exposition with the golden families populated is still valid (`promtool check metrics`).
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (Debian package prometheus; .ci/setup installs it)");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("promtool runs");
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}

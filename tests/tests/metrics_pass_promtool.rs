@@ -3,7 +3,6 @@
 
 use meshlift_protocol::*;
 use meshlift_tests::*;
-use std::io::Write;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_check() {
@@ -33,22 +32,4 @@ async fn metrics_pass_promtool_check() {
     promtool_check(&text);
     promtool_check(&meshsim);
     lab.stop().await;
-}
-
-fn promtool_check(text: &str) {
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("promtool runs");
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
