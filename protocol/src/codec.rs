@@ -9,8 +9,9 @@ use crate::messages::Message;
 use serde::{Deserialize, Serialize};
 
 /// Version of this wire protocol. Bump on any incompatible change of [`Message`]. 2: the
-/// commit planner's `strategy` on commit and plan requests, node key messages.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// commit planner's `strategy` on commit and plan requests, node key messages. 3: seeds,
+/// connections and rates in `DownloadProgress` (all eight `upgrade.bt.*` figures).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Default maximum frame size (1 MiB): far above any real message (a state dump of a 10 000-node
 /// request is a few hundred KiB), far below what would hurt a controller.

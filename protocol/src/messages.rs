@@ -768,9 +768,19 @@ pub struct DownloadProgress {
     pub bt_uploaded_bytes: u64,
     /// Bytes received over HTTP fallback.
     pub http_downloaded_bytes: u64,
+    /// Connected swarm peers (seed 003's `upgrade.bt.peers`).
     pub peers: u32,
     /// "bittorrent" or "http".
     pub source: String,
+    /// Connected peers that hold the whole image (`upgrade.bt.seeds`); 0 over HTTP.
+    pub seeds: u32,
+    /// Peer connections, half-open ones included (`upgrade.bt.connections`); 0 over HTTP.
+    pub connections: u32,
+    /// Receive rate in bytes per second, over the swarm or HTTP (`upgrade.bt.downloadBps`, in
+    /// bytes rather than bits: Prometheus' base unit).
+    pub download_bytes_per_second: u64,
+    /// Send rate to peers in bytes per second (`upgrade.bt.uploadBps`).
+    pub upload_bytes_per_second: u64,
 }
 
 impl DownloadProgress {

@@ -14,6 +14,7 @@
 mod http;
 pub mod metainfo;
 pub mod policy;
+mod rate;
 mod swarm;
 
 use librqbit::{AddTorrent, Session};
@@ -425,12 +426,19 @@ impl Downloader {
             (Some(p), Some(h)) => (0..p.count()).filter(|i| h[*i]).map(|i| p.range(i).1 - p.range(i).0).sum(),
             _ => tokio::fs::metadata(&path).await.map_or(0, |m| m.len()),
         };
+        // Over HTTP there is no swarm: no peers, no seeds, no connections, nothing sent.
+        let p = &mut self.progress;
+        (p.peers, p.seeds, p.connections, p.upload_bytes_per_second) = (0, 0, 0, 0);
         self.progress_tx.send_replace(self.progress.clone());
         let tx = self.progress_tx.clone();
         let mut progress = self.progress.clone();
+        let mut meter = rate::RateMeter::new(rate::WINDOW);
+        meter.observe(progress.http_downloaded_bytes, Instant::now());
         let mut on_bytes = move |n: u64| {
             progress.http_downloaded_bytes += n;
             progress.have_bytes += n;
+            progress.download_bytes_per_second =
+                meter.observe(progress.http_downloaded_bytes, Instant::now());
             tx.send_replace(progress.clone());
         };
         let result = match (&self.pieces, &mut have) {
@@ -440,6 +448,9 @@ impl Downloader {
             _ => http::fetch_rest(client, url, &path, self.job.req.image_size, &mut on_bytes).await,
         };
         self.progress = self.progress_tx.borrow().clone();
+        // The attempt is over: nothing is arriving any more (a failed one waits for its backoff).
+        self.progress.download_bytes_per_second = 0;
+        self.progress_tx.send_replace(self.progress.clone());
         result
     }
 
@@ -545,6 +556,10 @@ impl Downloader {
         self.progress.bt_downloaded_bytes = s.fetched_bytes;
         self.progress.bt_uploaded_bytes = s.uploaded_bytes;
         self.progress.peers = s.peers;
+        self.progress.seeds = s.seeds;
+        self.progress.connections = s.connections;
+        self.progress.download_bytes_per_second = s.download_bytes_per_second;
+        self.progress.upload_bytes_per_second = s.upload_bytes_per_second;
         self.progress_tx.send_replace(self.progress.clone());
     }
 

@@ -36,6 +36,13 @@ pub struct SwarmStats {
     pub fetched_bytes: u64,
     pub uploaded_bytes: u64,
     pub peers: u32,
+    /// Live peers that hold every piece.
+    pub seeds: u32,
+    /// Live peers plus connections still being set up (seed 003 counts half-open ones).
+    pub connections: u32,
+    /// librqbit's speed estimators (bytes per second, over its last few seconds).
+    pub download_bytes_per_second: u64,
+    pub upload_bytes_per_second: u64,
     pub error: bool,
 }
 
@@ -149,6 +156,13 @@ pub fn stats(session: &Session, handle: &TorrentHandle) -> SwarmStats {
         fetched_bytes: counters.fetched_bytes,
         uploaded_bytes: counters.uploaded_bytes,
         peers: s.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live),
+        seeds: s.live.as_ref().map_or(0, |l| l.snapshot.peer_stats.live_seeders),
+        connections: s
+            .live
+            .as_ref()
+            .map_or(0, |l| l.snapshot.peer_stats.live.saturating_add(l.snapshot.peer_stats.connecting)),
+        download_bytes_per_second: s.live.as_ref().map_or(0, |l| l.download_speed.as_bytes()),
+        upload_bytes_per_second: s.live.as_ref().map_or(0, |l| l.upload_speed.as_bytes()),
         error: s.error.is_some(),
     }
 }
