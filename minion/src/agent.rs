@@ -376,6 +376,11 @@ impl Agent {
         let Phase::Downloading { req } = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return;
         };
+        // The figures stay in the reports (see `set_status`), but nothing arrives any more: a
+        // rate frozen at its last value would show a finished node still downloading.
+        if let Some(p) = &mut self.state.status.progress {
+            (p.download_bytes_per_second, p.upload_bytes_per_second) = (0, 0);
+        }
         match result {
             Ok(image_path) => {
                 self.after_persist.push(Action::Flash {
