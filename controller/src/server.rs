@@ -197,6 +197,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         keyring,
         limit_cap: cfg.security.operator_limit_cap,
         metrics: metrics.clone(),
+        timings: Default::default(),
+        last_progress: None,
         golden,
         api: api_side,
     };
@@ -348,6 +350,9 @@ struct Shell {
     keyring: Option<Arc<Keyring>>,
     limit_cap: i64,
     metrics: Arc<std::sync::Mutex<Metrics>>,
+    /// Batch and reboot-to-confirm times for the histograms, and when the request last moved.
+    timings: crate::metrics::timing::Timings,
+    last_progress: Option<u64>,
     /// The golden-image loop (its state is in the engine's store).
     golden: crate::golden::Reconciler,
     /// The HTTP API's event stream and image work coming back (`api_loop`).
@@ -480,10 +485,35 @@ impl Shell {
                 }
             }
         }
+        self.observe_timings(engine);
+    }
+
+    /// Batch lengths and reboot-to-confirm times, from what the engine shows after an input.
+    fn observe_timings(&mut self, engine: &Engine) {
+        let now = now_ms();
+        let view = engine.current_batch().map(|b| crate::metrics::timing::BatchView {
+            request_id: &b.request_id,
+            stage: b.stage,
+            index: b.index,
+            started_at: b.started_at,
+        });
+        self.timings.request(engine.current_request_id(), now);
+        let ended = self.timings.batch(view, now);
+        let confirmed = self.timings.outcomes(engine.outcomes(), now);
+        if ended.is_none() && confirmed.is_empty() && self.timings.last_progress() == self.last_progress {
+            return;
+        }
+        self.last_progress = self.timings.last_progress();
+        if let Ok(m) = self.metrics.lock() {
+            m.observe_timings(ended, &confirmed, self.last_progress);
+        }
     }
 
     /// Queue an UPGRADE_REQ under a fresh envelope id whose `Ack` we then expect.
     fn send_order(&mut self, router: &Router, node: &str, identity: &Bytes, req: UpgradeReq) {
+        if req.ur_type == UpgradeReqType::CommitUpgrade {
+            self.timings.commit_sent(node, req.schedule_to_commit_s, now_ms());
+        }
         let id = self.next_envelope_id;
         self.next_envelope_id += 1;
         self.pending_acks.insert(id, (node.to_string(), req.upgrade_req_id.clone()));
@@ -614,14 +644,8 @@ impl Shell {
         }
         // Download figures are recorded as they arrive: a prepare can finish between two ticks,
         // and seed 003's per-node `upgrade.bt.*` figures must not be lost.
-        if let (Some(p), Some(n)) = (&report.upgrade_status.progress, node.as_deref()) {
-            if let Ok(m) = self.metrics.lock() {
-                m.bt_progress_ppm.with_label_values(&[n]).set(p.ppm() as i64);
-                m.bt_downloaded_bytes.with_label_values(&[n]).set(p.bt_downloaded_bytes as i64);
-                m.bt_uploaded_bytes.with_label_values(&[n]).set(p.bt_uploaded_bytes as i64);
-                m.http_downloaded_bytes.with_label_values(&[n]).set(p.http_downloaded_bytes as i64);
-                m.bt_peers.with_label_values(&[n]).set(p.peers as i64);
-            }
+        if let (Some(n), Ok(mut m)) = (node.as_deref(), self.metrics.lock()) {
+            m.observe_download(n, report.upgrade_status.progress.as_ref());
         }
         let boot_id = report.boot_id.clone();
         let _span = tracing::debug_span!("status", %peer, %mac).entered();
@@ -851,6 +875,8 @@ struct MetricShadow {
     /// By position in the topology's `nodes`.
     nodes: Vec<NodeShadow>,
     retried: std::collections::BTreeSet<String>,
+    /// The request whose retries `meshlift_node_retries_total` follows.
+    request: Option<String>,
 }
 
 #[derive(Default, PartialEq)]
@@ -869,9 +895,13 @@ fn update_metrics(
 ) {
     let nodes = &engine.topology().nodes;
     shadow.nodes.resize_with(nodes.len(), NodeShadow::default);
+    let mut went_offline = Vec::new();
     for (node, sh) in nodes.iter().zip(&mut shadow.nodes) {
         let n = node.name.as_str();
         let online = engine.node_online(n, now);
+        if sh.online == Some(true) && !online {
+            went_offline.push(n);
+        }
         if sh.online != Some(online) {
             m.node_online.with_label_values(&[n]).set(online as i64);
             sh.online = Some(online);
@@ -895,8 +925,7 @@ fn update_metrics(
             sh.state = state;
         }
     }
-    let seed = images.seeder_stats();
-    m.bt_uploaded_bytes.with_label_values(&["controller"]).set(seed.uploaded_bytes as i64);
+    m.observe_seeder(&images.seeder_stats());
     m.images.set(images.list().len() as i64);
     m.request_in_flight.set(engine.current_request_id().is_some() as i64);
     m.requests_queued.set(engine.queue_len() as i64);
@@ -906,21 +935,24 @@ fn update_metrics(
     for gone in shadow.retried.iter().filter(|n| !retries.contains_key(*n)) {
         let _ = m.node_retries.remove_label_values(&[gone.as_str()]);
     }
+    if engine.current_request_id() != shadow.request.as_deref() {
+        // A new request counts its retries from zero.
+        m.node_retries_total.restart_all();
+        shadow.request = engine.current_request_id().map(str::to_string);
+    }
     for (n, r) in &retries {
         m.node_retries.with_label_values(&[n.as_str()]).set(*r as i64);
+        m.node_retries_total.observe(n, u64::from(*r));
     }
     shadow.retried = retries.into_keys().collect();
     let counts = engine.outcome_counts();
-    for kind in [
-        OutcomeKind::Succeeded,
-        OutcomeKind::Failed,
-        OutcomeKind::FellBack,
-        OutcomeKind::SkippedNotReady,
-        OutcomeKind::SkippedOffline,
-        OutcomeKind::AlreadyAtVersion,
-        OutcomeKind::Excluded,
-        OutcomeKind::Aborted,
-    ] {
-        m.outcomes.with_label_values(&[kind.as_str()]).set(counts.get(&kind).copied().unwrap_or(0) as i64);
+    for kind in crate::metrics::OUTCOME_KINDS {
+        m.outcomes.observe(kind, counts.get(&kind).copied().unwrap_or(0));
+    }
+    m.set_nodes(crate::metrics::census::count_nodes(engine));
+    if !went_offline.is_empty() && engine.current_stage() == Some(crate::engine::Stage::Commit) {
+        let rebooting = engine.in_flight_nodes();
+        let collateral = went_offline.iter().filter(|n| !rebooting.contains(n)).count();
+        m.collateral_offline.inc_by(collateral as u64);
     }
 }

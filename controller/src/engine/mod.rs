@@ -425,6 +425,16 @@ impl Engine {
         self.batch.as_ref().map_or(0, |b| b.index)
     }
 
+    /// The in-flight batch (its request, stage, index and start time), if any.
+    pub fn current_batch(&self) -> Option<&request::Batch> {
+        self.batch.as_ref()
+    }
+
+    /// The node's last status report.
+    pub fn node_report(&self, node: &str) -> Option<&StatusReport> {
+        self.fleet.get(node).map(|s| &s.report)
+    }
+
     /// Nodes of the in-flight batch still being waited for.
     pub fn in_flight_nodes(&self) -> Vec<&str> {
         self.batch.as_ref().map_or_else(Vec::new, |b| {
