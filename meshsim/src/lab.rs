@@ -998,7 +998,7 @@ impl TransferTally {
 /// N× the image") and the end-to-end tests' bound both come from here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ControllerUpload {
-    /// The seeder's upload (`meshlift_bt_uploaded_bytes{node="controller"}`).
+    /// The seeder's upload (`meshlift_seeder_uploaded_bytes_total`).
     pub seeder_bytes: u64,
     /// Every node's HTTP fallback bytes (served by the controller's `/images/`).
     pub http_bytes: u64,
@@ -1021,7 +1021,7 @@ impl Lab {
     /// collected from the nodes' reports. An unreachable `/metrics` counts the seeder as 0.
     pub async fn controller_upload(&self, tally: &TransferTally) -> ControllerUpload {
         let metrics = self.metrics().await.unwrap_or_default();
-        let seeder = metric_sum(&metrics, "meshlift_bt_uploaded_bytes", Some(("node", "controller")));
+        let seeder = metric_sum(&metrics, "meshlift_seeder_uploaded_bytes_total", None);
         ControllerUpload { seeder_bytes: seeder as u64, http_bytes: tally.http_downloaded() }
     }
 }

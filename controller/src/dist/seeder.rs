@@ -37,7 +37,7 @@ pub struct SeededTorrent {
     pub torrent_bytes: Vec<u8>,
 }
 
-/// Seeder figures for the controller's `meshlift_bt_*` metrics. Byte totals are kept by the
+/// Seeder figures for the controller's `meshlift_seeder_*` metrics. Byte totals are kept by the
 /// session and do not restart when a torrent is paused.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeederStats {
