@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// interval), so one report's rate covers about one report's bytes.
 pub const WINDOW: Duration = Duration::from_secs(5);
 
+/// The shortest time a rate is taken over: a rate limiter lets a burst through at the start of
+/// a transfer, and 1.2 MB in the first 200 ms read as 6 MB/s under a 1 MiB/s limit.
+const MIN_SPAN: Duration = Duration::from_secs(1);
+
 /// At most this many samples are kept; older ones are merged away, so a fast link that reports
 /// thousands of chunks a second costs a bounded buffer.
 const MAX_SAMPLES: usize = 64;
@@ -53,7 +57,7 @@ impl RateMeter {
         if span.is_zero() {
             return 0;
         }
-        ((total - b0) as f64 / span.as_secs_f64()) as u64
+        ((total - b0) as f64 / span.max(MIN_SPAN).as_secs_f64()) as u64
     }
 }
 
@@ -95,6 +99,14 @@ mod tests {
         assert_eq!(m.observe(0, t0 + Duration::from_secs(2)), 0);
         let rate = m.observe(2_000_000, t0 + Duration::from_secs(3));
         assert_eq!(rate, 2_000_000);
+    }
+
+    #[test]
+    fn a_burst_at_the_start_does_not_read_as_a_rate_above_what_arrived_in_a_second() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::new(WINDOW);
+        m.observe(0, t0);
+        assert_eq!(m.observe(1_200_000, t0 + Duration::from_millis(200)), 1_200_000);
     }
 
     #[test]

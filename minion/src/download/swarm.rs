@@ -40,9 +40,6 @@ pub struct SwarmStats {
     pub seeds: u32,
     /// Live peers plus connections still being set up (seed 003 counts half-open ones).
     pub connections: u32,
-    /// librqbit's speed estimators (bytes per second, over its last few seconds).
-    pub download_bytes_per_second: u64,
-    pub upload_bytes_per_second: u64,
     pub error: bool,
 }
 
@@ -161,8 +158,6 @@ pub fn stats(session: &Session, handle: &TorrentHandle) -> SwarmStats {
             .live
             .as_ref()
             .map_or(0, |l| l.snapshot.peer_stats.live.saturating_add(l.snapshot.peer_stats.connecting)),
-        download_bytes_per_second: s.live.as_ref().map_or(0, |l| l.download_speed.as_bytes()),
-        upload_bytes_per_second: s.live.as_ref().map_or(0, |l| l.upload_speed.as_bytes()),
         error: s.error.is_some(),
     }
 }
