@@ -950,9 +950,10 @@ fn update_metrics(
         m.outcomes.observe(kind, counts.get(&kind).copied().unwrap_or(0));
     }
     m.set_nodes(crate::metrics::census::count_nodes(engine));
-    if !went_offline.is_empty() && engine.current_stage() == Some(crate::engine::Stage::Commit) {
+    if !went_offline.is_empty() {
         let rebooting = engine.in_flight_nodes();
-        let collateral = went_offline.iter().filter(|n| !rebooting.contains(n)).count();
+        let collateral =
+            crate::metrics::census::collateral(&went_offline, engine.current_stage(), &rebooting);
         m.collateral_offline.inc_by(collateral as u64);
     }
 }

@@ -36,9 +36,31 @@ pub fn count_nodes(engine: &Engine) -> BTreeMap<[&str; 3], i64> {
     }))
 }
 
+/// How many of the nodes that just went offline count as collateral: only during a COMMIT stage
+/// (a node lost during a PREPARE is not the upgrade's doing), and only those not rebooting in the
+/// batch (`rebooting`: its nodes still in flight). The controller cannot see isolation itself;
+/// this is the part of it a controller can know, whatever the cause (a reboot that cut a node
+/// off, or a link that failed meanwhile).
+pub fn collateral(went_offline: &[&str], stage: Option<crate::engine::Stage>, rebooting: &[&str]) -> usize {
+    if stage != Some(crate::engine::Stage::Commit) {
+        return 0;
+    }
+    went_offline.iter().filter(|n| !rebooting.contains(n)).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Stage;
+
+    #[test]
+    fn only_nodes_lost_outside_the_rebooting_batch_of_a_commit_are_collateral() {
+        let gone = ["relay", "leaf1", "leaf2"];
+        assert_eq!(collateral(&gone, Some(Stage::Commit), &["relay"]), 2);
+        assert_eq!(collateral(&gone, Some(Stage::Commit), &["relay", "leaf1", "leaf2"]), 0);
+        assert_eq!(collateral(&gone, Some(Stage::Prepare), &[]), 0, "not during a prepare");
+        assert_eq!(collateral(&gone, None, &[]), 0, "not without a request");
+    }
 
     #[test]
     fn nodes_are_counted_by_board_version_and_state() {
