@@ -326,7 +326,7 @@ impl ImageStore {
         self.lock_images().get(name).map(|s| s.torrent_bytes.clone())
     }
 
-    /// Seeder figures for the `meshlift_bt_*` metrics.
+    /// Seeder figures for the `meshlift_seeder_*` metrics.
     pub fn seeder_stats(&self) -> SeederStats {
         self.inner.seeder.stats()
     }
