@@ -364,10 +364,24 @@ impl Agent {
     }
 
     pub fn handle_download_progress(&mut self, progress: DownloadProgress) {
-        if matches!(self.phase, Phase::Downloading { .. }) {
-            self.state.status.reason =
-                format!("downloading: {:.1}% via {}", progress.ppm() as f64 / 1e4, progress.source);
-            self.state.status.progress = Some(progress);
+        match self.phase {
+            Phase::Downloading { .. } => {
+                self.state.status.reason =
+                    format!("downloading: {:.1}% via {}", progress.ppm() as f64 / 1e4, progress.source);
+                self.state.status.progress = Some(progress);
+            }
+            // Downloaded, and seeding to the rest of the batch until the commit: what this node
+            // sends goes on counting (seed 003's uploadPayloadBytes is per session, and it is
+            // what the swarm saves the controller); nothing is received any more.
+            Phase::Flashing { .. } | Phase::Flashed => {
+                if let Some(p) = &mut self.state.status.progress {
+                    p.bt_uploaded_bytes = p.bt_uploaded_bytes.max(progress.bt_uploaded_bytes);
+                    p.upload_bytes_per_second = progress.upload_bytes_per_second;
+                    (p.peers, p.seeds, p.connections) =
+                        (progress.peers, progress.seeds, progress.connections);
+                }
+            }
+            _ => {}
         }
     }
 

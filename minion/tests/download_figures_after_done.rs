@@ -1,6 +1,7 @@
 //! A finished download's figures stay in the status reports until the commit (the controller's
-//! per-node `upgrade.bt.*` series), but its rates drop to zero: a node that is flashing or waiting
-//! for its COMMIT receives nothing, and a frozen rate would show it still downloading.
+//! per-node `upgrade.bt.*` series), but its receive rate drops to zero: a node that is flashing or
+//! waiting for its COMMIT receives nothing, and a frozen rate would show it still downloading.
+//! What it sends while it seeds to the rest of the batch goes on counting.
 
 mod harness;
 
@@ -37,4 +38,19 @@ fn rates_drop_to_zero_and_byte_counts_stay_once_the_download_is_done() {
         (900, 300, 100),
         "cumulative byte counts are kept"
     );
+
+    // Seeding to the batch while FLASHED: the upload counts on, the receive figures do not.
+    let seeding = DownloadProgress {
+        bt_uploaded_bytes: 800,
+        upload_bytes_per_second: 30_000,
+        download_bytes_per_second: 999,
+        bt_downloaded_bytes: 5,
+        peers: 2,
+        ..progress
+    };
+    node.with_agent(|a, _| a.handle_download_progress(seeding));
+    let p = node.agent().status().progress.clone().expect("figures kept");
+    assert_eq!((p.bt_uploaded_bytes, p.upload_bytes_per_second, p.peers), (800, 30_000, 2));
+    assert_eq!((p.bt_downloaded_bytes, p.download_bytes_per_second), (900, 0), "{p:?}");
+    assert_eq!(node.status(), S::Flashed);
 }
