@@ -39,6 +39,19 @@ async fn bad_image_nodes_fall_back_and_the_rest_succeed() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let text = v.to_string();
     assert!(text.contains("FellBack") || text.contains("fell_back"), "{text}");
+    // What the MeshliftNodeFellBack alert reads (counters refresh on the controller's tick), and
+    // only the three successes have a reboot-to-confirm time.
+    let fell_back = r#"meshlift_node_outcomes_total{outcome="fell_back"} 2"#;
+    let mut metrics = String::new();
+    for _ in 0..20 {
+        metrics = lab.metrics().await.expect("metrics");
+        if metrics.contains(fell_back) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(metrics.contains(fell_back), "{metrics}");
+    assert!(metrics.contains("meshlift_node_reboot_to_confirm_seconds_count 3"), "{metrics}");
 
     // On the node itself (mesh stopped): the version query shows the unconfirmed v2 on standby;
     // reverting to it is refused, reverting a good node to its confirmed v1 is allowed; the
