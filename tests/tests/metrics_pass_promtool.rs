@@ -76,6 +76,11 @@ async fn metrics_pass_promtool_check() {
     assert_eq!(on_v2, n, "{text}");
     assert!(text.lines().any(|l| l.starts_with("meshlift_build_info{") && l.ends_with(" 1")), "{text}");
     assert_eq!(value(&text, "meshlift_collateral_offline_total"), Some(0.0), "{text}");
+    // The stuck-request alert's clock: the request's end is its last move, a moment ago.
+    let now_s =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let moved = value(&text, "meshlift_request_last_progress_timestamp_seconds").unwrap_or(0.0);
+    assert!((now_s - 120.0..=now_s + 1.0).contains(&moved), "last progress at {moved}, now {now_s}");
 
     let meshsim = lab.meshsim_metrics().await.expect("meshsim metrics");
     assert!(meshsim.contains("meshlift_collateral_isolation_seconds_total 0"), "{meshsim}");
