@@ -67,6 +67,8 @@ pub struct Metrics {
     pub nodes: IntGaugeVec,
     pub collateral_offline: IntCounter,
     pub frames_refused: IntCounterVec,
+    /// Orders (UPGRADE_REQ) a node refused; each is a failed attempt of that node.
+    pub orders_refused: IntCounter,
     pub images: IntGauge,
     pub seeder: SeederMetrics,
     pub build_info: IntGaugeVec,
@@ -330,6 +332,14 @@ impl Metrics {
                 "meshlift_frames_refused_total",
                 "Frames refused (malformed, oversized, unknown version, unknown node).",
                 &["socket", "reason"],
+            ),
+            orders_refused: register(
+                &r,
+                IntCounter::new(
+                    "meshlift_node_orders_refused_total",
+                    "UPGRADE_REQs a node refused (busy, wrong board, no space, …); each is a failed attempt.",
+                )
+                .expect("static metric definition is valid"),
             ),
             images: gauge(&r, "meshlift_images", "Images in the store."),
             seeder: SeederMetrics {

@@ -596,6 +596,9 @@ impl Shell {
                     tracing::debug!(%node, req = %req_id, "order accepted: {}", ack.message);
                 } else if engine.handle_node_refusal(&node, &req_id, &ack.message, now_ms()) {
                     tracing::warn!(%node, req = %req_id, reason = %ack.message, "node refused its order");
+                    if let Ok(m) = self.metrics.lock() {
+                        m.orders_refused.inc();
+                    }
                 } else {
                     tracing::info!(%node, req = %req_id, reason = %ack.message, "stale refusal ignored");
                 }

@@ -59,5 +59,7 @@ async fn the_nodes_refusal_fails_its_attempt_at_once() {
     assert!(took < Duration::from_secs(2), "recorded after {took:?}, not at once");
     let log = std::fs::read_to_string(lab.cfg.work_dir.join("controller.log")).expect("log");
     assert!(!log.contains("unexpected message on the minion socket"), "the minion's acks are accepted");
+    let metrics = lab.metrics().await.expect("metrics");
+    assert_eq!(metric_sum(&metrics, "meshlift_node_orders_refused_total", None), 1.0, "{metrics}");
     lab.stop().await;
 }
