@@ -44,6 +44,8 @@ enum Command {
     Token(token::TokenArgs),
     /// The golden-image loop: targets per board, waves, window, blacklist, quarantines.
     Golden(remote::golden::GoldenArgs),
+    /// Active and standby version of every node, with totals per version and board.
+    Versions(remote::versions::VersionsArgs),
 }
 
 #[derive(Subcommand)]
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Node(args) => remote::node(args),
         Command::Token(args) => token::run(args),
         Command::Golden(args) => remote::golden::run(args),
+        Command::Versions(args) => remote::versions::run(args),
     };
     ExitCode::from(code)
 }

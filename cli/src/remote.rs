@@ -28,6 +28,7 @@ pub mod credentials;
 pub mod golden;
 mod group_req;
 mod render;
+pub mod versions;
 mod watch;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
@@ -347,6 +348,9 @@ pub struct ImageAddArgs {
     /// An .mlimg file (a local file is sent as an absolute path: the controller reads it from the
     /// same file system) or an http(s) URL the controller downloads.
     pub source: String,
+    /// A tag stored with the image (`stable`, `lab`, …); repeat for more.
+    #[arg(long = "tag", short = 't')]
+    pub tags: Vec<String>,
     #[command(flatten)]
     pub opts: ControllerOpts,
 }
@@ -515,6 +519,7 @@ pub fn image_add(args: ImageAddArgs) -> u8 {
     let msg = Message::UpgradeAddImageReq(UpgradeAddImageReq {
         image_url,
         operator: group_req::operator(args.opts.reason.clone()),
+        tags: args.tags,
     });
     command(&args.opts, IMAGE_ADD_TIMEOUT, "image add", msg)
 }

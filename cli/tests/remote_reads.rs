@@ -53,6 +53,7 @@ fn serving() -> FakeController {
                 mac: "00:00:00:00:00:01".into(),
                 online: true,
                 is_pop: true,
+                board: None,
                 version: Some("1.0".into()),
                 slots: None,
                 upgrade_status: None,

@@ -30,7 +30,10 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         | Message::UpgradeCommitPlanReq(_)
         | Message::UpgradeListImagesReq(_)
         | Message::NodeStatusReq(_)
-        | Message::NodeKeysReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
+        | Message::NodeKeysReq(_)
+        | Message::VersionsReq(_)
+        | Message::ImageRecordsReq(_)
+        | Message::SnapshotShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::UpgradeGroupReq(req) => {
             if req.ur_req.allow_downgrade {
                 (Role::Admin, "allow_downgrade".into())

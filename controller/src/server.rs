@@ -723,6 +723,9 @@ impl Shell {
                 | Message::NodeStatusReq(_)
                 | Message::NodeKeysReq(_)
                 | Message::GoldenShowReq(_)
+                | Message::VersionsReq(_)
+                | Message::ImageRecordsReq(_)
+                | Message::SnapshotShowReq(_)
         );
         if !is_read {
             self.reads.clear();

@@ -405,6 +405,7 @@ mod tests {
                 mac: "00:00:00:00:00:01".into(),
                 online: true,
                 is_pop: false,
+                board: None,
                 version: Some("1.0".into()),
                 slots: Some(SlotsReport {
                     active: SlotId::A,

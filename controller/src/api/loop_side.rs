@@ -74,6 +74,9 @@ impl Shell {
                 | Message::UpgradeListImagesReq(_)
                 | Message::NodeStatusReq(_)
                 | Message::GoldenShowReq(_)
+                | Message::VersionsReq(_)
+                | Message::ImageRecordsReq(_)
+                | Message::SnapshotShowReq(_)
         );
         if !is_read {
             self.reads.clear();

@@ -26,6 +26,7 @@
 pub mod dashboard;
 pub mod dto;
 pub mod events;
+pub mod fleet;
 pub mod problem;
 pub mod routes;
 pub mod tls;

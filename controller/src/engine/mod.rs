@@ -65,6 +65,7 @@ pub mod readiness;
 pub mod request;
 mod run;
 pub mod verdict;
+pub mod versions;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -274,6 +275,7 @@ impl Engine {
                 images: self.images.values().cloned().collect(),
             }),
             Message::NodeStatusReq(_) => Message::NodeStatusDump(self.node_status(now)),
+            Message::VersionsReq(req) => Message::FleetVersions(self.fleet_versions(&req.filter, now)),
             Message::UpgradeAddImageReq(_) | Message::UpgradeDelImageReq(_) => Message::Ack(Ack::refused(
                 "image add/delete is carried out by the controller's image store, not the upgrade engine",
             )),
