@@ -34,10 +34,11 @@ mod watch;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use connection::{CallError, Controller};
 use credentials::KeyFlags;
+use meshlift_protocol::fleet::{ImageRecordsReq, ImageTagReq};
 use meshlift_protocol::transport::CurvePublicKey;
 use meshlift_protocol::{
     ApPolicy, Message, NodeEnrollReq, NodeKeysReq, UpgradeAbortReq, UpgradeAddImageReq, UpgradeDelImageReq,
-    UpgradeListImagesReq, UpgradeStateReq,
+    UpgradeStateReq,
 };
 use serde_json::json;
 use std::path::PathBuf;
@@ -367,6 +368,27 @@ pub struct ImageDelArgs {
 /// `meshlift image list`
 #[derive(Args, Debug)]
 pub struct ImageListArgs {
+    /// Only images for this board.
+    #[arg(long, short = 'b')]
+    pub board: Option<String>,
+    /// Only this version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Only images with this tag.
+    #[arg(long, short = 't')]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+}
+
+/// `meshlift image tag|untag NAME TAG…`
+#[derive(Args, Debug)]
+pub struct ImageTagArgs {
+    /// Image name, or `latest` / `earliest[:BOARD]`.
+    pub name: String,
+    /// Tags to add (`tag`) or remove (`untag`).
+    #[arg(required = true)]
+    pub tags: Vec<String>,
     #[command(flatten)]
     pub opts: ControllerOpts,
 }
@@ -534,12 +556,26 @@ pub fn image_del(args: ImageDelArgs) -> u8 {
 
 pub fn image_list(args: ImageListArgs) -> u8 {
     let opts = args.opts;
-    read(&opts, "image list", Message::UpgradeListImagesReq(UpgradeListImagesReq {}), |reply| match reply {
-        Message::UpgradeListImagesResp(resp) => {
-            Some(if opts.json { to_json(&resp) } else { render::images_table(&resp) })
+    let req = ImageRecordsReq { board: args.board, version: args.version, tag: args.tag };
+    let filtered = req != ImageRecordsReq::default();
+    read(&opts, "image list", Message::ImageRecordsReq(req), |reply| match reply {
+        Message::ImageRecords(resp) => {
+            Some(if opts.json { to_json(&resp) } else { render::images_table(&resp, filtered) })
         }
         _ => None,
     })
+}
+
+/// `image tag` (`untag == false`) and `image untag`.
+pub fn image_tag(args: ImageTagArgs, untag: bool) -> u8 {
+    let (add, remove) = if untag { (Vec::new(), args.tags) } else { (args.tags, Vec::new()) };
+    let msg = Message::ImageTagReq(ImageTagReq {
+        name: args.name,
+        add,
+        remove,
+        operator: group_req::operator(args.opts.reason.clone()),
+    });
+    command(&args.opts, READ_TIMEOUT, if untag { "image untag" } else { "image tag" }, msg)
 }
 
 /// Submit a prepare / commit / full / reset request (or ask for the commit plan).

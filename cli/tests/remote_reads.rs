@@ -33,9 +33,12 @@ fn plan() -> UpgradeCommitPlan {
 
 fn serving() -> FakeController {
     FakeController::start(Box::new(|_, m| match m {
-        Message::UpgradeListImagesReq(_) => {
-            Message::UpgradeListImagesResp(UpgradeListImagesResp { images: vec![image()] })
+        Message::ImageRecordsReq(r) if r.tag.as_deref() == Some("nope") => {
+            Message::ImageRecords(Default::default())
         }
+        Message::ImageRecordsReq(_) => Message::ImageRecords(fleet::ImageRecords {
+            images: vec![fleet::ImageRecord { image: image(), tags: vec!["stable".into()] }],
+        }),
         Message::UpgradeCommitPlanReq(_) => Message::UpgradeCommitPlan(plan()),
         Message::UpgradeStateReq(_) => Message::UpgradeStateDump(UpgradeStateDump {
             finished_reqs: vec![FinishedReq {
@@ -79,12 +82,16 @@ fn image_list_table_and_json() {
         &"11".repeat(32),
         "magnet:?xt=urn:btih:abcd",
         "http://127.0.0.1:8080",
+        "stable",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
     let out = fake.run(&["image", "list", "--json"]);
-    let back: UpgradeListImagesResp = serde_json::from_str(&stdout(&out)).expect("one JSON object");
-    assert_eq!(back.images, [image()]);
+    let back: fleet::ImageRecords = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(back.images[0].image, image());
+    let out = fake.run(&["image", "list", "--tag", "nope"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("No image matches"), "{}", stdout(&out));
 }
 
 #[test]

@@ -48,6 +48,7 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         Message::UpgradeAbortReq(_) => (Role::Operator, "abort".into()),
         Message::UpgradeAddImageReq(_) => (Role::Operator, "image add".into()),
         Message::UpgradeDelImageReq(_) => (Role::Operator, "image delete".into()),
+        Message::ImageTagReq(_) => (Role::Operator, "image tag".into()),
         Message::NodeEnrollReq(_) => (Role::Admin, "node key enrollment".into()),
         Message::GoldenShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::GoldenReq(r) => match &r.cmd {

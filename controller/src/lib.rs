@@ -4,6 +4,7 @@
 pub mod address;
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod dist;
 pub mod engine;

@@ -2,10 +2,12 @@
 //! snapshots. Same path as every other route: JSON into the app socket's message, the loop's role
 //! check and journal, the reply mapped to JSON or a problem document.
 
+use super::dto::AckDto;
 use super::problem::Problem;
-use super::routes::{ask, parse_query, Auth};
+use super::routes::{ack_message, ask, parse_json, parse_query, Auth};
 use super::ApiState;
-use axum::extract::{RawQuery, State};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use meshlift_protocol as p;
 use meshlift_protocol::fleet as f;
@@ -136,4 +138,39 @@ pub async fn versions(
         Message::FleetVersions(v) => Ok(Json(VersionsDto::from(&v))),
         _ => Err(Problem::internal("unexpected reply")),
     }
+}
+
+/// Tags to add to and remove from an image.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagBody {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Journaled with who asked.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Tag or untag an image (operator), journaled. `name` may be a selector (`latest`, `earliest:BOARD`).
+#[utoipa::path(post, path = "/api/v1/images/{name}/tags", tag = "images", security(("bearer" = [])),
+    params(("name" = String, Path, description = "image name or selector")), request_body = TagBody,
+    responses((status = 200, body = AckDto), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn tag_image(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<AckDto>, Problem> {
+    let b: TagBody = parse_json(&body)?;
+    let req = f::ImageTagReq {
+        name,
+        add: b.add,
+        remove: b.remove,
+        operator: p::Operator { who: String::new(), reason: b.reason },
+    };
+    Ok(Json(AckDto { message: ack_message(ask(&s, c, Message::ImageTagReq(req)).await?)? }))
 }

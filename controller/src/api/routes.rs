@@ -30,8 +30,8 @@ const JSON_MAX: usize = 1 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshlift controller API", description = "Operator requests of the app socket over HTTP/JSON. Bearer tokens: `meshlift token new`."),
-    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi, super::fleet::versions),
-    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto)),
+    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi, super::fleet::versions, super::fleet::tag_image),
+    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto, super::fleet::TagBody)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -66,6 +66,7 @@ pub fn router(api: ApiState) -> axum::Router {
         .route("/api/v1/golden", get(golden_show).post(golden_change))
         .route("/api/v1/events", get(super::events::events))
         .route("/api/v1/versions", get(super::fleet::versions))
+        .route("/api/v1/images/{name}/tags", post(super::fleet::tag_image))
         .fallback(|| async { Problem::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(api)
 }
@@ -192,12 +193,29 @@ pub async fn whoami(Auth(c): Auth) -> Json<WhoAmI> {
     Json(WhoAmI { name: c.name, role: c.role.as_str().into() })
 }
 
-/// UPGRADE_LIST_IMAGES_REQ: the images the controller stores and seeds.
+/// The images the controller stores and seeds, with their tags, oldest version first; filtered
+/// by `board`, `version` and `tag` (each optional).
 #[utoipa::path(get, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
-    responses((status = 200, body = [ImageDto]), (status = 401, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_images(State(s): State<ApiState>, Auth(c): Auth) -> Result<Json<Vec<ImageDto>>, Problem> {
-    match ask(&s, c, Message::UpgradeListImagesReq(p::UpgradeListImagesReq {})).await? {
-        Message::UpgradeListImagesResp(r) => Ok(Json(r.images.iter().map(ImageDto::from).collect())),
+    params(("board" = Option<String>, Query, description = "only images for this board"),
+        ("version" = Option<String>, Query, description = "only this version"),
+        ("tag" = Option<String>, Query, description = "only images with this tag")),
+    responses((status = 200, body = [ImageDto]), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_images(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Vec<ImageDto>>, Problem> {
+    let q = parse_query(q.as_deref(), &["board", "version", "tag"])?;
+    let req = p::fleet::ImageRecordsReq {
+        board: q.get("board").cloned(),
+        version: q.get("version").cloned(),
+        tag: q.get("tag").cloned(),
+    };
+    match ask(&s, c, Message::ImageRecordsReq(req)).await? {
+        Message::ImageRecords(r) => Ok(Json(
+            r.images.iter().map(|r| ImageDto { tags: r.tags.clone(), ..ImageDto::from(&r.image) }).collect(),
+        )),
         _ => Err(Problem::internal("unexpected reply")),
     }
 }

@@ -62,6 +62,7 @@ pub mod dump;
 pub mod fleet;
 mod persist;
 pub mod readiness;
+mod records;
 pub mod request;
 mod run;
 pub mod verdict;
@@ -149,6 +150,8 @@ pub struct Engine {
     store: Option<Store>,
     fleet: fleet::Fleet,
     images: BTreeMap<String, UpgradeImage>,
+    /// Image name → tags (`image_tags` table).
+    tags: BTreeMap<String, std::collections::BTreeSet<String>>,
     queue: VecDeque<RequestRun>,
     current: Option<RequestRun>,
     batch: Option<Batch>,
@@ -202,6 +205,7 @@ impl Engine {
             store,
             fleet,
             images: BTreeMap::new(),
+            tags: BTreeMap::new(),
             queue: VecDeque::new(),
             current: None,
             batch: None,
@@ -267,7 +271,12 @@ impl Engine {
     pub fn handle_operator(&mut self, msg: Message, now: u64) -> Message {
         let now = self.clock(now);
         let reply = match msg {
-            Message::UpgradeGroupReq(req) => Message::Ack(self.intake(req, now)),
+            Message::UpgradeGroupReq(mut req) => match self.resolve_request_image(&mut req) {
+                Ok(()) => Message::Ack(self.intake(req, now)),
+                Err(why) => Message::Ack(Ack::refused(why)),
+            },
+            Message::ImageRecordsReq(req) => Message::ImageRecords(self.image_records(&req)),
+            Message::ImageTagReq(req) => Message::Ack(self.tag_image(req, now)),
             Message::UpgradeAbortReq(req) => Message::Ack(self.abort(req, now)),
             Message::UpgradeStateReq(_) => Message::UpgradeStateDump(self.state_dump()),
             Message::UpgradeCommitPlanReq(req) => Message::UpgradeCommitPlan(self.commit_plan(&req, now)),
@@ -396,6 +405,7 @@ impl Engine {
             return Err(EngineError::ImageInUse { name: name.to_string(), request_id: r.id.clone() });
         }
         self.images.remove(name);
+        self.tags.remove(name);
         self.command(now, None, &operator, format!("image removed: {name}"));
         self.ops.push(StoreOp::DeleteImage { name: name.to_string() });
         self.flush();

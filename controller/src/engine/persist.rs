@@ -109,6 +109,7 @@ impl Engine {
         for image in store.images()? {
             self.images.insert(image.name.clone(), image);
         }
+        self.tags = store.image_tags()?;
         let mut current: Option<RequestRun> = None;
         let mut queue = Vec::new();
         let mut finished = Vec::new();

@@ -78,8 +78,19 @@ pub fn turn(engine: &mut Engine, golden: &mut Reconciler, now: u64) -> Option<Fl
 
 /// An operator's `meshlift golden …` (role already checked by the shell).
 pub fn command(engine: &mut Engine, golden: &mut Reconciler, req: GoldenReq, now: u64) -> Ack {
-    let GoldenReq { cmd, operator } = req;
+    let GoldenReq { mut cmd, operator } = req;
     let what = format!("{cmd:?}");
+    // `latest`/`earliest` (maybe for the target's board) become the image they select.
+    if let GoldenCmd::SetTarget { board, image } = &mut cmd {
+        match engine.resolve_image(image, board.as_deref()) {
+            Ok(img) => *image = img.name.clone(),
+            Err(e) if crate::catalog::Selector::parse(image).is_some() => {
+                engine.journal_command(&operator, format!("golden: refused {what}: {e}"), now);
+                return Ack::refused(e.to_string());
+            }
+            Err(_) => {}
+        }
+    }
     let images: Vec<ImageFacts> = engine
         .images()
         .map(|i| ImageFacts {
