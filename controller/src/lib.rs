@@ -11,5 +11,6 @@ pub mod engine;
 pub mod golden;
 pub mod metrics;
 pub mod server;
+pub mod snapshot;
 pub mod store;
 pub mod systemd;

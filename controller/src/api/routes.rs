@@ -30,8 +30,8 @@ const JSON_MAX: usize = 1 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshlift controller API", description = "Operator requests of the app socket over HTTP/JSON. Bearer tokens: `meshlift token new`."),
-    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi, super::fleet::versions, super::fleet::tag_image),
-    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto, super::fleet::TagBody)),
+    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi, super::fleet::versions, super::fleet::tag_image, super::fleet::list_snapshots, super::fleet::show_snapshot, super::fleet::create_snapshot, super::fleet::delete_snapshot, super::fleet::restore_snapshot),
+    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto, super::fleet::TagBody, super::fleet::SnapshotDto, super::fleet::SnapshotNodeDto, super::fleet::SnapshotImageDto, super::fleet::CampaignDto, super::fleet::CampaignStepDto, super::fleet::SnapshotBody, super::fleet::RestoreBody, super::fleet::RestoreDto)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -67,6 +67,12 @@ pub fn router(api: ApiState) -> axum::Router {
         .route("/api/v1/events", get(super::events::events))
         .route("/api/v1/versions", get(super::fleet::versions))
         .route("/api/v1/images/{name}/tags", post(super::fleet::tag_image))
+        .route("/api/v1/snapshots", get(super::fleet::list_snapshots).post(super::fleet::create_snapshot))
+        .route(
+            "/api/v1/snapshots/{name}",
+            get(super::fleet::show_snapshot).delete(super::fleet::delete_snapshot),
+        )
+        .route("/api/v1/snapshots/{name}/restore", post(super::fleet::restore_snapshot))
         .fallback(|| async { Problem::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(api)
 }

@@ -65,6 +65,7 @@ pub mod readiness;
 mod records;
 pub mod request;
 mod run;
+mod snapshots;
 pub mod verdict;
 pub mod versions;
 
@@ -152,6 +153,8 @@ pub struct Engine {
     images: BTreeMap<String, UpgradeImage>,
     /// Image name → tags (`image_tags` table).
     tags: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Snapshots by name (`snapshots` table).
+    snapshots: BTreeMap<String, meshlift_protocol::fleet::Snapshot>,
     queue: VecDeque<RequestRun>,
     current: Option<RequestRun>,
     batch: Option<Batch>,
@@ -206,6 +209,7 @@ impl Engine {
             fleet,
             images: BTreeMap::new(),
             tags: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             queue: VecDeque::new(),
             current: None,
             batch: None,
