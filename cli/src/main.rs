@@ -46,6 +46,8 @@ enum Command {
     Golden(remote::golden::GoldenArgs),
     /// Active and standby version of every node, with totals per version and board.
     Versions(remote::versions::VersionsArgs),
+    /// Snapshots of what runs where: create, list, show, delete, restore.
+    Snapshot(remote::snapshot::SnapshotArgs),
 }
 
 #[derive(Subcommand)]
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::Golden(args) => remote::golden::run(args),
         Command::Versions(args) => remote::versions::run(args),
+        Command::Snapshot(args) => remote::snapshot::run(args),
     };
     ExitCode::from(code)
 }

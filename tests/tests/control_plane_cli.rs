@@ -46,7 +46,7 @@ async fn the_cli_drives_a_prepare_and_a_commit() {
     assert!(plan.to_string().contains("relay"), "{plan}");
 
     let commit =
-        json(&cli(&lab, &["upgrade", "network", "commit", "--reason", "e2e commit", "--watch", "--json"]));
+        json(&cli(&lab, &["upgrade", "network", "commit", "--reason", "e2e commit", "--watch", "--json", "--yes"]));
     all_succeeded(&commit, n);
 
     let status = json(&cli(&lab, &["status", "--json"]));
