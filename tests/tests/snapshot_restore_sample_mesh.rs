@@ -5,7 +5,6 @@
 //! the golden reconciler, in planned batches — with no running node ever cut off.
 
 use meshlift_protocol::fleet::{FleetVersions, SnapshotCampaign};
-use meshlift_protocol::*;
 use meshlift_tests::*;
 use std::time::{Duration, Instant};
 
