@@ -786,7 +786,7 @@ impl Shell {
                 Message::GoldenShow(crate::golden::drive::show(engine, &self.golden, now_ms()))
             }
             Message::SnapshotReq(req) => crate::snapshot::command(engine, &mut self.golden, req, now_ms()),
-            Message::SnapshotShowReq(req) => crate::snapshot::show(engine, req.name.as_deref()),
+            Message::SnapshotShowReq(req) => crate::snapshot::show(engine, &self.golden, req.name.as_deref()),
             Message::NodeKeysReq(_) => match &self.keyring {
                 Some(k) => {
                     let (enrolled, missing) = k.node_keys();

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use meshlift_protocol::fleet::{
-    CampaignStep, NodeFilter, Snapshot, SnapshotCampaign, SnapshotCmd, SnapshotImage, SnapshotNode,
-    SnapshotReq, Snapshots,
+    CampaignStep, NodeFilter, RestoreStatus, Snapshot, SnapshotCampaign, SnapshotCmd, SnapshotImage,
+    SnapshotNode, SnapshotReq, Snapshots,
 };
 use meshlift_protocol::{Ack, Message, NodeReason, NodeStatusRow, Operator, UpgradeImage};
 
@@ -258,12 +258,26 @@ pub fn command(engine: &mut Engine, golden: &mut Reconciler, req: SnapshotReq, n
     }
 }
 
-/// `meshlift snapshot list|show`.
-pub fn show(engine: &Engine, name: Option<&str>) -> Message {
+/// `meshlift snapshot list|show`, with the restore in progress.
+pub fn show(engine: &Engine, golden: &Reconciler, name: Option<&str>) -> Message {
+    let restore = golden.restore().map(|r| RestoreStatus {
+        snapshot: r.snapshot.clone(),
+        started_at: r.started_at,
+        who: r.who.clone(),
+        pending: r
+            .targets
+            .keys()
+            .filter(|n| !r.restored.contains(*n) && !r.failed.contains_key(*n))
+            .cloned()
+            .collect(),
+        restored: r.restored.iter().cloned().collect(),
+        failed: r.failed.iter().map(|(n, why)| NodeReason { node: n.clone(), reason: why.clone() }).collect(),
+        request_id: r.in_flight.clone(),
+    });
     match name {
-        None => Message::Snapshots(Snapshots { snapshots: engine.snapshots().cloned().collect() }),
+        None => Message::Snapshots(Snapshots { snapshots: engine.snapshots().cloned().collect(), restore }),
         Some(n) => match engine.snapshots().find(|s| s.name == n) {
-            Some(s) => Message::Snapshots(Snapshots { snapshots: vec![s.clone()] }),
+            Some(s) => Message::Snapshots(Snapshots { snapshots: vec![s.clone()], restore }),
             None => Message::Ack(Ack::refused(SnapshotError::Unknown(n.to_string()).to_string())),
         },
     }

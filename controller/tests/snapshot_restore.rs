@@ -83,6 +83,12 @@ fn snapshot_upgrade_restore_returns_every_node_to_the_snapshot_through_the_recon
     let started =
         ask(&mut sim, &mut golden, SnapshotCmd::Restore { name: "before-v2".into(), dry_run: false });
     assert!(matches!(&started, Message::Ack(a) if a.success), "{started:?}");
+    let Message::Snapshots(listed) = snapshot::show(&sim.engine, &golden, None) else { panic!("snapshots") };
+    let running = listed.restore.expect("the running restore is listed");
+    assert_eq!(
+        (running.snapshot.as_str(), running.pending.len(), running.who.as_str()),
+        ("before-v2", 10, "vera")
+    );
     let again = ask(&mut sim, &mut golden, SnapshotCmd::Restore { name: "before-v2".into(), dry_run: false });
     assert!(
         matches!(&again, Message::Ack(a) if !a.success && a.message.contains("a restore is running already")),
@@ -145,5 +151,5 @@ fn snapshot_upgrade_restore_returns_every_node_to_the_snapshot_through_the_recon
     // Delete; the list is empty afterwards and the record survives nowhere.
     let del = ask(&mut sim, &mut golden, SnapshotCmd::Delete { name: "before-v2".into() });
     assert!(matches!(&del, Message::Ack(a) if a.success), "{del:?}");
-    assert_eq!(snapshot::show(&sim.engine, None), Message::Snapshots(Default::default()));
+    assert_eq!(snapshot::show(&sim.engine, &golden, None), Message::Snapshots(Default::default()));
 }

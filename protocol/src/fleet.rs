@@ -144,6 +144,23 @@ pub struct SnapshotShowReq {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Snapshots {
     pub snapshots: Vec<Snapshot>,
+    /// The restore in progress, if any.
+    pub restore: Option<RestoreStatus>,
+}
+
+/// Where a running restore stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStatus {
+    pub snapshot: String,
+    pub started_at: UnixMillis,
+    pub who: String,
+    /// Nodes still to bring back.
+    pub pending: Vec<String>,
+    pub restored: Vec<String>,
+    /// Nodes that did not get there, with why.
+    pub failed: Vec<crate::messages::NodeReason>,
+    /// The engine request of the step in flight.
+    pub request_id: Option<String>,
 }
 
 /// A point-in-time record of what runs where (FAS: SNAPSHOT).

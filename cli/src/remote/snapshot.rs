@@ -129,7 +129,27 @@ fn dry_run(opts: &ControllerOpts, name: &str) -> u8 {
 fn show(opts: &ControllerOpts, name: Option<String>) -> u8 {
     let whole = name.is_some();
     read(opts, "snapshot", Message::SnapshotShowReq(SnapshotShowReq { name }), |reply| match reply {
-        Message::Snapshots(s) => Some(if opts.json { to_json(&s) } else { show_text(&s.snapshots, whole) }),
+        Message::Snapshots(s) => Some(if opts.json {
+            to_json(&s)
+        } else {
+            let mut t = show_text(&s.snapshots, whole);
+            if let Some(r) = &s.restore {
+                let _ = write!(
+                    t,
+                    "\n\nRestore of {} running (asked by {}): {} pending, {} restored, {} failed{}",
+                    r.snapshot,
+                    r.who,
+                    r.pending.len(),
+                    r.restored.len(),
+                    r.failed.len(),
+                    r.request_id.as_deref().map_or(String::new(), |id| format!("; request {id} in flight"))
+                );
+                for f in &r.failed {
+                    let _ = write!(t, "\n  {}: {}", f.node, f.reason);
+                }
+            }
+            t
+        }),
         _ => None,
     })
 }
