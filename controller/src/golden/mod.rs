@@ -30,7 +30,9 @@
 //!
 //! # Never
 //! - a downgrade: only strictly older nodes are picked, and the engine's own intake refuses a
-//!   downgrade without `allow_downgrade` (which the loop never sets);
+//!   downgrade without `allow_downgrade`, which the loop sets only for a snapshot restore an
+//!   operator asked for ([`restore`]: per-node targets that go before every board's target while
+//!   the restore runs, each request's reason naming the operator);
 //! - a quarantined version: K distinct nodes (default 2) that fell back or failed on a version
 //!   quarantine it fleet-wide; every board targeting it stops until an admin unquarantines it;
 //! - a blacklisted (node, version): a node whose golden upgrade failed is blacklisted for that
