@@ -44,6 +44,10 @@ enum Command {
     Token(token::TokenArgs),
     /// The golden-image loop: targets per board, waves, window, blacklist, quarantines.
     Golden(remote::golden::GoldenArgs),
+    /// Active and standby version of every node, with totals per version and board.
+    Versions(remote::versions::VersionsArgs),
+    /// Snapshots of what runs where: create, list, show, delete, restore.
+    Snapshot(remote::snapshot::SnapshotArgs),
 }
 
 #[derive(Subcommand)]
@@ -56,8 +60,12 @@ enum ImageCommand {
     Add(remote::ImageAddArgs),
     /// Delete an image from the controller's store.
     Del(remote::ImageDelArgs),
-    /// List the controller's images.
+    /// List the controller's images (oldest version first), filtered by board, version, tag.
     List(remote::ImageListArgs),
+    /// Add tags to a stored image.
+    Tag(remote::ImageTagArgs),
+    /// Remove tags from a stored image.
+    Untag(remote::ImageTagArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,11 +79,15 @@ fn main() -> ExitCode {
         Command::Image(ImageCommand::Add(args)) => remote::image_add(args),
         Command::Image(ImageCommand::Del(args)) => remote::image_del(args),
         Command::Image(ImageCommand::List(args)) => remote::image_list(args),
+        Command::Image(ImageCommand::Tag(args)) => remote::image_tag(args, false),
+        Command::Image(ImageCommand::Untag(args)) => remote::image_tag(args, true),
         Command::Upgrade(args) => remote::upgrade(args),
         Command::Status(args) => remote::status(args),
         Command::Node(args) => remote::node(args),
         Command::Token(args) => token::run(args),
         Command::Golden(args) => remote::golden::run(args),
+        Command::Versions(args) => remote::versions::run(args),
+        Command::Snapshot(args) => remote::snapshot::run(args),
     };
     ExitCode::from(code)
 }

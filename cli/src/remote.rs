@@ -23,20 +23,25 @@ macro_rules! emit {
     }};
 }
 
+pub mod confirm;
 mod connection;
 pub mod credentials;
 pub mod golden;
 mod group_req;
+mod previews;
 mod render;
+pub mod snapshot;
+pub mod versions;
 mod watch;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use connection::{CallError, Controller};
 use credentials::KeyFlags;
+use meshlift_protocol::fleet::{ImageRecordsReq, ImageTagReq};
 use meshlift_protocol::transport::CurvePublicKey;
 use meshlift_protocol::{
     ApPolicy, Message, NodeEnrollReq, NodeKeysReq, UpgradeAbortReq, UpgradeAddImageReq, UpgradeDelImageReq,
-    UpgradeListImagesReq, UpgradeStateReq,
+    UpgradeStateReq,
 };
 use serde_json::json;
 use std::path::PathBuf;
@@ -150,7 +155,7 @@ pub enum Action {
     /// Prepare then commit, under one request id.
     Full(FullArgs),
     /// Cancel downloads and scheduled commits on the nodes; immediate, not queued.
-    Reset,
+    Reset(confirm::ConfirmOpts),
 }
 
 #[derive(Args, Debug)]
@@ -175,10 +180,10 @@ pub struct CommitArgs {
     pub batch: BatchOpts,
     #[command(flatten)]
     pub commit: CommitOpts,
-    /// Ask the controller for the commit plan (batches, AP groups, nodes left out and why)
-    /// without committing anything.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// `--dry-run`: the commit plan (batches, AP groups, nodes left out and why), nothing
+    /// committed; `--yes`: commit without asking.
+    #[command(flatten)]
+    pub confirm: confirm::ConfirmOpts,
     #[command(flatten)]
     pub submit: SubmitOpts,
 }
@@ -201,6 +206,8 @@ pub struct FullArgs {
     /// upgrade never changes the golden-image loop's target).
     #[arg(long)]
     pub set_golden: bool,
+    #[command(flatten)]
+    pub confirm: confirm::ConfirmOpts,
     #[command(flatten)]
     pub submit: SubmitOpts,
 }
@@ -347,6 +354,9 @@ pub struct ImageAddArgs {
     /// An .mlimg file (a local file is sent as an absolute path: the controller reads it from the
     /// same file system) or an http(s) URL the controller downloads.
     pub source: String,
+    /// A tag stored with the image (`stable`, `lab`, …); repeat for more.
+    #[arg(long = "tag", short = 't')]
+    pub tags: Vec<String>,
     #[command(flatten)]
     pub opts: ControllerOpts,
 }
@@ -357,12 +367,35 @@ pub struct ImageDelArgs {
     /// Image name (see `meshlift image list`).
     pub name: String,
     #[command(flatten)]
+    pub confirm: confirm::ConfirmOpts,
+    #[command(flatten)]
     pub opts: ControllerOpts,
 }
 
 /// `meshlift image list`
 #[derive(Args, Debug)]
 pub struct ImageListArgs {
+    /// Only images for this board.
+    #[arg(long, short = 'b')]
+    pub board: Option<String>,
+    /// Only this version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Only images with this tag.
+    #[arg(long, short = 't')]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub opts: ControllerOpts,
+}
+
+/// `meshlift image tag|untag NAME TAG…`
+#[derive(Args, Debug)]
+pub struct ImageTagArgs {
+    /// Image name, or `latest` / `earliest[:BOARD]`.
+    pub name: String,
+    /// Tags to add (`tag`) or remove (`untag`).
+    #[arg(required = true)]
+    pub tags: Vec<String>,
     #[command(flatten)]
     pub opts: ControllerOpts,
 }
@@ -515,11 +548,17 @@ pub fn image_add(args: ImageAddArgs) -> u8 {
     let msg = Message::UpgradeAddImageReq(UpgradeAddImageReq {
         image_url,
         operator: group_req::operator(args.opts.reason.clone()),
+        tags: args.tags,
     });
     command(&args.opts, IMAGE_ADD_TIMEOUT, "image add", msg)
 }
 
 pub fn image_del(args: ImageDelArgs) -> u8 {
+    if let confirm::Go::Exit(code) =
+        confirm::guard(&args.opts, &args.confirm, "image del", |ctrl| previews::image_del(ctrl, &args.name))
+    {
+        return code;
+    }
     let msg = Message::UpgradeDelImageReq(UpgradeDelImageReq {
         name: args.name,
         operator: group_req::operator(args.opts.reason.clone()),
@@ -529,12 +568,26 @@ pub fn image_del(args: ImageDelArgs) -> u8 {
 
 pub fn image_list(args: ImageListArgs) -> u8 {
     let opts = args.opts;
-    read(&opts, "image list", Message::UpgradeListImagesReq(UpgradeListImagesReq {}), |reply| match reply {
-        Message::UpgradeListImagesResp(resp) => {
-            Some(if opts.json { to_json(&resp) } else { render::images_table(&resp) })
+    let req = ImageRecordsReq { board: args.board, version: args.version, tag: args.tag };
+    let filtered = req != ImageRecordsReq::default();
+    read(&opts, "image list", Message::ImageRecordsReq(req), |reply| match reply {
+        Message::ImageRecords(resp) => {
+            Some(if opts.json { to_json(&resp) } else { render::images_table(&resp, filtered) })
         }
         _ => None,
     })
+}
+
+/// `image tag` (`untag == false`) and `image untag`.
+pub fn image_tag(args: ImageTagArgs, untag: bool) -> u8 {
+    let (add, remove) = if untag { (Vec::new(), args.tags) } else { (args.tags, Vec::new()) };
+    let msg = Message::ImageTagReq(ImageTagReq {
+        name: args.name,
+        add,
+        remove,
+        operator: group_req::operator(args.opts.reason.clone()),
+    });
+    command(&args.opts, READ_TIMEOUT, if untag { "image untag" } else { "image tag" }, msg)
 }
 
 /// Submit a prepare / commit / full / reset request (or ask for the commit plan).
@@ -547,9 +600,12 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
         }
     };
     if let Action::Commit(c) = &action {
-        if c.dry_run {
+        if c.confirm.dry_run && target.ug_type == meshlift_protocol::UpgradeGroupType::Network {
             return dry_run(opts, &target, c);
         }
+    }
+    if let Some(code) = confirm_action(opts, &target, &action) {
+        return code;
     }
     let (req, submit) = match group_req::build(&target, &action, group_req::operator(opts.reason.clone())) {
         Ok(x) => x,
@@ -597,6 +653,40 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
         emit!("follow it with: meshlift upgrade state --watch -r {request_id}");
     }
     EXIT_OK
+}
+
+/// Dry run first for the actions that reboot or reset nodes (prepare only writes the standby
+/// slot: nothing to confirm). `Some(code)`: stop with it.
+fn confirm_action(opts: &ControllerOpts, target: &group_req::Target, action: &Action) -> Option<u8> {
+    let plan =
+        |c: &CommitOpts, b: &BatchOpts, version: Option<String>| meshlift_protocol::UpgradeCommitPlanReq {
+            limit: b.batch_size,
+            exclude_nodes: Vec::new(),
+            ap_policy: c.ap_policy.into(),
+            max_pops_per_batch: c.max_pops_per_batch,
+            strategy: c.strategy.into(),
+            version,
+        };
+    let go = match action {
+        Action::Prepare(_) => return None,
+        Action::Commit(c) => confirm::guard(opts, &c.confirm, "upgrade commit", |ctrl| {
+            previews::reboot(
+                ctrl,
+                "COMMIT (reboot into the prepared image)",
+                target,
+                plan(&c.commit, &c.batch, c.batch.version.clone()),
+            )
+        }),
+        Action::Full(f) => confirm::guard(opts, &f.confirm, "upgrade full", |ctrl| {
+            let what = format!("FULL_UPGRADE to image {} (prepare, then reboot)", f.image);
+            previews::reboot(ctrl, &what, target, plan(&f.commit, &f.batch, None))
+        }),
+        Action::Reset(c) => confirm::guard(opts, c, "upgrade reset", |ctrl| previews::reset(ctrl, target)),
+    };
+    match go {
+        confirm::Go::Proceed => None,
+        confirm::Go::Exit(code) => Some(code),
+    }
 }
 
 /// The request id in a success ack, when the message is one (a single word).

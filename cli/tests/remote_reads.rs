@@ -33,10 +33,31 @@ fn plan() -> UpgradeCommitPlan {
 
 fn serving() -> FakeController {
     FakeController::start(Box::new(|_, m| match m {
-        Message::UpgradeListImagesReq(_) => {
-            Message::UpgradeListImagesResp(UpgradeListImagesResp { images: vec![image()] })
+        Message::ImageRecordsReq(r) if r.tag.as_deref() == Some("nope") => {
+            Message::ImageRecords(Default::default())
         }
+        Message::ImageRecordsReq(_) => Message::ImageRecords(fleet::ImageRecords {
+            images: vec![fleet::ImageRecord { image: image(), tags: vec!["stable".into()] }],
+        }),
         Message::UpgradeCommitPlanReq(_) => Message::UpgradeCommitPlan(plan()),
+        Message::VersionsReq(r) => {
+            let node = |n: &str| fleet::NodeVersions {
+                name: n.into(),
+                site: "S".into(),
+                board: None,
+                online: true,
+                active: None,
+                standby: None,
+                on_trial: false,
+                last_seen: None,
+            };
+            let nodes = ["a", "b", "c"]
+                .into_iter()
+                .filter(|n| r.filter.nodes.is_empty() || r.filter.nodes.iter().any(|x| x == n))
+                .map(node)
+                .collect();
+            Message::FleetVersions(fleet::FleetVersions { nodes, ..Default::default() })
+        }
         Message::UpgradeStateReq(_) => Message::UpgradeStateDump(UpgradeStateDump {
             finished_reqs: vec![FinishedReq {
                 request_id: "r0".into(),
@@ -53,6 +74,7 @@ fn serving() -> FakeController {
                 mac: "00:00:00:00:00:01".into(),
                 online: true,
                 is_pop: true,
+                board: None,
                 version: Some("1.0".into()),
                 slots: None,
                 upgrade_status: None,
@@ -78,12 +100,16 @@ fn image_list_table_and_json() {
         &"11".repeat(32),
         "magnet:?xt=urn:btih:abcd",
         "http://127.0.0.1:8080",
+        "stable",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
     let out = fake.run(&["image", "list", "--json"]);
-    let back: UpgradeListImagesResp = serde_json::from_str(&stdout(&out)).expect("one JSON object");
-    assert_eq!(back.images, [image()]);
+    let back: fleet::ImageRecords = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(back.images[0].image, image());
+    let out = fake.run(&["image", "list", "--tag", "nope"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("No image matches"), "{}", stdout(&out));
 }
 
 #[test]
@@ -131,12 +157,19 @@ fn dry_run_sends_plan_request_and_prints_the_plan() {
 }
 
 #[test]
-fn dry_run_of_a_node_list_is_refused_as_usage() {
+fn dry_run_of_a_node_list_plans_only_those_nodes_and_sends_no_commit() {
     let fake = serving();
     let out = fake.run(&["upgrade", "nodes", "-n", "a", "commit", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("whole network"));
-    assert!(fake.received().is_empty());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Commit plan:"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("nothing was changed"), "{}", stdout(&out));
+    let got = fake.received();
+    assert!(!got.iter().any(|m| matches!(m, Message::UpgradeGroupReq(_))), "{got:?}");
+    let plan = got.iter().find_map(|m| match m {
+        Message::UpgradeCommitPlanReq(r) => Some(r.clone()),
+        _ => None,
+    });
+    assert_eq!(plan.expect("the plan was asked for").exclude_nodes, ["b", "c"]);
 }
 
 #[test]
@@ -168,7 +201,7 @@ fn image_add_sends_an_absolute_path_and_del_reports_refusal() {
     std::fs::write(&file, b"x").unwrap();
     let out = fake.run(&["image", "add", file.to_str().unwrap(), "--reason", "new release"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = fake.run(&["image", "del", "mesh-9"]);
+    let out = fake.run(&["image", "del", "mesh-9", "--yes"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("image mesh-9 is not in the store"));
     match fake.received().as_slice() {

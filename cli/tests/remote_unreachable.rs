@@ -12,9 +12,12 @@ fn nothing_listening_exits_2_naming_the_endpoint() {
     let curve = keys.args();
     let insecure = vec!["--insecure".to_string()];
     for security in [&curve, &insecure] {
-        for cmd in
-            [&["status"][..], &["upgrade", "state"], &["upgrade", "network", "commit"], &["image", "list"]]
-        {
+        for cmd in [
+            &["status"][..],
+            &["upgrade", "state"],
+            &["upgrade", "network", "commit", "--yes"],
+            &["image", "list"],
+        ] {
             let mut args = cmd.to_vec();
             args.extend(["--controller", &ep, "--reply-timeout", "1"]);
             args.extend(security.iter().map(String::as_str));

@@ -102,6 +102,7 @@ fn nodes_commit_carries_skip_flags_and_prints_json() {
         "--request-id",
         "R1",
         "--json",
+        "--yes",
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let g = only_group_req(&fake);
@@ -127,12 +128,12 @@ fn nodes_commit_carries_skip_flags_and_prints_json() {
 #[test]
 fn commit_and_full_defaults_stop_on_failure_where_terragraph_does() {
     let fake = accepting();
-    assert_eq!(fake.run(&["upgrade", "network", "commit"]).status.code(), Some(0));
+    assert_eq!(fake.run(&["upgrade", "network", "commit", "--yes"]).status.code(), Some(0));
     assert_eq!(
-        fake.run(&["upgrade", "network", "full", "-i", "img", "--skip-pop-failure=true"]).status.code(),
+        fake.run(&["upgrade", "network", "full", "-i", "img", "--skip-pop-failure=true", "-y"]).status.code(),
         Some(0)
     );
-    assert_eq!(fake.run(&["upgrade", "nodes", "-n", "a", "reset"]).status.code(), Some(0));
+    assert_eq!(fake.run(&["upgrade", "nodes", "-n", "a", "reset", "--yes"]).status.code(), Some(0));
     let got = fake.received();
     let [Message::UpgradeGroupReq(commit), Message::UpgradeGroupReq(full), Message::UpgradeGroupReq(reset)] =
         got.as_slice()
@@ -185,4 +186,27 @@ fn bad_usage_exits_2_without_sending_anything() {
         Some(2)
     );
     assert!(fake.received().is_empty());
+}
+
+#[test]
+fn a_destructive_command_without_a_terminal_needs_yes_or_dry_run_and_sends_nothing() {
+    let fake = accepting();
+    for cmd in [
+        &["upgrade", "network", "commit"][..],
+        &["upgrade", "network", "full", "-i", "img"],
+        &["upgrade", "nodes", "-n", "a", "reset"],
+        &["image", "del", "img"],
+        &["golden", "set", "-i", "img"],
+        &["snapshot", "delete", "s1"],
+        &["snapshot", "restore", "s1"],
+    ] {
+        let out = fake.run(cmd);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("stdin is not a terminal") && err.contains("--yes") && err.contains("--dry-run"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert!(fake.received().is_empty(), "nothing was sent: {:?}", fake.received());
 }

@@ -11,6 +11,7 @@
 //! which counts and journals them; a client hammering with an unknown key fills that queue and the
 //! rest are dropped (the ZAP handler logs each at debug level).
 
+use meshlift_protocol::fleet::SnapshotCmd;
 use meshlift_protocol::transport::zap::{Authorizer, ZapRequest};
 use meshlift_protocol::transport::{CurvePublicKey, KeyError};
 use meshlift_protocol::{GoldenCmd, Message};
@@ -30,7 +31,10 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         | Message::UpgradeCommitPlanReq(_)
         | Message::UpgradeListImagesReq(_)
         | Message::NodeStatusReq(_)
-        | Message::NodeKeysReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
+        | Message::NodeKeysReq(_)
+        | Message::VersionsReq(_)
+        | Message::ImageRecordsReq(_)
+        | Message::SnapshotShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::UpgradeGroupReq(req) => {
             if req.ur_req.allow_downgrade {
                 (Role::Admin, "allow_downgrade".into())
@@ -45,6 +49,15 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         Message::UpgradeAbortReq(_) => (Role::Operator, "abort".into()),
         Message::UpgradeAddImageReq(_) => (Role::Operator, "image add".into()),
         Message::UpgradeDelImageReq(_) => (Role::Operator, "image delete".into()),
+        Message::ImageTagReq(_) => (Role::Operator, "image tag".into()),
+        Message::SnapshotReq(r) => match &r.cmd {
+            SnapshotCmd::Create { .. } => (Role::Operator, "snapshot create".into()),
+            SnapshotCmd::Restore { dry_run: true, .. } => {
+                (Role::Viewer, "snapshot restore --dry-run (read only)".into())
+            }
+            SnapshotCmd::Restore { .. } => (Role::Operator, "snapshot restore".into()),
+            SnapshotCmd::Delete { .. } => (Role::Admin, "snapshot delete".into()),
+        },
         Message::NodeEnrollReq(_) => (Role::Admin, "node key enrollment".into()),
         Message::GoldenShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::GoldenReq(r) => match &r.cmd {

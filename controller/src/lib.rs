@@ -4,11 +4,13 @@
 pub mod address;
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod dist;
 pub mod engine;
 pub mod golden;
 pub mod metrics;
 pub mod server;
+pub mod snapshot;
 pub mod store;
 pub mod systemd;

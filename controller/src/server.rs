@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::Context;
 use bytes::Bytes;
+use meshlift_protocol::fleet::ImageTagReq;
 use meshlift_protocol::transport::{
     CurveKeyPair, CurvePublicKey, Incoming, Router, RouterConfig, RouterEvent, ServerSecurity, SocketLimits,
     Undeliverable,
@@ -47,6 +48,8 @@ struct Done {
     request_id: u64,
     result: Result<UpgradeImage, String>,
     operator: Operator,
+    /// Tags to store with an added image (`image add --tag`).
+    tags: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -65,6 +68,7 @@ fn spawn_image_op<F>(
     identity: Bytes,
     request_id: u64,
     operator: Operator,
+    tags: Vec<String>,
     work: F,
 ) where
     F: std::future::Future<Output = Result<UpgradeImage, String>> + Send + 'static,
@@ -72,7 +76,7 @@ fn spawn_image_op<F>(
     let done = done.clone();
     tokio::spawn(async move {
         let result = work.await;
-        let _ = done.send(Done { op, identity, request_id, result, operator }).await;
+        let _ = done.send(Done { op, identity, request_id, result, operator, tags }).await;
     });
 }
 
@@ -240,6 +244,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                     request_id: 0,
                     result: Ok(img),
                     operator,
+                    tags: Vec::new(),
                 };
                 if done.send(done_msg).await.is_err() {
                     break;
@@ -750,17 +755,29 @@ impl Shell {
                 | Message::NodeStatusReq(_)
                 | Message::NodeKeysReq(_)
                 | Message::GoldenShowReq(_)
+                | Message::VersionsReq(_)
+                | Message::ImageRecordsReq(_)
+                | Message::SnapshotShowReq(_)
         );
         if !is_read {
             self.reads.clear();
         }
         let answer = match env.body {
             Message::UpgradeAddImageReq(req) => {
+                if let Err(e) = crate::catalog::retag("", &Default::default(), &req.tags, &[]) {
+                    return reply(Message::Ack(Ack::refused(e.to_string())));
+                }
                 let images = images.clone();
                 let url = req.image_url;
-                spawn_image_op(done, ImageOp::Added, reply_to.clone(), rid, req.operator, async move {
-                    images.add(&url).await.map_err(|e| e.to_string())
-                });
+                spawn_image_op(
+                    done,
+                    ImageOp::Added,
+                    reply_to.clone(),
+                    rid,
+                    req.operator,
+                    req.tags,
+                    async move { images.add(&url).await.map_err(|e| e.to_string()) },
+                );
                 return;
             }
             Message::UpgradeDelImageReq(req) => {
@@ -774,9 +791,15 @@ impl Shell {
                 }
                 let images = images.clone();
                 let name = req.name;
-                spawn_image_op(done, ImageOp::Deleted, reply_to.clone(), rid, req.operator, async move {
-                    images.del(&name).await.map_err(|e| e.to_string())
-                });
+                spawn_image_op(
+                    done,
+                    ImageOp::Deleted,
+                    reply_to.clone(),
+                    rid,
+                    req.operator,
+                    Vec::new(),
+                    async move { images.del(&name).await.map_err(|e| e.to_string()) },
+                );
                 return;
             }
             Message::UpgradeListImagesReq(_) => {
@@ -789,6 +812,8 @@ impl Shell {
             Message::GoldenShowReq(_) => {
                 Message::GoldenShow(crate::golden::drive::show(engine, &self.golden, now_ms()))
             }
+            Message::SnapshotReq(req) => crate::snapshot::command(engine, &mut self.golden, req, now_ms()),
+            Message::SnapshotShowReq(req) => crate::snapshot::show(engine, &self.golden, req.name.as_deref()),
             Message::NodeKeysReq(_) => match &self.keyring {
                 Some(k) => {
                     let (enrolled, missing) = k.node_keys();
@@ -844,7 +869,7 @@ impl Shell {
 }
 
 fn on_done(engine: &mut Engine, router: &Router, done: Done) {
-    let Done { op, identity, request_id, result, operator } = done;
+    let Done { op, identity, request_id, result, operator, tags } = done;
     let ack = match (op, result) {
         (ImageOp::Found, Ok(img)) => {
             if !engine.images().any(|i| i.name == img.name) {
@@ -854,8 +879,14 @@ fn on_done(engine: &mut Engine, router: &Router, done: Done) {
         }
         (ImageOp::Found, Err(_)) => return,
         (ImageOp::Added, Ok(img)) => {
-            let msg = format!("Added and seeding image {} ({})", img.name, img.sha256.short());
-            engine.add_image(img, operator, now_ms());
+            let mut msg = format!("Added and seeding image {} ({})", img.name, img.sha256.short());
+            let name = img.name.clone();
+            engine.add_image(img, operator.clone(), now_ms());
+            if !tags.is_empty() {
+                let req = ImageTagReq { name, add: tags, remove: Vec::new(), operator };
+                let ack = engine.tag_image(req, now_ms());
+                msg = format!("{msg}; {}", ack.message);
+            }
             Ack::ok(msg)
         }
         (ImageOp::Deleted, Ok(img)) => {

@@ -614,6 +614,7 @@ impl Lab {
             .ask(Message::UpgradeAddImageReq(UpgradeAddImageReq {
                 image_url: path.display().to_string(),
                 operator: lab_operator("add the image to roll out"),
+                tags: Vec::new(),
             }))
             .await?
         {

@@ -15,6 +15,7 @@
 
 pub mod api_token;
 pub mod codec;
+pub mod fleet;
 pub mod messages;
 pub mod sha;
 pub mod topology;

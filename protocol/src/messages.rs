@@ -88,6 +88,28 @@ pub enum Message {
     GoldenShowReq(GoldenShowReq),
     /// Reply to [`Message::GoldenShowReq`].
     GoldenShow(GoldenShow),
+
+    // ---- operator → controller: fleet operations (issue 17; appended) ----
+    /// Active and standby version of every node (DMI `GetSoftwareVersion`). Reply:
+    /// [`Message::FleetVersions`].
+    VersionsReq(crate::fleet::VersionsReq),
+    /// Reply to [`Message::VersionsReq`].
+    FleetVersions(crate::fleet::FleetVersions),
+    /// Image records with tags, filtered. Reply: [`Message::ImageRecords`].
+    ImageRecordsReq(crate::fleet::ImageRecordsReq),
+    /// Reply to [`Message::ImageRecordsReq`].
+    ImageRecords(crate::fleet::ImageRecords),
+    /// Tag or untag an image. Reply: [`Ack`].
+    ImageTagReq(crate::fleet::ImageTagReq),
+    /// Create, delete or restore a snapshot. Reply: [`Ack`], or [`Message::SnapshotCampaign`]
+    /// for a restore dry run.
+    SnapshotReq(crate::fleet::SnapshotReq),
+    /// List or show snapshots. Reply: [`Message::Snapshots`].
+    SnapshotShowReq(crate::fleet::SnapshotShowReq),
+    /// Reply to [`Message::SnapshotShowReq`].
+    Snapshots(crate::fleet::Snapshots),
+    /// Reply to a restore dry run.
+    SnapshotCampaign(Box<crate::fleet::SnapshotCampaign>),
 }
 
 impl Message {
@@ -101,6 +123,8 @@ impl Message {
             Message::UpgradeDelImageReq(r) => Some(&mut r.operator),
             Message::NodeEnrollReq(r) => Some(&mut r.operator),
             Message::GoldenReq(r) => Some(&mut r.operator),
+            Message::ImageTagReq(r) => Some(&mut r.operator),
+            Message::SnapshotReq(r) => Some(&mut r.operator),
             _ => None,
         }
     }
@@ -130,6 +154,15 @@ impl Message {
             Message::GoldenReq(_) => "GOLDEN_REQ",
             Message::GoldenShowReq(_) => "GOLDEN_SHOW_REQ",
             Message::GoldenShow(_) => "GOLDEN_SHOW",
+            Message::VersionsReq(_) => "VERSIONS_REQ",
+            Message::FleetVersions(_) => "FLEET_VERSIONS",
+            Message::ImageRecordsReq(_) => "IMAGE_RECORDS_REQ",
+            Message::ImageRecords(_) => "IMAGE_RECORDS",
+            Message::ImageTagReq(_) => "IMAGE_TAG_REQ",
+            Message::SnapshotReq(_) => "SNAPSHOT_REQ",
+            Message::SnapshotShowReq(_) => "SNAPSHOT_SHOW_REQ",
+            Message::Snapshots(_) => "SNAPSHOTS",
+            Message::SnapshotCampaign(_) => "SNAPSHOT_CAMPAIGN",
         }
     }
 }
@@ -662,6 +695,9 @@ pub struct UpgradeAddImageReq {
     /// A path on the controller's file system or an http(s) URL.
     pub image_url: String,
     pub operator: Operator,
+    /// Tags stored with the image once it is added (`image add --tag`).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// UPGRADE_DEL_IMAGE_REQ.
@@ -693,6 +729,9 @@ pub struct NodeStatusRow {
     pub mac: String,
     pub online: bool,
     pub is_pop: bool,
+    /// Hardware board id as last reported, if the node ever reported.
+    #[serde(default)]
+    pub board: Option<String>,
     /// Running version, if the node ever reported.
     pub version: Option<String>,
     pub slots: Option<SlotsReport>,

@@ -73,6 +73,7 @@ fn samples() -> Vec<Message> {
         Message::UpgradeAddImageReq(UpgradeAddImageReq {
             image_url: "/tmp/x.mlimg".into(),
             operator: Operator::default(),
+            tags: vec!["lab".into()],
         }),
         Message::UpgradeDelImageReq(UpgradeDelImageReq { name: "2.0".into(), operator: Operator::default() }),
         Message::UpgradeListImagesReq(UpgradeListImagesReq {}),
@@ -126,6 +127,7 @@ fn samples() -> Vec<Message> {
                 mac: "m".into(),
                 online: true,
                 is_pop: false,
+                board: None,
                 version: Some("1".into()),
                 slots: Some(slots),
                 upgrade_status: None,

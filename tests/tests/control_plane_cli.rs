@@ -45,8 +45,10 @@ async fn the_cli_drives_a_prepare_and_a_commit() {
     let plan = json(&cli(&lab, &["upgrade", "network", "commit", "--dry-run", "--json"]));
     assert!(plan.to_string().contains("relay"), "{plan}");
 
-    let commit =
-        json(&cli(&lab, &["upgrade", "network", "commit", "--reason", "e2e commit", "--watch", "--json"]));
+    let commit = json(&cli(
+        &lab,
+        &["upgrade", "network", "commit", "--reason", "e2e commit", "--watch", "--json", "--yes"],
+    ));
     all_succeeded(&commit, n);
 
     let status = json(&cli(&lab, &["status", "--json"]));

@@ -27,13 +27,14 @@ async fn golden_commands_need_their_role_and_are_journaled_with_who_and_why() {
     // The operator pauses the loop first (it is off anyway), then sets a target and a window.
     let out = otto(&["golden", "pause", "--reason", "set up first"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = otto(&["golden", "set", "--board", SIM_BOARD, "--image", &image, "--reason", "Q4 release"]);
+    let out =
+        otto(&["golden", "set", "--board", SIM_BOARD, "--image", &image, "--reason", "Q4 release", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = otto(&["golden", "window", "mon-fri 22:00-02:00 Europe/Berlin", "--reason", "nights only"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = otto(&["golden", "window", "mon-fri 25:00-02:00 Europe/Berlin"]);
     assert!(!out.status.success(), "a window nobody can read is refused");
-    let out = otto(&["golden", "set", "--board", SIM_BOARD, "--image", "9.9.9"]);
+    let out = otto(&["golden", "set", "--board", SIM_BOARD, "--image", "9.9.9", "--yes"]);
     assert!(!out.status.success(), "an image that is not in the store is refused");
     let out = otto(&[
         "golden",
@@ -91,7 +92,9 @@ async fn golden_commands_need_their_role_and_are_journaled_with_who_and_why() {
         let v: serde_json::Value = serde_json::from_str(&stdout(o)).expect("JSON");
         v["boards"].as_array().expect("boards").len()
     };
-    let out = otto(&["upgrade", "nodes", "-n", "leaf1", "full", "--image", &image, "--reason", "one node"]);
+    let out = otto(&[
+        "upgrade", "nodes", "-n", "leaf1", "full", "--image", &image, "--reason", "one node", "--yes",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(boards(&vera(&["golden", "show", "--json"])), 0, "a plain upgrade set no target");
     let out = otto(&[
@@ -105,6 +108,7 @@ async fn golden_commands_need_their_role_and_are_journaled_with_who_and_why() {
         "--set-golden",
         "--reason",
         "and keep it",
+        "--yes",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let show: serde_json::Value =

@@ -47,7 +47,7 @@ async fn unknown_keys_and_missing_roles_are_refused_and_journaled() {
     let out = lab
         .cli_as("vera")
         .expect("vera")
-        .args(["upgrade", "network", "commit", "--reason", "vera tries"])
+        .args(["upgrade", "network", "commit", "--reason", "vera tries", "--yes"])
         .output()
         .expect("runs");
     assert!(!out.status.success());

@@ -24,11 +24,15 @@ pub enum GoldenCommand {
     /// Per board: target, nodes behind, current wave, next window, blacklist, quarantines.
     Show,
     /// Make an image (a name in `meshlift image list`) the golden target of a board.
+    /// `--image` may be `latest` / `earliest` (for `--board`, resolved by the controller).
+    /// Asks first (`--yes`, `--dry-run`): an enabled loop starts upgrading to it.
     Set {
         #[arg(long, short = 'b')]
         board: Option<String>,
         #[arg(long, short = 'i')]
         image: String,
+        #[command(flatten)]
+        confirm: super::confirm::ConfirmOpts,
     },
     /// The board has no golden target any more.
     Unset {
@@ -90,7 +94,17 @@ pub fn run(args: GoldenArgs) -> u8 {
     let cmd = match args.command {
         GoldenCommand::Show => return show(&opts, false),
         GoldenCommand::Blacklist(BlacklistCommand::List) => return show(&opts, true),
-        GoldenCommand::Set { board, image } => GoldenCmd::SetTarget { board, image },
+        GoldenCommand::Set { board, image, confirm } => {
+            let preview = |ctrl: &super::connection::Controller| {
+                super::previews::golden_set(ctrl, board.as_deref(), &image)
+            };
+            if let super::confirm::Go::Exit(code) =
+                super::confirm::guard(&opts, &confirm, "golden set", preview)
+            {
+                return code;
+            }
+            GoldenCmd::SetTarget { board, image }
+        }
         GoldenCommand::Unset { board } => GoldenCmd::UnsetTarget { board },
         GoldenCommand::Enable => GoldenCmd::Enable,
         GoldenCommand::Disable => GoldenCmd::Disable,

@@ -131,7 +131,7 @@ pub fn build(
             apply_commit_group(&mut g, &f.commit);
             (g, Some(f.submit.clone()))
         }
-        Action::Reset => {
+        Action::Reset(_) => {
             let ur = UpgradeReq::new(UpgradeReqType::ResetStatus, default_request_id(SystemTime::now()));
             (UpgradeGroupReq::new(target.ug_type, ur, 0), None)
         }

@@ -5,7 +5,7 @@
 
 use meshlift_protocol::{
     BatchNodeView, NodeKeysResp, NodeOutcome, NodeStatusDump, PlanStrategy, RequestView, SlotReport,
-    UnixMillis, UpgradeCommitPlan, UpgradeGroupType, UpgradeListImagesResp, UpgradeReqType, UpgradeStateDump,
+    UnixMillis, UpgradeCommitPlan, UpgradeGroupType, UpgradeReqType, UpgradeStateDump,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -255,17 +255,19 @@ pub fn status_table(d: &NodeStatusDump, now: UnixMillis) -> String {
     t.render()
 }
 
-/// `meshlift image list`
-pub fn images_table(r: &UpgradeListImagesResp) -> String {
+/// `meshlift image list`: oldest version first, with tags.
+pub fn images_table(r: &meshlift_protocol::fleet::ImageRecords, filtered: bool) -> String {
     if r.images.is_empty() {
-        return "No images.".into();
+        return if filtered { "No image matches.".into() } else { "No images.".into() };
     }
-    let mut t = Table::new(&["NAME", "VERSION", "BOARDS", "SIZE", "SHA256", "MAGNET", "HTTP"]);
-    for i in &r.images {
+    let mut t = Table::new(&["NAME", "VERSION", "BOARDS", "TAGS", "SIZE", "SHA256", "MAGNET", "HTTP"]);
+    for rec in &r.images {
+        let i = &rec.image;
         t.row(vec![
             i.name.clone(),
             i.version.clone(),
             i.hardware_board_ids.join(","),
+            if rec.tags.is_empty() { "-".into() } else { rec.tags.join(",") },
             i.size.to_string(),
             i.sha256.to_hex(),
             i.magnet_uri.clone(),
@@ -405,6 +407,7 @@ mod tests {
                 mac: "00:00:00:00:00:01".into(),
                 online: true,
                 is_pop: false,
+                board: None,
                 version: Some("1.0".into()),
                 slots: Some(SlotsReport {
                     active: SlotId::A,

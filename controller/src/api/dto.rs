@@ -298,6 +298,8 @@ pub struct ImageDto {
     pub magnet_uri: String,
     pub http_uri: String,
     pub hardware_board_ids: Vec<String>,
+    /// Tags stored with the image.
+    pub tags: Vec<String>,
 }
 
 impl From<&p::UpgradeImage> for ImageDto {
@@ -310,6 +312,7 @@ impl From<&p::UpgradeImage> for ImageDto {
             magnet_uri: i.magnet_uri.clone(),
             http_uri: i.http_uri.clone(),
             hardware_board_ids: i.hardware_board_ids.clone(),
+            tags: Vec::new(),
         }
     }
 }

@@ -74,17 +74,26 @@ impl Shell {
                 | Message::UpgradeListImagesReq(_)
                 | Message::NodeStatusReq(_)
                 | Message::GoldenShowReq(_)
+                | Message::VersionsReq(_)
+                | Message::ImageRecordsReq(_)
+                | Message::SnapshotShowReq(_)
         );
         if !is_read {
             self.reads.clear();
         }
         let answer = match body {
             Message::UpgradeAddImageReq(req) => {
+                if let Err(e) = crate::catalog::retag("", &Default::default(), &req.tags, &[]) {
+                    let _ =
+                        reply.send(ApiReply::Message(Box::new(Message::Ack(Ack::refused(e.to_string())))));
+                    return;
+                }
                 let images = images.clone();
                 let tx = self.api.calls_tx.clone();
                 tokio::spawn(async move {
                     let result = images.add(&req.image_url).await.map_err(|e| e.to_string());
-                    let done = ImageDone { added: true, result, operator: req.operator, reply };
+                    let done =
+                        ImageDone { added: true, result, operator: req.operator, tags: req.tags, reply };
                     let _ = tx.send(LoopMsg::ImageDone(done)).await;
                 });
                 return;
@@ -104,7 +113,8 @@ impl Shell {
                 let tx = self.api.calls_tx.clone();
                 tokio::spawn(async move {
                     let result = images.del(&req.name).await.map_err(|e| e.to_string());
-                    let done = ImageDone { added: false, result, operator: req.operator, reply };
+                    let done =
+                        ImageDone { added: false, result, operator: req.operator, tags: Vec::new(), reply };
                     let _ = tx.send(LoopMsg::ImageDone(done)).await;
                 });
                 return;
@@ -118,6 +128,8 @@ impl Shell {
             Message::GoldenShowReq(_) => {
                 Message::GoldenShow(crate::golden::drive::show(engine, &self.golden, now_ms()))
             }
+            Message::SnapshotReq(req) => crate::snapshot::command(engine, &mut self.golden, req, now_ms()),
+            Message::SnapshotShowReq(req) => crate::snapshot::show(engine, &self.golden, req.name.as_deref()),
             Message::UpgradeStateReq(_) => self.reads.state(engine),
             Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),
             other => engine.handle_operator(other, now_ms()),
@@ -178,10 +190,19 @@ fn publish_nodes(api: &mut LoopSide, engine: &Engine) {
 }
 
 fn on_api_image_done(engine: &mut Engine, done: ImageDone) {
-    let ImageDone { added, result, operator, reply } = done;
+    let ImageDone { added, result, operator, tags, reply } = done;
     let answer = match (added, result) {
         (true, Ok(img)) => {
-            engine.add_image(img.clone(), operator, now_ms());
+            engine.add_image(img.clone(), operator.clone(), now_ms());
+            if !tags.is_empty() {
+                let req = meshlift_protocol::fleet::ImageTagReq {
+                    name: img.name.clone(),
+                    add: tags,
+                    remove: Vec::new(),
+                    operator,
+                };
+                engine.tag_image(req, now_ms());
+            }
             ApiReply::Image(Box::new(img))
         }
         (false, Ok(img)) => {

@@ -26,6 +26,7 @@
 pub mod dashboard;
 pub mod dto;
 pub mod events;
+pub mod fleet;
 pub mod problem;
 pub mod routes;
 pub mod tls;
@@ -122,6 +123,8 @@ pub struct ImageDone {
     pub added: bool,
     pub result: Result<UpgradeImage, String>,
     pub operator: Operator,
+    /// Tags to store with an added image.
+    pub tags: Vec<String>,
     pub reply: oneshot::Sender<ApiReply>,
 }
 

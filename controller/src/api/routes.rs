@@ -30,8 +30,8 @@ const JSON_MAX: usize = 1 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshlift controller API", description = "Operator requests of the app socket over HTTP/JSON. Bearer tokens: `meshlift token new`."),
-    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi),
-    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto)),
+    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi, super::fleet::versions, super::fleet::tag_image, super::fleet::list_snapshots, super::fleet::show_snapshot, super::fleet::create_snapshot, super::fleet::delete_snapshot, super::fleet::restore_snapshot),
+    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto, super::fleet::TagBody, super::fleet::SnapshotDto, super::fleet::SnapshotNodeDto, super::fleet::SnapshotImageDto, super::fleet::CampaignDto, super::fleet::CampaignStepDto, super::fleet::SnapshotBody, super::fleet::RestoreBody, super::fleet::RestoreDto)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -65,6 +65,14 @@ pub fn router(api: ApiState) -> axum::Router {
         .route("/api/v1/map", get(map))
         .route("/api/v1/golden", get(golden_show).post(golden_change))
         .route("/api/v1/events", get(super::events::events))
+        .route("/api/v1/versions", get(super::fleet::versions))
+        .route("/api/v1/images/{name}/tags", post(super::fleet::tag_image))
+        .route("/api/v1/snapshots", get(super::fleet::list_snapshots).post(super::fleet::create_snapshot))
+        .route(
+            "/api/v1/snapshots/{name}",
+            get(super::fleet::show_snapshot).delete(super::fleet::delete_snapshot),
+        )
+        .route("/api/v1/snapshots/{name}/restore", post(super::fleet::restore_snapshot))
         .fallback(|| async { Problem::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(api)
 }
@@ -87,7 +95,7 @@ impl FromRequestParts<ApiState> for Auth {
 }
 
 /// A JSON body into `T`, or a 400 naming the field (`serde_path_to_error` gives its path).
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     if body.len() > JSON_MAX {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,7 +120,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem
 }
 
 /// Query parameters as a map, refusing any key not in `known` (a typo is named, not ignored).
-fn parse_query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String>, Problem> {
+pub(super) fn parse_query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String>, Problem> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         if !known.contains(&k.as_ref()) {
@@ -143,7 +151,7 @@ fn ack(reply: ApiReply) -> Result<String, Problem> {
     }
 }
 
-fn ack_message(m: Message) -> Result<String, Problem> {
+pub(super) fn ack_message(m: Message) -> Result<String, Problem> {
     match m {
         Message::Ack(a) if a.success => Ok(a.message),
         Message::Ack(a) => Err(Problem::refused(a.message)),
@@ -164,7 +172,11 @@ fn unexpected<T>(reply: ApiReply) -> Result<T, Problem> {
 
 /// Ask the loop with an operator message; its answer message (a refusal or a role refusal as
 /// the matching problem).
-async fn ask(s: &ApiState, caller: super::tokens::Caller, msg: Message) -> Result<Message, Problem> {
+pub(super) async fn ask(
+    s: &ApiState,
+    caller: super::tokens::Caller,
+    msg: Message,
+) -> Result<Message, Problem> {
     match s.call(caller, ApiOp::Message(Box::new(msg)), CALL_WAIT).await? {
         ApiReply::Message(m) => match *m {
             Message::Ack(a) if !a.success => Err(Problem::refused(a.message)),
@@ -187,12 +199,29 @@ pub async fn whoami(Auth(c): Auth) -> Json<WhoAmI> {
     Json(WhoAmI { name: c.name, role: c.role.as_str().into() })
 }
 
-/// UPGRADE_LIST_IMAGES_REQ: the images the controller stores and seeds.
+/// The images the controller stores and seeds, with their tags, oldest version first; filtered
+/// by `board`, `version` and `tag` (each optional).
 #[utoipa::path(get, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
-    responses((status = 200, body = [ImageDto]), (status = 401, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_images(State(s): State<ApiState>, Auth(c): Auth) -> Result<Json<Vec<ImageDto>>, Problem> {
-    match ask(&s, c, Message::UpgradeListImagesReq(p::UpgradeListImagesReq {})).await? {
-        Message::UpgradeListImagesResp(r) => Ok(Json(r.images.iter().map(ImageDto::from).collect())),
+    params(("board" = Option<String>, Query, description = "only images for this board"),
+        ("version" = Option<String>, Query, description = "only this version"),
+        ("tag" = Option<String>, Query, description = "only images with this tag")),
+    responses((status = 200, body = [ImageDto]), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_images(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Vec<ImageDto>>, Problem> {
+    let q = parse_query(q.as_deref(), &["board", "version", "tag"])?;
+    let req = p::fleet::ImageRecordsReq {
+        board: q.get("board").cloned(),
+        version: q.get("version").cloned(),
+        tag: q.get("tag").cloned(),
+    };
+    match ask(&s, c, Message::ImageRecordsReq(req)).await? {
+        Message::ImageRecords(r) => Ok(Json(
+            r.images.iter().map(|r| ImageDto { tags: r.tags.clone(), ..ImageDto::from(&r.image) }).collect(),
+        )),
         _ => Err(Problem::internal("unexpected reply")),
     }
 }
@@ -201,7 +230,8 @@ pub async fn list_images(State(s): State<ApiState>, Auth(c): Auth) -> Result<Jso
 /// (at most `[http] max_upload_bytes`), then added through the image store's normal path
 /// (signature, manifest, hash, torrent). Answers once the image is verified and seeding.
 #[utoipa::path(post, path = "/api/v1/images", tag = "images", security(("bearer" = [])),
-    params(("reason" = Option<String>, Query, description = "journaled with who asked")),
+    params(("reason" = Option<String>, Query, description = "journaled with who asked"),
+        ("tag" = Option<String>, Query, description = "tags stored with the image, comma separated")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the .mlimg file"),
     responses((status = 201, body = ImageDto), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -213,7 +243,7 @@ pub async fn upload_image(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> Result<(StatusCode, Json<ImageDto>), Problem> {
-    let q = parse_query(q.as_deref(), &["reason"])?;
+    let q = parse_query(q.as_deref(), &["reason", "tag"])?;
     // Checked again in the loop; here so that a viewer's upload is never stored. The body is
     // still read (and dropped, up to the upload bound): a client that is still sending when
     // the connection closes sees a broken pipe instead of the 403.
@@ -259,6 +289,7 @@ pub async fn upload_image(
     let req = p::UpgradeAddImageReq {
         image_url: part.0.display().to_string(),
         operator: p::Operator { who: String::new(), reason: q.get("reason").cloned() },
+        tags: q.get("tag").map_or_else(Vec::new, |t| t.split(',').map(|s| s.trim().to_string()).collect()),
     };
     match s.call(c, ApiOp::Message(Box::new(Message::UpgradeAddImageReq(req))), IMAGE_WAIT).await? {
         ApiReply::Image(img) => Ok((StatusCode::CREATED, Json(ImageDto::from(img.as_ref())))),

@@ -92,6 +92,7 @@ impl Engine {
                         mac: n.mac_addr.clone(),
                         online: self.fleet.online(&n.name, now),
                         is_pop: n.pop_node,
+                        board: seen.map(|s| s.report.hardware_board_id.clone()),
                         version: seen.map(|s| s.report.version.clone()),
                         slots: seen.map(|s| s.report.slots.clone()),
                         upgrade_status: seen.map(|s| s.report.upgrade_status.clone()),

@@ -62,9 +62,12 @@ pub mod dump;
 pub mod fleet;
 mod persist;
 pub mod readiness;
+mod records;
 pub mod request;
 mod run;
+mod snapshots;
 pub mod verdict;
+pub mod versions;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -148,6 +151,10 @@ pub struct Engine {
     store: Option<Store>,
     fleet: fleet::Fleet,
     images: BTreeMap<String, UpgradeImage>,
+    /// Image name → tags (`image_tags` table).
+    tags: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Snapshots by name (`snapshots` table).
+    snapshots: BTreeMap<String, meshlift_protocol::fleet::Snapshot>,
     queue: VecDeque<RequestRun>,
     current: Option<RequestRun>,
     batch: Option<Batch>,
@@ -201,6 +208,8 @@ impl Engine {
             store,
             fleet,
             images: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             queue: VecDeque::new(),
             current: None,
             batch: None,
@@ -266,7 +275,12 @@ impl Engine {
     pub fn handle_operator(&mut self, msg: Message, now: u64) -> Message {
         let now = self.clock(now);
         let reply = match msg {
-            Message::UpgradeGroupReq(req) => Message::Ack(self.intake(req, now)),
+            Message::UpgradeGroupReq(mut req) => match self.resolve_request_image(&mut req) {
+                Ok(()) => Message::Ack(self.intake(req, now)),
+                Err(why) => Message::Ack(Ack::refused(why)),
+            },
+            Message::ImageRecordsReq(req) => Message::ImageRecords(self.image_records(&req)),
+            Message::ImageTagReq(req) => Message::Ack(self.tag_image(req, now)),
             Message::UpgradeAbortReq(req) => Message::Ack(self.abort(req, now)),
             Message::UpgradeStateReq(_) => Message::UpgradeStateDump(self.state_dump()),
             Message::UpgradeCommitPlanReq(req) => Message::UpgradeCommitPlan(self.commit_plan(&req, now)),
@@ -274,6 +288,7 @@ impl Engine {
                 images: self.images.values().cloned().collect(),
             }),
             Message::NodeStatusReq(_) => Message::NodeStatusDump(self.node_status(now)),
+            Message::VersionsReq(req) => Message::FleetVersions(self.fleet_versions(&req.filter, now)),
             Message::UpgradeAddImageReq(_) | Message::UpgradeDelImageReq(_) => Message::Ack(Ack::refused(
                 "image add/delete is carried out by the controller's image store, not the upgrade engine",
             )),
@@ -394,6 +409,7 @@ impl Engine {
             return Err(EngineError::ImageInUse { name: name.to_string(), request_id: r.id.clone() });
         }
         self.images.remove(name);
+        self.tags.remove(name);
         self.command(now, None, &operator, format!("image removed: {name}"));
         self.ops.push(StoreOp::DeleteImage { name: name.to_string() });
         self.flush();

@@ -109,6 +109,11 @@ impl Engine {
         for image in store.images()? {
             self.images.insert(image.name.clone(), image);
         }
+        self.tags = store.image_tags()?;
+        for (name, body) in store.snapshots()? {
+            let snap: meshlift_protocol::fleet::Snapshot = from_json(&format!("snapshots({name})"), &body)?;
+            self.snapshots.insert(name, snap);
+        }
         let mut current: Option<RequestRun> = None;
         let mut queue = Vec::new();
         let mut finished = Vec::new();

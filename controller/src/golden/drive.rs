@@ -47,13 +47,15 @@ pub fn turn(engine: &mut Engine, golden: &mut Reconciler, now: u64) -> Option<Fl
         .state()
         .in_flight
         .keys()
+        .map(String::as_str)
+        .chain(golden.restore_in_flight())
         .filter(|id| {
-            engine.finished_requests().any(|f| &f.request_id == *id)
+            engine.finished_requests().any(|f| f.request_id == *id)
                 // Ours, and the engine has nothing running or queued: it finished (while the
                 // controller was down, or beyond the finished requests kept in memory).
-                || (engine.is_idle() && engine.current_request_id() != Some(id.as_str()))
+                || (engine.is_idle() && engine.current_request_id() != Some(*id))
         })
-        .cloned()
+        .map(str::to_string)
         .collect();
     for id in finished {
         let outcomes = match engine.finished_outcomes(&id) {
@@ -64,11 +66,12 @@ pub fn turn(engine: &mut Engine, golden: &mut Reconciler, now: u64) -> Option<Fl
         apply(engine, golden, actions, now);
     }
     let s = golden.state();
-    let fleet = if s.targets.is_empty() && s.rollouts.is_empty() && s.blacklist.is_empty() {
-        None
-    } else {
-        Some(engine.golden_fleet(now))
-    };
+    let fleet =
+        if s.targets.is_empty() && s.rollouts.is_empty() && s.blacklist.is_empty() && s.restore.is_none() {
+            None
+        } else {
+            Some(engine.golden_fleet(now))
+        };
     let view = fleet.unwrap_or_default();
     let actions = golden.handle_tick(&view, engine.is_idle(), now);
     apply(engine, golden, actions, now);
@@ -78,8 +81,19 @@ pub fn turn(engine: &mut Engine, golden: &mut Reconciler, now: u64) -> Option<Fl
 
 /// An operator's `meshlift golden …` (role already checked by the shell).
 pub fn command(engine: &mut Engine, golden: &mut Reconciler, req: GoldenReq, now: u64) -> Ack {
-    let GoldenReq { cmd, operator } = req;
+    let GoldenReq { mut cmd, operator } = req;
     let what = format!("{cmd:?}");
+    // `latest`/`earliest` (maybe for the target's board) become the image they select.
+    if let GoldenCmd::SetTarget { board, image } = &mut cmd {
+        match engine.resolve_image(image, board.as_deref()) {
+            Ok(img) => *image = img.name.clone(),
+            Err(e) if crate::catalog::Selector::parse(image).is_some() => {
+                engine.journal_command(&operator, format!("golden: refused {what}: {e}"), now);
+                return Ack::refused(e.to_string());
+            }
+            Err(_) => {}
+        }
+    }
     let images: Vec<ImageFacts> = engine
         .images()
         .map(|i| ImageFacts {
@@ -150,6 +164,12 @@ pub fn update_metrics(m: &Metrics, golden: &Reconciler, fleet: &FleetView, now: 
         g.quarantined.with_label_values(&[q.version.as_str()]).set(1);
     }
     g.last_run.set(view.last_run_at.map_or(0.0, |t| t as f64 / 1000.0));
+}
+
+/// Carry out the loop's actions (submit through the engine, stop, journal), then persist its state.
+pub fn apply_actions(engine: &mut Engine, golden: &mut Reconciler, actions: Vec<GoldenAction>, now: u64) {
+    apply(engine, golden, actions, now);
+    persist(engine, golden, now);
 }
 
 fn apply(engine: &mut Engine, golden: &mut Reconciler, actions: Vec<GoldenAction>, now: u64) {

@@ -30,7 +30,9 @@
 //!
 //! # Never
 //! - a downgrade: only strictly older nodes are picked, and the engine's own intake refuses a
-//!   downgrade without `allow_downgrade` (which the loop never sets);
+//!   downgrade without `allow_downgrade`, which the loop sets only for a snapshot restore an
+//!   operator asked for ([`restore`]: per-node targets that go before every board's target while
+//!   the restore runs, each request's reason naming the operator);
 //! - a quarantined version: K distinct nodes (default 2) that fell back or failed on a version
 //!   quarantine it fleet-wide; every board targeting it stops until an admin unquarantines it;
 //! - a blacklisted (node, version): a node whose golden upgrade failed is blacklisted for that
@@ -58,6 +60,7 @@
 pub mod canary;
 pub mod config;
 pub mod drive;
+pub mod restore;
 pub mod version;
 pub mod window;
 
@@ -71,6 +74,7 @@ use meshlift_protocol::{
 use serde::{Deserialize, Serialize};
 
 pub use config::{GoldenConfig, GoldenConfigError};
+pub use restore::{NodeTarget, Restore};
 pub use version::{BadGoldenVersion, GoldenVersion};
 pub use window::{BadWindow, Window};
 
@@ -212,6 +216,9 @@ pub struct GoldenState {
     /// When the loop last started a wave.
     pub last_run_at: Option<u64>,
     pub seq: u64,
+    /// A snapshot restore in progress: its per-node targets go before every golden target.
+    #[serde(default)]
+    pub restore: Option<Restore>,
 }
 
 /// One node as the loop sees it (from the engine's last report of it).
@@ -366,6 +373,9 @@ impl Reconciler {
         self.expire_blacklist(now, &mut out);
         self.bake(fleet, now, &mut out);
         self.stop_outside_window(now, &mut out);
+        if self.restore_tick(fleet, engine_idle, now, &mut out) {
+            return out;
+        }
         let s = &self.state.settings;
         if !s.enabled || s.paused {
             return out;
@@ -396,6 +406,9 @@ impl Reconciler {
     ) -> Vec<GoldenAction> {
         let now = self.clock(now);
         let mut out = Vec::new();
+        if self.restore_finished(request_id, outcomes, &mut out) {
+            return out;
+        }
         let Some(board) = self.state.in_flight.remove(request_id) else { return out };
         self.state.stopping.remove(request_id);
         self.dirty = true;
@@ -478,6 +491,10 @@ impl Reconciler {
     /// where it was) and the next check tries again.
     pub fn handle_submit_refused(&mut self, request_id: &str, reason: &str, now: u64) -> Vec<GoldenAction> {
         let now = self.clock(now);
+        let mut out = Vec::new();
+        if self.restore_refused(request_id, reason, &mut out) {
+            return out;
+        }
         let Some(board) = self.state.in_flight.remove(request_id) else { return Vec::new() };
         self.dirty = true;
         if let Some(r) = self.state.rollouts.get_mut(&board) {
@@ -952,7 +969,7 @@ impl Reconciler {
 }
 
 /// A node in the middle of an upgrade the loop did not start (an operator's): left alone.
-fn busy(status: Option<UpgradeStatusType>) -> bool {
+pub(crate) fn busy(status: Option<UpgradeStatusType>) -> bool {
     matches!(
         status,
         Some(
@@ -965,7 +982,7 @@ fn busy(status: Option<UpgradeStatusType>) -> bool {
     )
 }
 
-fn journal_loop(message: String) -> GoldenAction {
+pub(crate) fn journal_loop(message: String) -> GoldenAction {
     GoldenAction::Journal {
         operator: Operator { who: LOOP_WHO.into(), reason: None },
         message: format!("golden: {message}"),

@@ -98,6 +98,20 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
+    // v4: image tags (`image add --tag`, `image tag`), one row per (image, tag), so a filter by
+    // tag is one indexed lookup and a tag change never rewrites the image record.
+    "CREATE TABLE image_tags (
+        name TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (name, tag)
+    );
+    CREATE INDEX image_tags_tag ON image_tags(tag);",
+    // v5: snapshots of what runs where (`meshlift snapshot create`): the record as JSON.
+    "CREATE TABLE snapshots (
+        name TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );",
 ];
 
 /// Why the store failed. Every variant is a disk or database problem, never the operator's.
@@ -198,6 +212,20 @@ pub enum StoreOp {
         name: String,
     },
     Journal(JournalEntry),
+    /// Replace the tags of an image.
+    PutImageTags {
+        name: String,
+        tags: Vec<String>,
+    },
+    /// Insert a snapshot (`body`: JSON of `meshlift_protocol::fleet::Snapshot`).
+    PutSnapshot {
+        name: String,
+        at: u64,
+        body: String,
+    },
+    DeleteSnapshot {
+        name: String,
+    },
     /// The golden-image loop's whole state (JSON of `golden::GoldenState`).
     PutGolden {
         at: u64,
@@ -423,12 +451,34 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Number of journal lines.
+    /// Tags of every image: name → tags.
+    pub fn image_tags(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT name, tag FROM image_tags ORDER BY name, tag")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for row in rows {
+            let (name, tag) = row?;
+            out.entry(name).or_default().insert(tag);
+        }
+        Ok(out)
+    }
+
+    /// Every snapshot (JSON bodies), oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT name, body FROM snapshots ORDER BY created_at, name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The golden-image loop's state as last written (JSON), if any.
     pub fn golden(&self) -> Result<Option<String>, StoreError> {
         Ok(self.conn.query_row("SELECT body FROM golden WHERE id = 1", [], |r| r.get(0)).optional()?)
     }
 
+    /// Number of journal lines.
     pub fn journal_len(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get::<_, i64>(0))? as u64)
     }
@@ -519,6 +569,22 @@ impl StoreTxn<'_> {
             }
             StoreOp::DeleteImage { name } => {
                 tx.prepare_cached("DELETE FROM images WHERE name = ?1")?.execute([name])?;
+                // An image added again later starts without the old one's tags.
+                tx.prepare_cached("DELETE FROM image_tags WHERE name = ?1")?.execute([name])?;
+            }
+            StoreOp::PutImageTags { name, tags } => {
+                tx.prepare_cached("DELETE FROM image_tags WHERE name = ?1")?.execute([name])?;
+                let mut ins = tx.prepare_cached("INSERT INTO image_tags (name, tag) VALUES (?1, ?2)")?;
+                for t in tags {
+                    ins.execute(params![name, t])?;
+                }
+            }
+            StoreOp::PutSnapshot { name, at, body } => {
+                tx.prepare_cached("INSERT INTO snapshots (name, created_at, body) VALUES (?1, ?2, ?3)")?
+                    .execute(params![name, *at as i64, body])?;
+            }
+            StoreOp::DeleteSnapshot { name } => {
+                tx.prepare_cached("DELETE FROM snapshots WHERE name = ?1")?.execute([name])?;
             }
             StoreOp::PutGolden { at, body } => {
                 tx.prepare_cached(
