@@ -49,13 +49,31 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let is_temp = name.to_str().is_some_and(|n| n.ends_with(".tmp"));
+        let is_temp = name.to_str().is_some_and(is_own_temp_name);
         if is_temp && entry.file_type()?.is_file() {
             fs::remove_file(entry.path())?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Is `name` one of [`temp_path`]'s names (`<file>.<pid>.<n>.tmp`) or a legacy one (below)? Only those are removed: the
+/// data directory also holds files other programs write, such as the radio view meshsim (or a
+/// radio driver) replaces through its own `radio.json.tmp`. Removing every `*.tmp` at start raced
+/// with such a write in flight and lost it: the rename failed, the node kept a stale "link down"
+/// view and its trial fell back after 120 s (seen under load in the e2e suite).
+/// Builds before unique temp names used `<file>.tmp` for the minion's own files; those leftovers
+/// (boot environment, upgrade state, slot metadata) are removed too.
+fn is_own_temp_name(name: &str) -> bool {
+    let Some(rest) = name.strip_suffix(".tmp") else { return false };
+    if matches!(rest, "bootenv.json" | "upgrade_state.json") || rest.ends_with(".meta.json") {
+        return true;
+    }
+    let mut parts = rest.rsplitn(3, '.');
+    let (Some(n), Some(pid), Some(file)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    !file.is_empty() && numeric(n) && numeric(pid)
 }
 
 /// The on-node state format this build writes and understands (boot environment, upgrade state,
@@ -129,12 +147,16 @@ mod tests {
         fs::write(dir.path().join("bootenv.json.tmp"), b"{\"act").unwrap();
         fs::write(temp_path(&dir.path().join("upgrade_state.json")), b"{").unwrap();
         fs::create_dir(dir.path().join("slots")).unwrap();
+        // Another program's atomic write in flight (meshsim's radio view): not ours to remove.
+        fs::write(dir.path().join("radio.json.tmp"), b"{\"links\"").unwrap();
+        fs::write(dir.path().join("notes.tmp"), b"x").unwrap();
+        fs::write(dir.path().join("a.b.tmp"), b"x").unwrap();
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, ["bootenv.json", "slots"]);
+        assert_eq!(left, ["a.b.tmp", "bootenv.json", "notes.tmp", "radio.json.tmp", "slots"]);
     }
 }
