@@ -25,6 +25,9 @@ pub struct Metrics {
     pub batch_size: IntGauge,
     pub frames_refused: IntCounterVec,
     pub images: IntGauge,
+    /// 1 while a state-database write is failing and the controller holds its actions
+    /// (`crate::outbox`, `crate::health`).
+    pub degraded: IntGauge,
     /// Golden-image loop (see `crate::golden`).
     pub golden: GoldenMetrics,
 }
@@ -145,6 +148,11 @@ impl Metrics {
             batch_size: gauge(&r, "meshlift_batch_nodes", "Nodes still pending in the in-flight batch."),
             frames_refused,
             images: gauge(&r, "meshlift_images", "Images in the store."),
+            degraded: gauge(
+                &r,
+                "meshlift_controller_degraded",
+                "1 while a state-database write is failing: actions held, state-changing requests refused.",
+            ),
             golden: GoldenMetrics {
                 enabled: gauge(&r, "meshlift_golden_enabled", "1 if the golden-image loop is enabled."),
                 paused: gauge(&r, "meshlift_golden_paused", "1 if the golden-image loop is paused."),

@@ -9,7 +9,9 @@ use crate::auth::{self, AppAuth, AuthRefusal, Keyring, MinionAuth, NodeKeys, Rol
 use crate::config::ControllerConfig;
 use crate::dist::{self, DistConfig, ImageStore};
 use crate::engine::{Action, Engine, EngineConfig, EventLevel};
+use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::store::Store;
 use anyhow::Context;
 use bytes::Bytes;
@@ -139,8 +141,13 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         confirm_timeout_s: cfg.confirm_timeout_s,
         ..EngineConfig::default()
     };
-    let mut engine =
-        Engine::open(store, topology.clone(), ecfg, now_ms()).context("cannot load upgrade state")?;
+    // The engine never touches the database: it is rebuilt from a snapshot read here, and its
+    // writes come back as `Action::Persist`, applied by the outbox before anything else it asks.
+    let snapshot = store.snapshot().context("cannot read upgrade state")?;
+    let golden_row = snapshot.golden.clone();
+    let mut engine = Engine::from_snapshot(topology.clone(), ecfg, snapshot, now_ms())
+        .context("cannot load upgrade state")?;
+    let outbox = Outbox::new(store);
     // Images on disk are the truth for what can be served: once re-verified in the background,
     // each comes back to the loop as `ImageOp::Found` and the engine learns any it lacks.
 
@@ -163,6 +170,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         crate::api::new(&cfg.security.api_tokens, &cfg.http, &cfg.data_dir)?;
     let tls = crate::api::tls::server_config(cfg.http.tls_cert.as_deref(), cfg.http.tls_key.as_deref())?;
     let m2 = metrics.clone();
+    let health = Health::new();
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -174,7 +182,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 }
             }),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .merge(health.router())
         .merge(dist::router(images.clone()))
         .merge(crate::api::router(api_state));
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -184,8 +192,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         }
     });
 
-    let golden =
-        crate::golden::drive::open(&engine, &cfg.golden).context("cannot start the golden-image loop")?;
+    let golden = crate::golden::drive::open(golden_row.as_deref(), &cfg.golden)
+        .context("cannot start the golden-image loop")?;
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
     let mut sh = Shell {
         routes: HashMap::new(),
@@ -199,6 +207,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         golden,
         api: api_side,
+        outbox,
+        health,
     };
     let mut shadow = MetricShadow::default();
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
@@ -266,7 +276,12 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 sh.api_publish_nodes(&engine);
                 // The golden-image loop after the engine's tick: a request that finished in this
                 // tick is judged now, and the loop sees the engine idle in the same turn.
-                let fleet = crate::golden::drive::turn(&mut engine, &mut sh.golden, now_ms());
+                // Not while degraded: a wave started now could not be recorded.
+                let fleet = if sh.outbox.degraded().is_none() {
+                    crate::golden::drive::turn(&mut engine, &mut sh.golden, Some(sh.outbox.store()), now_ms())
+                } else {
+                    None
+                };
                 if let Ok(mut m) = metrics.lock() {
                     update_metrics(&mut m, &mut shadow, &engine, &images, now_ms());
                     if let Some(fleet) = &fleet {
@@ -274,6 +289,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                     }
                 }
             }
+            // A held store write is due for its retry (the drain below makes it).
+            _ = until(sh.outbox.next_deadline()) => {}
             Some(r) = refusal_rx.recv() => sh.journal_refusal(&mut engine, r),
             Some(m) = api_rx.recv() => sh.on_api(&mut engine, &images, m),
             ev = next_fair(&mut minion_rx, &mut app_rx) => match ev {
@@ -292,14 +309,29 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         sh.drain_actions(&mut engine, &minion_router, &images);
     }
 
-    if let Some(e) = engine.store_error() {
-        tracing::error!(error = %e, "the state database reported an error during this run");
+    // One last attempt for writes held by a failing store; what is still held is lost with the
+    // process, and so are the actions that depended on it (none of them was sent).
+    sh.drain_actions(&mut engine, &minion_router, &images);
+    if let Some(d) = sh.outbox.degraded() {
+        tracing::error!(
+            error = %d.error,
+            held = sh.outbox.backlog(),
+            "stopping while the state database refuses writes: the held decisions were never acted upon"
+        );
     }
     let _ = http_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(3), http_task).await;
     images.shutdown().await;
     tracing::info!("controller stopped; state flushed");
     Ok(())
+}
+
+/// Sleep until `deadline` (UNIX ms, the engine's clock), forever if there is none.
+async fn until(deadline: Option<u64>) {
+    match deadline {
+        Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Log (WARN) what is wrong with advertising `public_host` to minions while listening on
@@ -352,6 +384,9 @@ struct Shell {
     golden: crate::golden::Reconciler,
     /// The HTTP API's event stream and image work coming back (`api_loop`).
     api: crate::api::LoopSide,
+    /// The engine's writes, applied before the actions that depend on them (owns the store).
+    outbox: Outbox<Store>,
+    health: Health,
 }
 
 /// Snapshots of the expensive operator reads.
@@ -448,9 +483,49 @@ fn normalize(mac: &str) -> String {
 }
 
 impl Shell {
+    /// Take the engine's actions into the outbox and write what is due; log a failure or a
+    /// recovery and show it on `/healthz` and the gauge.
+    fn settle(&mut self, engine: &mut Engine) {
+        self.outbox.push_engine(engine);
+        let report = self.outbox.flush(now_ms());
+        if let Some(error) = &report.failed {
+            tracing::error!(
+                %error,
+                held = self.outbox.backlog(),
+                "state database write failed: holding this input's actions, retrying; controller degraded"
+            );
+        }
+        if report.recovered {
+            tracing::warn!("state database writes succeed again: held actions released, degraded cleared");
+        }
+        if let Ok(m) = self.metrics.lock() {
+            self.health.update(self.outbox.degraded(), &m);
+        }
+    }
+
+    /// The refusal for a state-changing operator request while a store write is failing.
+    fn refuse_if_degraded(&self) -> Option<String> {
+        self.outbox.degraded().map(crate::outbox::degraded_refusal)
+    }
+
+    /// An operator's state-changing request was answered with `ack`: if the write it caused is
+    /// not durable yet (it just failed), say so rather than let the operator believe it is done.
+    fn note_if_held(&mut self, engine: &mut Engine, answer: &mut Message) {
+        self.settle(engine);
+        if let (Some(d), Message::Ack(ack)) = (self.outbox.degraded(), answer) {
+            ack.message = format!(
+                "{} (held: the state database refused the write ({}); nothing is sent until it is written)",
+                ack.message, d.error
+            );
+        }
+    }
+
     fn drain_actions(&mut self, engine: &mut Engine, router: &Router, images: &ImageStore) {
-        while let Some(action) = engine.poll_action() {
+        self.settle(engine);
+        while let Some(action) = self.outbox.pop_ready() {
             match action {
+                // The outbox consumed every `Persist`; none reaches the ready queue.
+                Action::Persist(_) => {}
                 Action::SendToNode { node, mac, mut req } => {
                     let mac = normalize(&mac);
                     // The newest order to a node replaces one kept from a failed send.
@@ -726,8 +801,12 @@ impl Shell {
         );
         if !is_read {
             self.reads.clear();
+            if let Some(why) = self.refuse_if_degraded() {
+                self.count_refused("app", "degraded");
+                return reply(Message::Ack(Ack::refused(why)));
+            }
         }
-        let answer = match env.body {
+        let mut answer = match env.body {
             Message::UpgradeAddImageReq(req) => {
                 let images = images.clone();
                 let url = req.image_url;
@@ -775,6 +854,9 @@ impl Shell {
             Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),
             other => engine.handle_operator(other, now_ms()),
         };
+        if !is_read {
+            self.note_if_held(engine, &mut answer);
+        }
         reply(answer);
     }
 

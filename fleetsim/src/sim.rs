@@ -8,7 +8,8 @@
 //!   the engine still awaits it, a refusing `Ack` turned into [`Engine::handle_node_refusal`], a
 //!   `StatusReportAck` per report, a tick every second. A crash drops the engine (and with it the
 //!   routes, the kept orders and every message not yet delivered) and restarts it later with
-//!   `Engine::new(…, Some(store reopened), now)`.
+//!   `Engine::from_snapshot(…, store reopened .snapshot(), now)`. The engine's writes go through
+//!   the shell's real [`Outbox`]: an action is carried out only once its `Persist` is written.
 //! - **Minion shell**: what `minion/src/main.rs` does around the agent — the boot step at every
 //!   power-on, a status report every 5 s and on `SendStatusNow`, a full report when the
 //!   connection comes back, the radio polled within 500 ms of a change, and each [`Action`] carried
@@ -29,6 +30,7 @@ use crate::images::{finish_flash, start_flash, ImageKind, SimImage, BOARD};
 use crate::node::{Proc, SimNode};
 use crate::schedule::{Fault, Schedule};
 use meshlift_controller::engine::{Action as EngineAction, Engine, EngineConfig};
+use meshlift_controller::outbox::Outbox;
 use meshlift_controller::store::Store;
 use meshlift_image::HookKind;
 use meshlift_meshsim::{Change, DownCause, Effect, MeshModel};
@@ -139,6 +141,8 @@ impl Ord for Scheduled {
 /// The controller process and its shell state.
 struct Controller {
     engine: Option<Engine>,
+    /// The shell's write gate on this process's connection to the store.
+    outbox: Option<Outbox<Store>>,
     /// Bumped at every crash: messages of an earlier process are lost with its connections.
     epoch: u64,
     /// Node → the life of the node whose connection the controller last heard from.
@@ -259,16 +263,10 @@ impl Sim {
         );
         let keeper =
             Store::open(std::path::Path::new(&store_uri)).expect("an in-memory SQLite database opens");
-        let engine = Engine::new(
-            schedule.topology.clone(),
-            EngineConfig::default(),
-            Some(
-                Store::open(std::path::Path::new(&store_uri))
-                    .expect("second connection to the same database"),
-            ),
-            T0,
-        )
-        .expect("a fresh engine starts on an empty store");
+        let engine = Engine::new(schedule.topology.clone(), EngineConfig::default(), T0);
+        let outbox = Outbox::new(
+            Store::open(std::path::Path::new(&store_uri)).expect("second connection to the same database"),
+        );
         let faults_over_at = schedule
             .faults
             .iter()
@@ -299,6 +297,7 @@ impl Sim {
             shadow,
             ctrl: Controller {
                 engine: Some(engine),
+                outbox: Some(outbox),
                 epoch: 0,
                 routes: BTreeMap::new(),
                 undelivered: BTreeMap::new(),
@@ -627,6 +626,7 @@ impl Sim {
                 if let Some(engine) = self.ctrl.engine.take() {
                     self.saved_view = Some(check::durable_view(&engine.state_dump()));
                     drop(engine);
+                    self.ctrl.outbox = None;
                     self.ctrl.epoch += 1;
                     self.ctrl.routes.clear();
                     self.ctrl.undelivered.clear();
@@ -996,7 +996,14 @@ impl Sim {
                 return;
             }
         };
-        match Engine::new(self.schedule.topology.clone(), EngineConfig::default(), Some(store), now) {
+        let snapshot = match store.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                self.checker.violation(now, format!("the store does not read back: {e}"));
+                return;
+            }
+        };
+        match Engine::from_snapshot(self.schedule.topology.clone(), EngineConfig::default(), snapshot, now) {
             Ok(engine) => {
                 if let Some(before) = self.saved_view.take() {
                     let after = check::durable_view(&engine.state_dump());
@@ -1011,6 +1018,7 @@ impl Sim {
                     }
                 }
                 self.ctrl.engine = Some(engine);
+                self.ctrl.outbox = Some(Outbox::new(store));
                 self.stats.controller_restarts += 1;
             }
             Err(e) => {
@@ -1070,9 +1078,15 @@ impl Sim {
     fn ctrl_drain(&mut self) {
         let now = self.now;
         let epoch = self.ctrl.epoch;
+        if let (Some(engine), Some(outbox)) = (self.ctrl.engine.as_mut(), self.ctrl.outbox.as_mut()) {
+            outbox.push_engine(engine);
+            if let Some(e) = outbox.flush(now).failed {
+                self.checker.violation(now, format!("the controller's store refused a write: {e}"));
+            }
+        }
         loop {
-            let Some(engine) = self.ctrl.engine.as_mut() else { return };
-            let Some(action) = engine.poll_action() else { return };
+            let Some(outbox) = self.ctrl.outbox.as_mut() else { return };
+            let Some(action) = outbox.pop_ready() else { return };
             let EngineAction::SendToNode { node, req, .. } = action else {
                 if let (true, EngineAction::Event(e)) = (self.trace, &action) {
                     eprintln!(
@@ -1108,9 +1122,14 @@ impl Sim {
     /// A second engine on the same store, as a restarted controller would build it.
     pub(crate) fn reloaded_view(&mut self) -> Result<String, String> {
         let store = Store::open(std::path::Path::new(&self.store_uri)).map_err(|e| e.to_string())?;
-        let engine =
-            Engine::new(self.schedule.topology.clone(), EngineConfig::default(), Some(store), self.now)
-                .map_err(|e| e.to_string())?;
+        let snapshot = store.snapshot().map_err(|e| e.to_string())?;
+        let engine = Engine::from_snapshot(
+            self.schedule.topology.clone(),
+            EngineConfig::default(),
+            snapshot,
+            self.now,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(check::durable_view(&engine.state_dump()))
     }
 

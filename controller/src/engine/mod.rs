@@ -21,9 +21,10 @@
 //! succeeded into its COMMIT stage.
 //!
 //! # Contract with the shell
-//! The engine never reads a clock, a socket or a file of its own; the shell owns them.
-//! - Build it with [`Engine::new`] (optionally with a [`Store`]: if the store holds state from an
-//!   earlier run, the engine reloads it and resumes — see *Restart* below) or [`Engine::open`].
+//! The engine never reads a clock, a socket or a file of its own — not even its database; the
+//! shell owns them.
+//! - Build it with [`Engine::new`] (no history) or [`Engine::from_snapshot`] (the rows the shell
+//!   read from the store with `Store::snapshot`: the engine resumes — see *Restart* below).
 //! - Feed it inputs, each with the current time `now` in UNIX milliseconds. **Time never goes
 //!   backwards** between calls (an earlier `now` is treated as the latest one seen):
 //!   - [`Engine::handle_status_report`] for every `StatusReport` (the node is found by MAC; an
@@ -34,25 +35,29 @@
 //!   - [`Engine::tick`] at [`Engine::next_deadline`] and at least every status-report interval
 //!     (5 s): online/offline transitions, batch timeouts and link waits are evaluated there.
 //! - After each input, drain [`Engine::poll_action`] until it returns `None`, and carry out the
-//!   actions in order ([`Action::SendToNode`]: send the `UpgradeReq` to the node's current
-//!   routing identity; [`Action::Event`]: log / count).
-//! - Every input's state changes are written to the store in **one transaction before** its
-//!   actions become visible in `poll_action`: if the controller dies between the write and the
-//!   send, the restarted engine finds the node dispatched but silent, waits for its reports, and
-//!   re-dispatches only after the batch timeout and only if the node still reports FLASHED and
-//!   idle. It never re-sends a COMMIT blindly.
+//!   actions in order ([`Action::Persist`]: write the ops in one transaction;
+//!   [`Action::SendToNode`]: send the `UpgradeReq` to the node's current routing identity;
+//!   [`Action::Event`]: log / count).
+//! - Every input that changed stored state yields **one `Persist`, first**, then its other
+//!   actions. The shell (`crate::outbox`) releases those only once the `Persist` is durable, and
+//!   holds them (retrying the write, controller degraded) while it is not. So if the controller
+//!   dies between the write and the send, the restarted engine finds the node dispatched but
+//!   silent, waits for its reports, and re-dispatches only after the batch timeout and only if the
+//!   node still reports FLASHED and idle; and if it dies before the write, nothing was sent. It
+//!   never re-sends a COMMIT blindly, and never sends one it has no record of.
 //!
 //! # Restart
-//! [`Engine::new`] with a store that holds a running request resumes it: the open batch is
+//! [`Engine::from_snapshot`] of a store that holds a running request resumes it: the open batch is
 //! reloaded with each node's progress and the baseline captured at dispatch, and its nodes are
 //! judged from the reports that arrive. No batch is formed until every pending node has reported
 //! or `node_alive_timeout` has passed since start, so a fresh controller does not mistake "no
 //! report yet" for "offline".
 //!
 //! # Store failures
-//! A store write that fails is reported as an [`EventLevel::Error`] event and in
-//! [`Engine::store_error`]; the engine carries on in memory (an upgrade half done is worse than a
-//! journal gap), and the shell decides whether to alarm or stop.
+//! Not the engine's to see: it hands its writes over and goes on deciding in memory. The shell
+//! holds every decision that is not on disk (`crate::outbox`), reports itself degraded
+//! (`/healthz`, `meshlift_controller_degraded`) and refuses new state-changing operator requests
+//! until the write succeeds.
 //!
 //! # Panics
 //! Nothing from a report, an operator or the store panics the engine: unknown nodes, stale
@@ -74,7 +79,7 @@ use meshlift_protocol::{
     UpgradeListImagesResp, UpgradeReq, UpgradeStatusType,
 };
 
-use crate::store::{JournalEntry, JournalKind, Store, StoreOp};
+use crate::store::{JournalEntry, JournalKind, Snapshot, StoreOp};
 use request::{Batch, RequestRun};
 pub use request::{Refusal, Stage};
 
@@ -98,6 +103,10 @@ impl Default for EngineConfig {
 /// Something the shell must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Write these ops to the store in **one transaction**, and release the actions that follow
+    /// it (up to the end of this drain) only once that transaction is durable. Always first in
+    /// a drain, at most one per drain, and only when the input changed something stored.
+    Persist(Vec<StoreOp>),
     /// Send `req` to the node (MAC as in the topology).
     SendToNode { node: String, mac: String, req: Box<UpgradeReq> },
     /// A line for the log and the event stream.
@@ -133,7 +142,8 @@ pub enum EngineError {
     /// Removing an image a queued or running request will send would break that request.
     #[error("image {name:?} is used by request {request_id:?}; abort or finish it first")]
     ImageInUse { name: String, request_id: String },
-    /// The store could not be read at start.
+    /// A row of the start-up snapshot does not parse (written by an incompatible build, or
+    /// edited by hand): refuse to start rather than resume from a guess.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -145,7 +155,6 @@ pub struct Engine {
     /// `topology`, and interning ~900 000 names per batch at 100 000 sites cost more than the plan.
     mesh: Mesh,
     config: EngineConfig,
-    store: Option<Store>,
     fleet: fleet::Fleet,
     images: BTreeMap<String, UpgradeImage>,
     queue: VecDeque<RequestRun>,
@@ -163,12 +172,11 @@ pub struct Engine {
     /// When the last COMMIT batch closed: the next one waits for a fresh view (see
     /// `run::Engine::settling`).
     last_commit_closed_at: Option<u64>,
-    /// Actions of the input being handled; released after the store write.
+    /// Actions of the input being handled; released after its `Persist`.
     staged: Vec<Action>,
     actions: VecDeque<Action>,
     ops: Vec<StoreOp>,
     dirty: Dirty,
-    store_error: Option<String>,
     /// By [`fleet::NodeId`]: online at the last tick (for online/offline transition events).
     online: Vec<bool>,
 }
@@ -183,22 +191,35 @@ struct Dirty {
 }
 
 impl Engine {
-    /// A new engine. With a store that holds state from an earlier run, that state is reloaded
-    /// and the running request resumes (see the module docs).
-    pub fn new(
+    /// A new engine with no history (an empty store).
+    pub fn new(topology: Topology, config: EngineConfig, now: u64) -> Engine {
+        Engine::blank(topology, config, now)
+    }
+
+    /// The engine as the store left it: requests, the open batch with each node's progress and
+    /// baseline, outcomes and images are reloaded from `snapshot` (read by the shell with
+    /// [`crate::store::Store::snapshot`]) and the running request resumes (see the module docs).
+    /// The first drain carries a `Persist` journaling the resumption.
+    pub fn from_snapshot(
         topology: Topology,
         config: EngineConfig,
-        store: Option<Store>,
+        snapshot: Snapshot,
         now: u64,
     ) -> Result<Engine, EngineError> {
+        let mut engine = Engine::blank(topology, config, now);
+        engine.load(snapshot)?;
+        engine.flush();
+        Ok(engine)
+    }
+
+    fn blank(topology: Topology, config: EngineConfig, now: u64) -> Engine {
         let fleet = fleet::Fleet::new(&topology, config.node_alive_timeout_ms);
         let mesh = Mesh::new(&topology);
         let online = vec![false; topology.nodes.len()];
-        let mut engine = Engine {
+        Engine {
             topology,
             mesh,
             config,
-            store,
             fleet,
             images: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -217,22 +238,8 @@ impl Engine {
             actions: VecDeque::new(),
             ops: Vec::new(),
             dirty: Dirty::default(),
-            store_error: None,
             online,
-        };
-        engine.load()?;
-        engine.flush();
-        Ok(engine)
-    }
-
-    /// Reopen from a store (same as [`Engine::new`] with `Some(store)`).
-    pub fn open(
-        store: Store,
-        topology: Topology,
-        config: EngineConfig,
-        now: u64,
-    ) -> Result<Engine, EngineError> {
-        Engine::new(topology, config, Some(store), now)
+        }
     }
 
     /// A status report from a node. Judges the node (and its wireless neighbours, whose links
@@ -504,11 +511,6 @@ impl Engine {
         self.finished.iter()
     }
 
-    /// The last store write error, if the store is failing.
-    pub fn store_error(&self) -> Option<&str> {
-        self.store_error.as_deref()
-    }
-
     /// Write the golden-image loop's state (its JSON) in the same store, in one transaction with
     /// whatever else this input staged: the loop's state and the engine's never drift apart on
     /// disk by more than one input.
@@ -582,11 +584,6 @@ impl Engine {
             .map(Vec::as_slice)
     }
 
-    /// The store, for the shell's read-only queries (journal listing).
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
-    }
-
     // ---- internals shared by the submodules ----
 
     fn clock(&mut self, now: u64) -> u64 {
@@ -642,7 +639,7 @@ impl Engine {
 pub const JOURNAL_TEXT_MAX: usize = 1024;
 
 /// `text` cut to [`JOURNAL_TEXT_MAX`] bytes at a character boundary, marked when cut.
-fn bounded(text: &str) -> String {
+pub(crate) fn bounded(text: &str) -> String {
     if text.len() <= JOURNAL_TEXT_MAX {
         return text.to_string();
     }

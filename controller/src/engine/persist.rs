@@ -1,13 +1,15 @@
-//! Writing the engine's state to the store at the end of every input, and reading it back at
-//! start.
+//! The engine's state as store writes at the end of every input, and rebuilt from a snapshot of
+//! the store at start.
 //!
-//! Writes are collected while an input is handled (`ops`, `dirty`) and applied in one transaction
-//! by [`Engine::flush`] *before* the input's actions are released to the shell: a message to a
-//! node is never sent for a state the disk does not hold.
+//! Writes are collected while an input is handled (`ops`, `dirty`) and handed to the shell by
+//! [`Engine::flush`] as one `Action::Persist`, queued *before* the input's other actions: the
+//! shell applies it in one transaction and releases the rest only once it is durable, so a
+//! message to a node is never sent for a state the disk does not hold. The engine itself never
+//! touches the disk.
 
 use super::request::{Batch, BatchNode, BatchNodes, Phase, RequestNode, RequestRun};
-use super::{Engine, EngineError, EventLevel};
-use crate::store::{from_json, stage_str, to_json, StoreOp};
+use super::{Action, Engine, EngineError};
+use crate::store::{from_json, stage_str, to_json, Snapshot, StoreOp};
 
 impl Engine {
     pub(super) fn mark_request(&mut self) {
@@ -63,7 +65,8 @@ impl Engine {
         self.dirty.batch = false;
     }
 
-    /// Apply the collected writes in one transaction, then release the staged actions.
+    /// End of an input: its writes become one `Action::Persist`, queued before the input's
+    /// other actions (the shell releases those only once the write is durable).
     pub(super) fn flush(&mut self) {
         let now = self.now;
         // Most inputs (a report from a node still pending) change nothing that is stored: the
@@ -92,27 +95,22 @@ impl Engine {
         if request_dirty || batch_dirty {
             self.dirty = Default::default();
         }
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.apply(&self.ops) {
-                let msg = format!("store write failed ({} changes kept in memory only): {e}", self.ops.len());
-                self.store_error = Some(msg.clone());
-                self.event(EventLevel::Error, None, None, msg);
-            }
+        if !self.ops.is_empty() {
+            self.actions.push_back(Action::Persist(std::mem::take(&mut self.ops)));
         }
-        self.ops.clear();
         self.actions.extend(self.staged.drain(..));
     }
 
-    /// Reload state from the store (no-op without one).
-    pub(super) fn load(&mut self) -> Result<(), EngineError> {
-        let Some(store) = self.store.as_ref() else { return Ok(()) };
-        for image in store.images()? {
+    /// Rebuild the state from the start-up snapshot.
+    pub(super) fn load(&mut self, snapshot: Snapshot) -> Result<(), EngineError> {
+        let Snapshot { images, requests, running: running_rows, golden: _ } = snapshot;
+        for image in images {
             self.images.insert(image.name.clone(), image);
         }
         let mut current: Option<RequestRun> = None;
         let mut queue = Vec::new();
         let mut finished = Vec::new();
-        for row in store.requests()? {
+        for row in requests {
             self.used_ids.insert(row.id.clone());
             self.next_seq = self.next_seq.max(row.seq + 1);
             let run: RequestRun = from_json(&format!("requests({})", row.id), &row.body)?;
@@ -133,15 +131,16 @@ impl Engine {
         }
         let mut batch = None;
         if let Some(run) = current.as_mut() {
-            for (node, body) in store.request_nodes(&run.id)? {
+            let rows = running_rows.into_iter().find(|r| r.request_id == run.id).unwrap_or_default();
+            for (node, body) in rows.request_nodes {
                 let s: RequestNode = from_json(&format!("request_nodes({}, {node})", run.id), &body)?;
                 run.node_state.insert(node, s);
             }
-            for row in store.batches(&run.id)?.into_iter().filter(|b| b.open) {
+            for (row, node_rows) in rows.open_batches {
                 let mut b: Batch =
                     from_json(&format!("batches({}, {})", row.request_id, row.index), &row.body)?;
                 let mut nodes = Vec::new();
-                for (node, body) in store.batch_nodes(&run.id, &row.stage, row.index)? {
+                for (node, body) in node_rows {
                     let mut bn: BatchNode = from_json(&format!("batch_nodes({}, {node})", run.id), &body)?;
                     bn.rx_at_dispatch = 0;
                     nodes.push((node, bn));
@@ -150,7 +149,7 @@ impl Engine {
                 b.recount();
                 batch = Some(b);
             }
-            self.outcomes = store.outcomes(&run.id)?;
+            self.outcomes = rows.outcomes;
         }
         finished.sort_by_key(|f| f.finished_at);
         let keep = finished.len().saturating_sub(self.config.finished_kept);

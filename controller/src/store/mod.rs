@@ -25,6 +25,9 @@ use std::path::Path;
 
 use meshlift_protocol::{NodeOutcome, Operator, OutcomeKind, UpgradeImage, UpgradeReqType};
 
+mod snapshot;
+pub use snapshot::{RunningRows, Snapshot};
+
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
     // v1: the tables.
@@ -153,7 +156,7 @@ pub struct JournalEntry {
 }
 
 /// One write. The engine collects these per input and applies them together.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
     /// Insert or replace a request record (`body` is the engine's JSON).
     PutRequest {
