@@ -139,6 +139,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     let ecfg = EngineConfig {
         node_alive_timeout_ms: cfg.node_alive_timeout_s * 1000,
         confirm_timeout_s: cfg.confirm_timeout_s,
+        journal_keep_ms: cfg.journal_keep_days.saturating_mul(crate::engine::DAY_MS),
+        journal_max_rows: cfg.journal_max_rows,
         ..EngineConfig::default()
     };
     // The engine never touches the database: it is rebuilt from a snapshot read here, and its

@@ -92,13 +92,29 @@ pub struct EngineConfig {
     pub confirm_timeout_s: u64,
     /// Finished requests kept in memory for the state dump (all stay in the store).
     pub finished_kept: usize,
+    /// Journal retention: lines older than this are pruned (config `journal_keep_days`).
+    pub journal_keep_ms: u64,
+    /// Journal retention: at most this many lines are kept, the newest (config `journal_max_rows`).
+    pub journal_max_rows: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { node_alive_timeout_ms: 30_000, confirm_timeout_s: 120, finished_kept: 20 }
+        EngineConfig {
+            node_alive_timeout_ms: 30_000,
+            confirm_timeout_s: 120,
+            finished_kept: 20,
+            journal_keep_ms: 90 * DAY_MS,
+            journal_max_rows: 100_000,
+        }
     }
 }
+
+/// One day in ms.
+pub const DAY_MS: u64 = 24 * 3_600_000;
+/// How often the journal's retention policy runs (and once at start): the journal grows by a few
+/// lines per node per request, so an hour's growth is small next to `journal_max_rows`.
+pub const JOURNAL_PRUNE_EVERY_MS: u64 = 3_600_000;
 
 /// Something the shell must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +195,8 @@ pub struct Engine {
     dirty: Dirty,
     /// By [`fleet::NodeId`]: online at the last tick (for online/offline transition events).
     online: Vec<bool>,
+    /// When the journal's retention policy runs next (at the first tick, then hourly).
+    next_prune_at: u64,
 }
 
 /// What must be written at the end of the current input.
@@ -208,6 +226,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let mut engine = Engine::blank(topology, config, now);
         engine.load(snapshot)?;
+        engine.prune_journal_if_due(now);
         engine.flush();
         Ok(engine)
     }
@@ -239,6 +258,7 @@ impl Engine {
             ops: Vec::new(),
             dirty: Dirty::default(),
             online,
+            next_prune_at: now,
         }
     }
 
@@ -344,6 +364,7 @@ impl Engine {
         if self.batch.as_ref().is_some_and(|b| now >= b.deadline) {
             self.time_out_batch(now);
         }
+        self.prune_journal_if_due(now);
         self.advance(now);
         self.flush();
     }

@@ -65,6 +65,21 @@ impl Engine {
         self.dirty.batch = false;
     }
 
+    /// The journal's retention policy, at start and then every [`super::JOURNAL_PRUNE_EVERY_MS`]:
+    /// lines older than `journal_keep_ms` and beyond the newest `journal_max_rows` are deleted
+    /// in this input's `Persist`. Requests, batches and outcomes are not pruned: they are one row
+    /// per node per request, and a restarted engine needs the running request's.
+    pub(super) fn prune_journal_if_due(&mut self, now: u64) {
+        if now < self.next_prune_at {
+            return;
+        }
+        self.next_prune_at = now.saturating_add(super::JOURNAL_PRUNE_EVERY_MS);
+        self.ops.push(StoreOp::PruneJournal {
+            before: now.saturating_sub(self.config.journal_keep_ms),
+            keep_rows: self.config.journal_max_rows,
+        });
+    }
+
     /// End of an input: its writes become one `Action::Persist`, queued before the input's
     /// other actions (the shell releases those only once the write is durable).
     pub(super) fn flush(&mut self) {

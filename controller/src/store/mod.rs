@@ -13,7 +13,9 @@
 //! - The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are applied in order at
 //!   open, each in its own transaction, so an old database is upgraded in place and a database
 //!   from a newer controller is refused rather than misread.
-//! - The journal is append-only: a trigger refuses UPDATE and DELETE on it.
+//! - The journal is append-only: a trigger refuses UPDATE on it, and DELETE unless the retention
+//!   policy's [`StoreOp::PruneJournal`] opened the gate (`journal_prune`) inside its own
+//!   transaction — a stray `DELETE` from an operator's `sqlite3` is still refused.
 //!
 //! Rows hold the engine's records as JSON (`body` columns) next to the few columns that are
 //! queried; the records are the engine's own types, so the schema does not have to chase every
@@ -101,6 +103,15 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
+    // v4: journal retention. Lines are deleted only by `StoreOp::PruneJournal`, which opens this
+    // gate, deletes the oldest lines and closes it again in one transaction; any other DELETE is
+    // refused as before.
+    "CREATE TABLE journal_prune (id INTEGER PRIMARY KEY CHECK (id = 1), open INTEGER NOT NULL);
+     INSERT INTO journal_prune (id, open) VALUES (1, 0);
+     DROP TRIGGER journal_no_delete;
+     CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+        WHEN (SELECT open FROM journal_prune WHERE id = 1) IS NOT 1
+        BEGIN SELECT RAISE(ABORT, 'journal is append-only (only the retention policy prunes it)'); END;",
 ];
 
 /// Why the store failed. Every variant is a disk or database problem, never the operator's.
@@ -205,6 +216,12 @@ pub enum StoreOp {
     PutGolden {
         at: u64,
         body: String,
+    },
+    /// The journal's retention policy: delete the lines older than `before` (UNIX ms) and all but
+    /// the newest `keep_rows` lines.
+    PruneJournal {
+        before: u64,
+        keep_rows: u64,
     },
 }
 
@@ -529,6 +546,15 @@ impl StoreTxn<'_> {
                      ON CONFLICT(id) DO UPDATE SET updated_at = ?1, body = ?2",
                 )?
                 .execute(params![*at as i64, body])?;
+            }
+            StoreOp::PruneJournal { before, keep_rows } => {
+                tx.execute("UPDATE journal_prune SET open = 1 WHERE id = 1", [])?;
+                tx.prepare_cached("DELETE FROM journal WHERE at < ?1")?.execute([*before as i64])?;
+                tx.prepare_cached(
+                    "DELETE FROM journal WHERE seq <= (SELECT seq FROM journal ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                )?
+                .execute([i64::try_from(*keep_rows).unwrap_or(i64::MAX)])?;
+                tx.execute("UPDATE journal_prune SET open = 0 WHERE id = 1", [])?;
             }
             StoreOp::Journal(e) => {
                 tx.prepare_cached(
