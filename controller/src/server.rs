@@ -213,8 +213,13 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         health,
     };
     let mut shadow = MetricShadow::default();
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The only periodic wake-up left: gauges (online, last seen, state per node) and the API's node
+    // table are views of what every report changes; refreshing them per report would cost more
+    // than the reports at 10 000 nodes, so they are sampled every `tick_interval_ms`. Nothing is
+    // decided there: the engine and the golden-image loop are woken at their own deadlines.
+    let mut refresh = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut golden_cue = GoldenCue::of(&engine);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
     // Ready: both ROUTERs and the HTTP listener are bound, and SIGTERM is handled — so a
@@ -258,7 +263,12 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         });
     }
     loop {
-        // Signals, finished slow work and the tick first; then minion frames and operator
+        // Sleep until the earliest deadline: the engine's named timers, the golden-image loop's
+        // (not while degraded: it starts nothing then), a held write's retry.
+        let golden_due = if sh.outbox.degraded().is_none() { sh.golden.next_deadline() } else { None };
+        let wake =
+            [engine.next_deadline(), golden_due, sh.outbox.next_deadline()].into_iter().flatten().min();
+        // Signals, finished slow work and the timers first; then minion frames and operator
         // requests in random order (tokio's fair select), with a budget: each turn takes up to
         // MINION_BUDGET minion frames but one operator request. A flood of operator reads can
         // then never starve status acks (nodes on trial must hear from us in time), and ten
@@ -272,27 +282,23 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 sh.reads.clear();
                 on_done(&mut engine, &app_router, done);
             }
-            _ = tick.tick() => {
-                sh.reads.clear();
-                engine.tick(now_ms());
+            _ = until(wake) => {
+                let now = now_ms();
+                if engine.next_deadline().is_some_and(|d| d <= now) {
+                    sh.reads.clear();
+                    engine.tick(now);
+                }
+                // The golden-image loop's deadline and a held write's retry are served below.
+            }
+            _ = refresh.tick() => {
+                let now = now_ms();
                 sh.api_publish_nodes(&engine);
-                // The golden-image loop after the engine's tick: a request that finished in this
-                // tick is judged now, and the loop sees the engine idle in the same turn.
-                // Not while degraded: a wave started now could not be recorded.
-                let fleet = if sh.outbox.degraded().is_none() {
-                    crate::golden::drive::turn(&mut engine, &mut sh.golden, Some(sh.outbox.store()), now_ms())
-                } else {
-                    None
-                };
                 if let Ok(mut m) = metrics.lock() {
-                    update_metrics(&mut m, &mut shadow, &engine, &images, now_ms());
-                    if let Some(fleet) = &fleet {
-                        crate::golden::drive::update_metrics(&m, &sh.golden, fleet, now_ms());
-                    }
+                    update_metrics(&mut m, &mut shadow, &engine, &images, now);
+                    let fleet = crate::golden::drive::fleet(&engine, &sh.golden, now);
+                    crate::golden::drive::update_metrics(&m, &sh.golden, &fleet, now);
                 }
             }
-            // A held store write is due for its retry (the drain below makes it).
-            _ = until(sh.outbox.next_deadline()) => {}
             Some(r) = refusal_rx.recv() => sh.journal_refusal(&mut engine, r),
             Some(m) = api_rx.recv() => sh.on_api(&mut engine, &images, m),
             ev = next_fair(&mut minion_rx, &mut app_rx) => match ev {
@@ -307,6 +313,19 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 Fair::App(ev) => sh.on_app_event(&mut engine, &images, &app_router, &done_tx, ev),
                 Fair::Closed => { tracing::error!("a socket thread stopped"); break; }
             },
+        }
+        // The golden-image loop at its deadline, or when an engine request started or finished
+        // (a wave is judged, and the loop sees the engine idle, in the same turn). Not while
+        // degraded: a wave started now could not be recorded.
+        let now = now_ms();
+        let cue = GoldenCue::of(&engine);
+        if sh.outbox.degraded().is_none()
+            && (cue != golden_cue || sh.golden.next_deadline().is_some_and(|d| d <= now))
+        {
+            sh.reads.clear();
+            let store = Some(sh.outbox.store());
+            crate::golden::drive::turn(&mut engine, &mut sh.golden, store, now);
+            golden_cue = GoldenCue::of(&engine);
         }
         sh.drain_actions(&mut engine, &minion_router, &images);
     }
@@ -326,6 +345,25 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     images.shutdown().await;
     tracing::info!("controller stopped; state flushed");
     Ok(())
+}
+
+/// What the golden-image loop reacts to in the engine besides time: whether it is idle, and
+/// which request runs and which finished last.
+#[derive(PartialEq)]
+struct GoldenCue {
+    idle: bool,
+    current: Option<String>,
+    last_finished: Option<String>,
+}
+
+impl GoldenCue {
+    fn of(engine: &Engine) -> GoldenCue {
+        GoldenCue {
+            idle: engine.is_idle(),
+            current: engine.current_request_id().map(str::to_string),
+            last_finished: engine.finished_requests().last().map(|f| f.request_id.clone()),
+        }
+    }
 }
 
 /// Sleep until `deadline` (UNIX ms, the engine's clock), forever if there is none.

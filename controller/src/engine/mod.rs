@@ -32,8 +32,9 @@
 //!   - [`Engine::handle_operator`] for every operator message; it returns the reply to send;
 //!   - [`Engine::add_image`] / [`Engine::remove_image`] after the shell's image store has added
 //!     or deleted the file;
-//!   - [`Engine::tick`] at [`Engine::next_deadline`] and at least every status-report interval
-//!     (5 s): online/offline transitions, batch timeouts and link waits are evaluated there.
+//!   - [`Engine::tick`] at [`Engine::next_deadline`], the earliest of the named [`Timer`]s
+//!     (batch timeout, start-up grace, commit settle, liveness, journal retention): online/offline
+//!     transitions, batch timeouts and link waits are evaluated there. No periodic tick is needed.
 //! - After each input, drain [`Engine::poll_action`] until it returns `None`, and carry out the
 //!   actions in order ([`Action::Persist`]: write the ops in one transaction;
 //!   [`Action::SendToNode`]: send the `UpgradeReq` to the node's current routing identity;
@@ -69,6 +70,7 @@ mod persist;
 pub mod readiness;
 pub mod request;
 mod run;
+pub mod timer;
 pub mod verdict;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -82,6 +84,7 @@ use meshlift_protocol::{
 use crate::store::{JournalEntry, JournalKind, Snapshot, StoreOp};
 use request::{Batch, RequestRun};
 pub use request::{Refusal, Stage};
+pub use timer::Timer;
 
 /// Engine settings (controller config).
 #[derive(Debug, Clone)]
@@ -197,6 +200,8 @@ pub struct Engine {
     online: Vec<bool>,
     /// When the journal's retention policy runs next (at the first tick, then hourly).
     next_prune_at: u64,
+    /// [`Timer::Liveness`]: no later than the first moment an online node goes offline.
+    liveness_at: Option<u64>,
 }
 
 /// What must be written at the end of the current input.
@@ -259,6 +264,7 @@ impl Engine {
             dirty: Dirty::default(),
             online,
             next_prune_at: now,
+            liveness_at: None,
         }
     }
 
@@ -270,6 +276,7 @@ impl Engine {
             return Err(EngineError::UnknownMac(report.mac));
         };
         let came_online = self.fleet.record(id, report, now);
+        self.arm_liveness(now);
         if came_online && !self.online[id] {
             self.online[id] = true;
             let name = self.topology.nodes[id].name.clone();
@@ -333,10 +340,13 @@ impl Engine {
         self.flush();
     }
 
-    /// Periodic evaluation: online/offline transitions, batch timeout, link and BGP waits.
+    /// The shell's timer, at [`Engine::next_deadline`] (calling it earlier or more often is
+    /// harmless): online/offline transitions, batch timeout, link and BGP waits, the end of the
+    /// start-up grace and of a commit settle, journal retention.
     pub fn tick(&mut self, now: u64) {
         let now = self.clock(now);
-        for id in 0..self.online.len() {
+        let liveness_due = self.liveness_at.is_some_and(|at| now >= at);
+        for id in (0..self.online.len()).filter(|_| liveness_due) {
             if self.online[id] && !self.fleet.online_id(id, now) {
                 self.online[id] = false;
                 let name = self.topology.nodes[id].name.clone();
@@ -347,6 +357,9 @@ impl Engine {
                     "offline: no status report within node_alive_timeout".into(),
                 );
             }
+        }
+        if liveness_due {
+            self.rearm_liveness(now);
         }
         // A PREPARE verdict depends only on the node's own report, judged when it arrives; a
         // COMMIT verdict also on links and peers, so those are re-judged here.
@@ -372,25 +385,6 @@ impl Engine {
     /// Next action, in order. Drain until `None` after every input.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
-    }
-
-    /// When [`Engine::tick`] must run next at the latest (batch deadline, end of the start-up
-    /// grace period). The shell also ticks every status interval.
-    pub fn next_deadline(&self) -> Option<u64> {
-        let mut d = self.batch.as_ref().map(|b| b.deadline);
-        if self.current.is_some() && self.batch.is_none() {
-            let grace = self.started_at + self.config.node_alive_timeout_ms;
-            if grace > self.now {
-                d = Some(d.map_or(grace, |x| x.min(grace)));
-            }
-            if let Some(closed) = self.last_commit_closed_at {
-                let settle = closed.saturating_add(self.config.node_alive_timeout_ms);
-                if settle > self.now {
-                    d = Some(d.map_or(settle, |x| x.min(settle)));
-                }
-            }
-        }
-        d
     }
 
     /// An image the shell's image store has verified and is seeding.

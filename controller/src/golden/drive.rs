@@ -68,17 +68,21 @@ pub fn turn(
         let actions = golden.handle_request_finished(&id, &outcomes, now);
         apply(engine, golden, actions, now);
     }
-    let s = golden.state();
-    let fleet = if s.targets.is_empty() && s.rollouts.is_empty() && s.blacklist.is_empty() {
-        None
-    } else {
-        Some(engine.golden_fleet(now))
-    };
-    let view = fleet.unwrap_or_default();
+    let view = fleet(engine, golden, now);
     let actions = golden.handle_tick(&view, engine.is_idle(), now);
     apply(engine, golden, actions, now);
     persist(engine, golden, now);
     Some(view)
+}
+
+/// The fleet as the loop sees it; empty (and not built) while the loop has nothing to watch.
+pub fn fleet(engine: &Engine, golden: &Reconciler, now: u64) -> FleetView {
+    let s = golden.state();
+    if s.targets.is_empty() && s.rollouts.is_empty() && s.blacklist.is_empty() {
+        FleetView::default()
+    } else {
+        engine.golden_fleet(now)
+    }
 }
 
 /// An operator's `meshlift golden …` (role already checked by the shell).
