@@ -72,6 +72,7 @@ pub mod request;
 mod run;
 pub mod timer;
 pub mod verdict;
+mod work;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -82,7 +83,7 @@ use meshlift_protocol::{
 };
 
 use crate::store::{JournalEntry, JournalKind, Snapshot, StoreOp};
-use request::{Batch, RequestRun};
+use request::RequestRun;
 pub use request::{Refusal, Stage};
 pub use timer::Timer;
 
@@ -177,8 +178,8 @@ pub struct Engine {
     fleet: fleet::Fleet,
     images: BTreeMap<String, UpgradeImage>,
     queue: VecDeque<RequestRun>,
-    current: Option<RequestRun>,
-    batch: Option<Batch>,
+    /// Idle, a request between batches, or a request with its batch in flight ([`work::Work`]).
+    work: work::Work,
     /// Outcomes of the current request, then of the last finished ones (for the dump).
     outcomes: Vec<NodeOutcome>,
     recent_outcomes: VecDeque<Vec<NodeOutcome>>,
@@ -247,8 +248,7 @@ impl Engine {
             fleet,
             images: BTreeMap::new(),
             queue: VecDeque::new(),
-            current: None,
-            batch: None,
+            work: work::Work::Idle,
             outcomes: Vec::new(),
             recent_outcomes: VecDeque::new(),
             outcome_counts: BTreeMap::new(),
@@ -285,7 +285,7 @@ impl Engine {
         // The node itself, then (commit only) its wireless neighbours, whose link state it
         // just reported: a rebooted node is done only when its peers see the links up too.
         self.judge_id(id, now);
-        if self.batch.as_ref().is_some_and(|b| b.stage == Stage::Commit) {
+        if self.work.batch().is_some_and(|b| b.stage == Stage::Commit) {
             let peers: Vec<fleet::NodeId> = self.fleet.wireless_links_id(id).iter().map(|w| w.peer).collect();
             for p in peers {
                 self.judge_id(p, now);
@@ -363,7 +363,7 @@ impl Engine {
         }
         // A PREPARE verdict depends only on the node's own report, judged when it arrives; a
         // COMMIT verdict also on links and peers, so those are re-judged here.
-        if let Some(b) = self.batch.as_ref().filter(|b| b.stage == Stage::Commit) {
+        if let Some(b) = self.work.batch().filter(|b| b.stage == Stage::Commit) {
             let in_flight: Vec<String> = b
                 .nodes
                 .iter()
@@ -374,7 +374,7 @@ impl Engine {
                 self.judge(n, now);
             }
         }
-        if self.batch.as_ref().is_some_and(|b| now >= b.deadline) {
+        if self.work.batch().is_some_and(|b| now >= b.deadline) {
             self.time_out_batch(now);
         }
         self.prune_journal_if_due(now);
@@ -409,7 +409,7 @@ impl Engine {
             return Err(EngineError::UnknownImage(name.to_string()));
         }
         let user =
-            self.current.iter().chain(self.queue.iter()).find(|r| {
+            self.work.run().into_iter().chain(self.queue.iter()).find(|r| {
                 r.image.as_ref().is_some_and(|i| i.name == name) && r.stage() == Some(Stage::Prepare)
             });
         if let Some(r) = user {
@@ -434,22 +434,22 @@ impl Engine {
 
     /// Id of the running request.
     pub fn current_request_id(&self) -> Option<&str> {
-        self.current.as_ref().map(|r| r.id.as_str())
+        self.work.run().map(|r| r.id.as_str())
     }
 
     /// Stage of the running request.
     pub fn current_stage(&self) -> Option<Stage> {
-        self.current.as_ref().and_then(|r| r.stage())
+        self.work.run().and_then(|r| r.stage())
     }
 
     /// Index (from 1) of the in-flight batch in the current stage, 0 if none.
     pub fn current_batch_index(&self) -> u32 {
-        self.batch.as_ref().map_or(0, |b| b.index)
+        self.work.batch().map_or(0, |b| b.index)
     }
 
     /// Nodes of the in-flight batch still being waited for.
     pub fn in_flight_nodes(&self) -> Vec<&str> {
-        self.batch.as_ref().map_or_else(Vec::new, |b| {
+        self.work.batch().map_or_else(Vec::new, |b| {
             b.nodes
                 .iter()
                 .filter(|(_, n)| matches!(n.progress, request::Progress::InFlight { .. }))
@@ -464,8 +464,8 @@ impl Engine {
     pub fn awaits(&self, node: &str, request_id: &str) -> bool {
         self.current_request_id() == Some(request_id)
             && self
-                .batch
-                .as_ref()
+                .work
+                .batch()
                 .and_then(|b| b.nodes.get(node))
                 .is_some_and(|n| matches!(n.progress, request::Progress::InFlight { .. }))
     }
@@ -473,7 +473,7 @@ impl Engine {
     /// How many nodes of the in-flight batch are still being waited for (the batch's own count:
     /// no list is built).
     pub fn in_flight_count(&self) -> usize {
-        self.batch.as_ref().map_or(0, |b| b.in_flight)
+        self.work.batch().map_or(0, |b| b.in_flight)
     }
 
     /// Last reported upgrade status of a node.
@@ -502,7 +502,7 @@ impl Engine {
 
     /// Retries used per node in the running request.
     pub fn retries(&self) -> BTreeMap<String, u32> {
-        self.current.as_ref().map_or_else(BTreeMap::new, |r| {
+        self.work.run().map_or_else(BTreeMap::new, |r| {
             r.node_state.iter().filter(|(_, s)| s.retries > 0).map(|(k, s)| (k.clone(), s.retries)).collect()
         })
     }
@@ -514,7 +514,7 @@ impl Engine {
 
     /// Outcomes of the running request so far (or of the last finished one).
     pub fn outcomes(&self) -> &[NodeOutcome] {
-        if self.current.is_some() || self.recent_outcomes.is_empty() {
+        if self.work.run().is_some() || self.recent_outcomes.is_empty() {
             &self.outcomes
         } else {
             self.recent_outcomes.back().map(Vec::as_slice).unwrap_or(&[])
@@ -559,7 +559,7 @@ impl Engine {
 
     /// No request running or queued: the golden-image loop may act (Terragraph's rule).
     pub fn is_idle(&self) -> bool {
-        self.current.is_none() && self.queue.is_empty()
+        self.work.run().is_none() && self.queue.is_empty()
     }
 
     /// The fleet as the golden-image loop sees it: per node its board and running version as

@@ -8,6 +8,7 @@
 //! touches the disk.
 
 use super::request::{Batch, BatchNode, BatchNodes, Phase, RequestNode, RequestRun};
+use super::work::Work;
 use super::{Action, Engine, EngineError};
 use crate::store::{from_json, stage_str, to_json, Snapshot, StoreOp};
 
@@ -87,27 +88,27 @@ impl Engine {
         // Most inputs (a report from a node still pending) change nothing that is stored: the
         // request and batch are only taken out (moved) when there is something to write.
         let request_dirty = self.dirty.request || !self.dirty.request_nodes.is_empty();
-        if let Some(run) = self.current.take_if(|_| request_dirty) {
-            if std::mem::take(&mut self.dirty.request) {
-                self.put_request(&run, now);
-            }
-            for n in std::mem::take(&mut self.dirty.request_nodes) {
-                if let Some(s) = run.node_state.get(&n) {
-                    self.ops.push(StoreOp::PutRequestNode {
-                        request_id: run.id.clone(),
-                        node: n,
-                        body: to_json(s),
-                    });
+        let batch_dirty = self.dirty.batch || !self.dirty.batch_nodes.is_empty();
+        if request_dirty || batch_dirty {
+            let work = std::mem::take(&mut self.work);
+            if let Some(run) = work.run().filter(|_| request_dirty) {
+                if std::mem::take(&mut self.dirty.request) {
+                    self.put_request(run, now);
+                }
+                for n in std::mem::take(&mut self.dirty.request_nodes) {
+                    if let Some(s) = run.node_state.get(&n) {
+                        self.ops.push(StoreOp::PutRequestNode {
+                            request_id: run.id.clone(),
+                            node: n,
+                            body: to_json(s),
+                        });
+                    }
                 }
             }
-            self.current = Some(run);
-        }
-        let batch_dirty = self.dirty.batch || !self.dirty.batch_nodes.is_empty();
-        if let Some(batch) = self.batch.take_if(|_| batch_dirty) {
-            self.put_batch(&batch, true);
-            self.batch = Some(batch);
-        }
-        if request_dirty || batch_dirty {
+            if let Some(batch) = work.batch().filter(|_| batch_dirty) {
+                self.put_batch(batch, true);
+            }
+            self.work = work;
             self.dirty = Default::default();
         }
         if !self.ops.is_empty() {
@@ -182,8 +183,10 @@ impl Engine {
             let id = run.id.clone();
             self.transition(self.now, Some(&id), None, msg);
         }
-        self.current = current;
-        self.batch = batch;
+        self.work = match current {
+            Some(run) => Work::of(run, batch),
+            None => Work::Idle,
+        };
         Ok(())
     }
 }

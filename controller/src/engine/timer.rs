@@ -28,10 +28,10 @@ impl Engine {
     /// Every armed timer with its deadline (UNIX ms).
     pub fn timers(&self) -> Vec<(Timer, u64)> {
         let mut t = Vec::with_capacity(5);
-        if let Some(b) = self.batch.as_ref() {
+        if let Some(b) = self.work.batch() {
             t.push((Timer::BatchTimeout, b.deadline));
         }
-        if self.current.is_some() && self.batch.is_none() {
+        if self.work.run().is_some() && self.work.batch().is_none() {
             let grace = self.started_at.saturating_add(self.config.node_alive_timeout_ms);
             if grace > self.now {
                 t.push((Timer::StartupGrace, grace));
