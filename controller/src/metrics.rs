@@ -2,7 +2,7 @@
 //!
 //! Names follow seed 003's `upgrade.bt.*` figures as `meshlift_bt_*`, per node (from the minions'
 //! status reports) and for the controller's own seeder (`node="controller"`). Gauges are set from
-//! the engine's state after every tick, so a scrape never races the engine.
+//! the engine's state at every refresh (`tick_interval_ms`), so a scrape never races the engine.
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 

@@ -280,7 +280,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); crate::systemd::notify_stopping(); break; }
             Some(done) = done_rx.recv() => {
                 sh.reads.clear();
-                on_done(&mut engine, &app_router, done);
+                on_done(&mut sh, &mut engine, &app_router, done);
             }
             _ = until(wake) => {
                 let now = now_ms();
@@ -553,6 +553,9 @@ impl Shell {
     fn note_if_held(&mut self, engine: &mut Engine, answer: &mut Message) {
         self.settle(engine);
         if let (Some(d), Message::Ack(ack)) = (self.outbox.degraded(), answer) {
+            if !ack.success {
+                return;
+            }
             ack.message = format!(
                 "{} (held: the state database refused the write ({}); nothing is sent until it is written)",
                 ack.message, d.error
@@ -938,7 +941,7 @@ impl Shell {
     }
 }
 
-fn on_done(engine: &mut Engine, router: &Router, done: Done) {
+fn on_done(sh: &mut Shell, engine: &mut Engine, router: &Router, done: Done) {
     let Done { op, identity, request_id, result, operator } = done;
     let ack = match (op, result) {
         (ImageOp::Found, Ok(img)) => {
@@ -963,7 +966,9 @@ fn on_done(engine: &mut Engine, router: &Router, done: Done) {
         }
         (ImageOp::Deleted, Err(e)) => Ack::refused(e),
     };
-    let _ = router.send(&identity, b"ctrl", Envelope::new(request_id, Message::Ack(ack)));
+    let mut answer = Message::Ack(ack);
+    sh.note_if_held(engine, &mut answer);
+    let _ = router.send(&identity, b"ctrl", Envelope::new(request_id, answer));
 }
 
 /// What the per-node gauges were last set to: a tick touches only the series that changed, so a

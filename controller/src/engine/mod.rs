@@ -124,8 +124,9 @@ pub const JOURNAL_PRUNE_EVERY_MS: u64 = 3_600_000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Write these ops to the store in **one transaction**, and release the actions that follow
-    /// it (up to the end of this drain) only once that transaction is durable. Always first in
-    /// a drain, at most one per drain, and only when the input changed something stored.
+    /// it (up to the next `Persist` or the end of the drain) only once that transaction is
+    /// durable. First among an input's actions, at most one per input, and only when the input
+    /// changed something stored.
     Persist(Vec<StoreOp>),
     /// Send `req` to the node (MAC as in the topology).
     SendToNode { node: String, mac: String, req: Box<UpgradeReq> },
