@@ -114,6 +114,9 @@ pub const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'journal is append-only (only the retention policy prunes it)'); END;",
 ];
 
+/// How long a write waits for another writer's lock before it fails (see [`Store::open`]).
+pub const BUSY_TIMEOUT_MS: u64 = 250;
+
 /// Why the store failed. Every variant is a disk or database problem, never the operator's.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -274,7 +277,12 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Short: the store is written from the controller's event loop, which must keep acking
+        // status reports. In WAL mode only another writer (a second process on the file, an
+        // operator's open write transaction) holds the lock; waiting for it longer than this
+        // stalls the loop, and a write that gives up is held and retried by the shell's outbox
+        // (`crate::outbox`) with the controller degraded, never lost or acted upon.
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
