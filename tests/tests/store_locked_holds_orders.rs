@@ -50,9 +50,19 @@ async fn a_locked_database_holds_every_order_until_the_write_succeeds() {
     assert!(body.contains("database is locked"), "{body}");
     assert_eq!(degraded_gauge(&lab).await, "meshlift_controller_degraded 1");
     // A further state-changing request is refused, with the reason.
-    let out = cli(&lab, &["upgrade", "abort", "-r", "e2e-locked", "--reason", "e2e"]);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success() && text.contains("controller degraded: store write failing"), "{text}");
+    let abort = UpgradeAbortReq {
+        abort_all: false,
+        req_ids: vec!["e2e-locked".into()],
+        reset_status: false,
+        operator: Operator { who: "e2e".into(), reason: Some("e2e".into()) },
+    };
+    match lab.ask(Message::UpgradeAbortReq(abort)).await.expect("a reply") {
+        Message::Ack(a) => assert!(
+            !a.success && a.message.starts_with("controller degraded: store write failing: "),
+            "{a:?}"
+        ),
+        other => panic!("an ack, not {}", other.kind()),
+    }
     // No order left the controller: no node is downloading.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let nodes = lab.ask(Message::NodeStatusReq(NodeStatusReq {})).await.expect("node status");
