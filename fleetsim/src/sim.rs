@@ -6,7 +6,9 @@
 //! - **Controller shell**: what `controller/src/server.rs` does around the engine — routes by the
 //!   node's current connection, orders kept for a node without one and sent on its next report if
 //!   the engine still awaits it, a refusing `Ack` turned into [`Engine::handle_node_refusal`], a
-//!   `StatusReportAck` per report, a tick every second. A crash drops the engine (and with it the
+//!   `StatusReportAck` per report, the engine ticked only at its `next_deadline()`, never on a
+//!   period (a wait the engine forgot to name is then served only by the next report, ≤ 5 s
+//!   later: a delay the checks see only if it pushes the run past its liveness bound). A crash drops the engine (and with it the
 //!   routes, the kept orders and every message not yet delivered) and restarts it later with
 //!   `Engine::from_snapshot(…, store reopened .snapshot(), now)`. The engine's writes go through
 //!   the shell's real [`Outbox`]: an action is carried out only once its `Persist` is written.
@@ -54,8 +56,6 @@ use std::time::{Duration, Instant};
 pub const T0: u64 = 1_700_000_000_000;
 /// The minion's default `status_interval_s`.
 pub const STATUS_INTERVAL_MS: u64 = 5_000;
-/// The controller's default `tick_interval_ms`.
-pub const TICK_MS: u64 = 1_000;
 /// After the last fault has healed, the run must reach a quiet end within this much simulated
 /// time, or it counts as a liveness violation.
 pub const SETTLE_LIMIT_MS: u64 = 4 * 3_600_000;
@@ -149,6 +149,9 @@ struct Controller {
     routes: BTreeMap<String, u64>,
     /// Orders that found no connection, sent on the node's next report (server.rs: `undelivered`).
     undelivered: BTreeMap<String, UpgradeReq>,
+    /// When the earliest pending `ControllerTick` fires (the shell's sleep until the engine's
+    /// next deadline).
+    timer_at: Option<u64>,
 }
 
 /// What a run did, for the report and the bench.
@@ -301,6 +304,7 @@ impl Sim {
                 epoch: 0,
                 routes: BTreeMap::new(),
                 undelivered: BTreeMap::new(),
+                timer_at: None,
             },
             store_uri,
             keeper,
@@ -328,7 +332,6 @@ impl Sim {
             let d = sim.rng.gen_range(0..5_000);
             sim.after(d, Ev::PowerOn(n));
         }
-        sim.after(TICK_MS, Ev::ControllerTick(0));
         sim.after(1_000, Ev::Operator);
         sim
     }
@@ -554,10 +557,16 @@ impl Sim {
                     return None;
                 }
                 let now = self.now;
+                if self.ctrl.timer_at == Some(now) {
+                    self.ctrl.timer_at = None;
+                }
                 if let Some(e) = self.ctrl.engine.as_mut() {
-                    e.tick(now);
+                    // An event left over from a deadline that moved is harmless: the engine is
+                    // ticked only when something is due.
+                    if e.next_deadline().is_some_and(|d| d <= now) {
+                        e.tick(now);
+                    }
                     self.ctrl_drain();
-                    self.after(TICK_MS, Ev::ControllerTick(epoch));
                 }
             }
             Ev::Operator => {
@@ -1026,9 +1035,8 @@ impl Sim {
                 return;
             }
         }
+        self.ctrl.timer_at = None;
         self.ctrl_drain();
-        let epoch = self.ctrl.epoch;
-        self.after(TICK_MS, Ev::ControllerTick(epoch));
         // Every minion's connection comes back, each followed by a full report.
         let up: Vec<(String, u64)> =
             self.nodes.values().filter(|n| n.proc == Proc::Up).map(|n| (n.name.clone(), n.life)).collect();
@@ -1074,8 +1082,20 @@ impl Sim {
         self.ctrl_drain();
     }
 
-    /// Carry out the engine's actions as the controller shell does.
+    /// Carry out the engine's actions as the controller shell does, then sleep until the
+    /// engine's next deadline (a `ControllerTick` then, unless an earlier one is pending).
     fn ctrl_drain(&mut self) {
+        self.ctrl_release();
+        let Some(deadline) = self.ctrl.engine.as_ref().and_then(Engine::next_deadline) else { return };
+        let at = deadline.max(self.now);
+        if self.ctrl.timer_at.is_none_or(|t| at < t) {
+            self.ctrl.timer_at = Some(at);
+            let epoch = self.ctrl.epoch;
+            self.at(at, Ev::ControllerTick(epoch));
+        }
+    }
+
+    fn ctrl_release(&mut self) {
         let now = self.now;
         let epoch = self.ctrl.epoch;
         if let (Some(engine), Some(outbox)) = (self.ctrl.engine.as_mut(), self.ctrl.outbox.as_mut()) {
