@@ -125,3 +125,36 @@ fn a_failed_write_is_retried_after_100_ms_doubling_to_5_s() {
     assert!(journal.iter().any(|e| e.message == "note"), "the held write landed");
     assert!(journal.iter().any(|e| e.message.contains("after 10 failed attempts")));
 }
+
+#[test]
+fn a_long_outage_keeps_a_bounded_backlog_and_releases_everything_in_order() {
+    use meshlift_controller::engine::Action;
+    use meshlift_controller::outbox::UNITS_MAX;
+    let mut sim = Sim::with_store(grid(2, 2, &[]), Some(Store::open_in_memory().unwrap()));
+    sim.deliver();
+    fail_writes(&mut sim, true);
+    let op = Operator { who: "op".into(), reason: None };
+    let inputs = UNITS_MAX + 100;
+    for i in 0..inputs {
+        sim.engine.journal_command(&op, format!("note {i}"), sim.now);
+        let outbox = sim.outbox.as_mut().unwrap();
+        outbox.push_engine(&mut sim.engine);
+        outbox.flush(sim.now);
+        assert!(outbox.pop_ready().is_none(), "nothing is released while the store fails");
+    }
+    let outbox = sim.outbox.as_mut().unwrap();
+    assert_eq!(outbox.backlog(), UNITS_MAX, "later inputs are merged into the last unit");
+    outbox.store_mut().fail_with = None;
+    assert!(outbox.flush(outbox.next_deadline().unwrap()).recovered);
+    let mut released = Vec::new();
+    while let Some(a) = outbox.pop_ready() {
+        if let Action::Event(e) = a {
+            released.push(e.message);
+        }
+    }
+    let expected: Vec<String> = (0..inputs).map(|i| format!("op: note {i}")).collect();
+    assert_eq!(released, expected, "every held action, once, in order");
+    let journal = sim.store().unwrap().journal(0, 100_000).unwrap();
+    let notes = journal.iter().filter(|e| e.message.starts_with("note ")).count();
+    assert_eq!(notes, inputs, "every held write landed");
+}
