@@ -76,7 +76,7 @@ fn report(topo: &Topology, node: &Node, us: UpgradeStatus, seq: u64) -> StatusRe
 
 fn engine_tick(c: &mut Criterion) {
     let topo = mesh();
-    let mut engine = Engine::new(topo.clone(), EngineConfig::default(), None, T0).expect("engine");
+    let mut engine = Engine::new(topo.clone(), EngineConfig::default(), T0);
     let image = UpgradeImage {
         name: "v2".into(),
         version: "v2".into(),

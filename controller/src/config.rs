@@ -51,6 +51,16 @@ pub struct ControllerConfig {
     /// Engine tick period. Default 1000 ms (Terragraph: 5 s; faster ticks cost nothing here).
     #[serde(default = "default_tick")]
     pub tick_interval_ms: u64,
+    /// Journal retention: journal lines (operator commands, transitions) older than this many
+    /// days are pruned, at start and hourly. Default 90. Requests, batches and node outcomes are
+    /// kept; the refused-request lines are also cut to 1 KiB each and limited to one per address
+    /// a minute.
+    #[serde(default = "default_journal_keep_days")]
+    pub journal_keep_days: u64,
+    /// Journal retention: at most this many lines are kept (the newest). Default 100 000 (~30 MB
+    /// at most with 1 KiB texts, a few MB in practice).
+    #[serde(default = "default_journal_max_rows")]
+    pub journal_max_rows: u64,
     /// Largest accepted frame. Default 1 MiB.
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: usize,
@@ -179,6 +189,12 @@ fn default_alive() -> u64 {
 }
 fn default_tick() -> u64 {
     1000
+}
+fn default_journal_keep_days() -> u64 {
+    90
+}
+fn default_journal_max_rows() -> u64 {
+    100_000
 }
 fn default_max_frame() -> usize {
     meshlift_protocol::MAX_FRAME_DEFAULT

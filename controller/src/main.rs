@@ -25,6 +25,8 @@ use std::process::ExitCode;
 ///   trusted_keys          public keys whose images `image add` accepts
 ///   confirm_timeout_s     trial-boot confirm timeout for commits (default 120)
 ///   image_min_free_bytes  free space kept by `image add` (default 1 GiB)
+///   journal_keep_days     journal lines older than this are pruned, at start and hourly (90)
+///   journal_max_rows      at most this many journal lines are kept, the newest (100000)
 ///   [bittorrent] listen_port (6881), tracker_url ("" = embedded tracker), upload_limit (bytes/s)
 ///   [security]   CurveZMQ on both sockets: key_file (keys/controller.key), node_keys_file
 ///                (node_keys.toml), operator_limit_cap (50), [[security.operators]] name, role

@@ -9,7 +9,9 @@ use crate::auth::{self, AppAuth, AuthRefusal, Keyring, MinionAuth, NodeKeys, Rol
 use crate::config::ControllerConfig;
 use crate::dist::{self, DistConfig, ImageStore};
 use crate::engine::{Action, Engine, EngineConfig, EventLevel};
+use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::store::Store;
 use anyhow::Context;
 use bytes::Bytes;
@@ -141,10 +143,17 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
     let ecfg = EngineConfig {
         node_alive_timeout_ms: cfg.node_alive_timeout_s * 1000,
         confirm_timeout_s: cfg.confirm_timeout_s,
+        journal_keep_ms: cfg.journal_keep_days.saturating_mul(crate::engine::DAY_MS),
+        journal_max_rows: cfg.journal_max_rows,
         ..EngineConfig::default()
     };
-    let mut engine =
-        Engine::open(store, topology.clone(), ecfg, now_ms()).context("cannot load upgrade state")?;
+    // The engine never touches the database: it is rebuilt from a snapshot read here, and its
+    // writes come back as `Action::Persist`, applied by the outbox before anything else it asks.
+    let snapshot = store.snapshot().context("cannot read upgrade state")?;
+    let golden_row = snapshot.golden.clone();
+    let mut engine = Engine::from_snapshot(topology.clone(), ecfg, snapshot, now_ms())
+        .context("cannot load upgrade state")?;
+    let outbox = Outbox::new(store);
     // Images on disk are the truth for what can be served: once re-verified in the background,
     // each comes back to the loop as `ImageOp::Found` and the engine learns any it lacks.
 
@@ -167,6 +176,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         crate::api::new(&cfg.security.api_tokens, &cfg.http, &cfg.data_dir)?;
     let tls = crate::api::tls::server_config(cfg.http.tls_cert.as_deref(), cfg.http.tls_key.as_deref())?;
     let m2 = metrics.clone();
+    let health = Health::new();
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -178,7 +188,7 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 }
             }),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .merge(health.router())
         .merge(dist::router(images.clone()))
         .merge(crate::api::router(api_state));
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -188,8 +198,8 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         }
     });
 
-    let golden =
-        crate::golden::drive::open(&engine, &cfg.golden).context("cannot start the golden-image loop")?;
+    let golden = crate::golden::drive::open(golden_row.as_deref(), &cfg.golden)
+        .context("cannot start the golden-image loop")?;
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
     let mut sh = Shell {
         routes: HashMap::new(),
@@ -205,10 +215,17 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         last_progress: None,
         golden,
         api: api_side,
+        outbox,
+        health,
     };
     let mut shadow = MetricShadow::default();
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The only periodic wake-up left: gauges (online, last seen, state per node) and the API's node
+    // table are views of what every report changes; refreshing them per report would cost more
+    // than the reports at 10 000 nodes, so they are sampled every `tick_interval_ms`. Nothing is
+    // decided there: the engine and the golden-image loop are woken at their own deadlines.
+    let mut refresh = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms.max(50)));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut golden_cue = GoldenCue::of(&engine);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
     // Ready: both ROUTERs and the HTTP listener are bound, and SIGTERM is handled — so a
@@ -253,7 +270,12 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
         });
     }
     loop {
-        // Signals, finished slow work and the tick first; then minion frames and operator
+        // Sleep until the earliest deadline: the engine's named timers, the golden-image loop's
+        // (not while degraded: it starts nothing then), a held write's retry.
+        let golden_due = if sh.outbox.degraded().is_none() { sh.golden.next_deadline() } else { None };
+        let wake =
+            [engine.next_deadline(), golden_due, sh.outbox.next_deadline()].into_iter().flatten().min();
+        // Signals, finished slow work and the timers first; then minion frames and operator
         // requests in random order (tokio's fair select), with a budget: each turn takes up to
         // MINION_BUDGET minion frames but one operator request. A flood of operator reads can
         // then never starve status acks (nodes on trial must hear from us in time), and ten
@@ -265,20 +287,23 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); crate::systemd::notify_stopping(); break; }
             Some(done) = done_rx.recv() => {
                 sh.reads.clear();
-                on_done(&mut engine, &app_router, done);
+                on_done(&mut sh, &mut engine, &app_router, done);
             }
-            _ = tick.tick() => {
-                sh.reads.clear();
-                engine.tick(now_ms());
+            _ = until(wake) => {
+                let now = now_ms();
+                if engine.next_deadline().is_some_and(|d| d <= now) {
+                    sh.reads.clear();
+                    engine.tick(now);
+                }
+                // The golden-image loop's deadline and a held write's retry are served below.
+            }
+            _ = refresh.tick() => {
+                let now = now_ms();
                 sh.api_publish_nodes(&engine);
-                // The golden-image loop after the engine's tick: a request that finished in this
-                // tick is judged now, and the loop sees the engine idle in the same turn.
-                let fleet = crate::golden::drive::turn(&mut engine, &mut sh.golden, now_ms());
                 if let Ok(mut m) = metrics.lock() {
-                    update_metrics(&mut m, &mut shadow, &engine, &images, now_ms());
-                    if let Some(fleet) = &fleet {
-                        crate::golden::drive::update_metrics(&m, &sh.golden, fleet, now_ms());
-                    }
+                    update_metrics(&mut m, &mut shadow, &engine, &images, now);
+                    let fleet = crate::golden::drive::fleet(&engine, &sh.golden, now);
+                    crate::golden::drive::update_metrics(&m, &sh.golden, &fleet, now);
                 }
             }
             Some(r) = refusal_rx.recv() => sh.journal_refusal(&mut engine, r),
@@ -296,17 +321,64 @@ pub async fn run(cfg: ControllerConfig) -> anyhow::Result<()> {
                 Fair::Closed => { tracing::error!("a socket thread stopped"); break; }
             },
         }
+        // The golden-image loop at its deadline, or when an engine request started or finished
+        // (a wave is judged, and the loop sees the engine idle, in the same turn). Not while
+        // degraded: a wave started now could not be recorded.
+        let now = now_ms();
+        let cue = GoldenCue::of(&engine);
+        if sh.outbox.degraded().is_none()
+            && (cue != golden_cue || sh.golden.next_deadline().is_some_and(|d| d <= now))
+        {
+            sh.reads.clear();
+            let store = Some(sh.outbox.store());
+            crate::golden::drive::turn(&mut engine, &mut sh.golden, store, now);
+            golden_cue = GoldenCue::of(&engine);
+        }
         sh.drain_actions(&mut engine, &minion_router, &images);
     }
 
-    if let Some(e) = engine.store_error() {
-        tracing::error!(error = %e, "the state database reported an error during this run");
+    // One last attempt for writes held by a failing store; what is still held is lost with the
+    // process, and so are the actions that depended on it (none of them was sent).
+    sh.drain_actions(&mut engine, &minion_router, &images);
+    if let Some(d) = sh.outbox.degraded() {
+        tracing::error!(
+            error = %d.error,
+            held = sh.outbox.backlog(),
+            "stopping while the state database refuses writes: the held decisions were never acted upon"
+        );
     }
     let _ = http_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(3), http_task).await;
     images.shutdown().await;
     tracing::info!("controller stopped; state flushed");
     Ok(())
+}
+
+/// What the golden-image loop reacts to in the engine besides time: whether it is idle, and
+/// which request runs and which finished last.
+#[derive(PartialEq)]
+struct GoldenCue {
+    idle: bool,
+    current: Option<String>,
+    last_finished: Option<String>,
+}
+
+impl GoldenCue {
+    fn of(engine: &Engine) -> GoldenCue {
+        GoldenCue {
+            idle: engine.is_idle(),
+            current: engine.current_request_id().map(str::to_string),
+            last_finished: engine.finished_requests().last().map(|f| f.request_id.clone()),
+        }
+    }
+}
+
+/// Sleep until `deadline` (UNIX ms, the engine's clock), forever if there is none.
+async fn until(deadline: Option<u64>) {
+    match deadline {
+        Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Log (WARN) what is wrong with advertising `public_host` to minions while listening on
@@ -362,6 +434,9 @@ struct Shell {
     golden: crate::golden::Reconciler,
     /// The HTTP API's event stream and image work coming back (`api_loop`).
     api: crate::api::LoopSide,
+    /// The engine's writes, applied before the actions that depend on them (owns the store).
+    outbox: Outbox<Store>,
+    health: Health,
 }
 
 /// Snapshots of the expensive operator reads.
@@ -458,9 +533,52 @@ fn normalize(mac: &str) -> String {
 }
 
 impl Shell {
+    /// Take the engine's actions into the outbox and write what is due; log a failure or a
+    /// recovery and show it on `/healthz` and the gauge.
+    fn settle(&mut self, engine: &mut Engine) {
+        self.outbox.push_engine(engine);
+        let report = self.outbox.flush(now_ms());
+        if let Some(error) = &report.failed {
+            tracing::error!(
+                %error,
+                held = self.outbox.backlog(),
+                "state database write failed: holding this input's actions, retrying; controller degraded"
+            );
+        }
+        if report.recovered {
+            tracing::warn!("state database writes succeed again: held actions released, degraded cleared");
+        }
+        if let Ok(m) = self.metrics.lock() {
+            self.health.update(self.outbox.degraded(), &m);
+        }
+    }
+
+    /// The refusal for a state-changing operator request while a store write is failing.
+    fn refuse_if_degraded(&self) -> Option<String> {
+        self.outbox.degraded().map(crate::outbox::degraded_refusal)
+    }
+
+    /// An operator's state-changing request was answered with `ack`: if the write it caused is
+    /// not durable yet (it just failed), say so rather than let the operator believe it is done.
+    fn note_if_held(&mut self, engine: &mut Engine, answer: &mut Message) {
+        self.settle(engine);
+        if let (Some(d), Message::Ack(ack)) = (self.outbox.degraded(), answer) {
+            if !ack.success {
+                return;
+            }
+            ack.message = format!(
+                "{} (held: the state database refused the write ({}); nothing is sent until it is written)",
+                ack.message, d.error
+            );
+        }
+    }
+
     fn drain_actions(&mut self, engine: &mut Engine, router: &Router, images: &ImageStore) {
-        while let Some(action) = engine.poll_action() {
+        self.settle(engine);
+        while let Some(action) = self.outbox.pop_ready() {
             match action {
+                // The outbox consumed every `Persist`; none reaches the ready queue.
+                Action::Persist(_) => {}
                 Action::SendToNode { node, mac, mut req } => {
                     let mac = normalize(&mac);
                     // The newest order to a node replaces one kept from a failed send.
@@ -761,8 +879,12 @@ impl Shell {
         );
         if !is_read {
             self.reads.clear();
+            if let Some(why) = self.refuse_if_degraded() {
+                self.count_refused("app", "degraded");
+                return reply(Message::Ack(Ack::refused(why)));
+            }
         }
-        let answer = match env.body {
+        let mut answer = match env.body {
             Message::UpgradeAddImageReq(req) => {
                 if let Err(e) = crate::catalog::retag("", &Default::default(), &req.tags, &[]) {
                     return reply(Message::Ack(Ack::refused(e.to_string())));
@@ -827,6 +949,9 @@ impl Shell {
             Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),
             other => engine.handle_operator(other, now_ms()),
         };
+        if !is_read {
+            self.note_if_held(engine, &mut answer);
+        }
         reply(answer);
     }
 
@@ -868,7 +993,7 @@ impl Shell {
     }
 }
 
-fn on_done(engine: &mut Engine, router: &Router, done: Done) {
+fn on_done(sh: &mut Shell, engine: &mut Engine, router: &Router, done: Done) {
     let Done { op, identity, request_id, result, operator, tags } = done;
     let ack = match (op, result) {
         (ImageOp::Found, Ok(img)) => {
@@ -899,7 +1024,9 @@ fn on_done(engine: &mut Engine, router: &Router, done: Done) {
         }
         (ImageOp::Deleted, Err(e)) => Ack::refused(e),
     };
-    let _ = router.send(&identity, b"ctrl", Envelope::new(request_id, Message::Ack(ack)));
+    let mut answer = Message::Ack(ack);
+    sh.note_if_held(engine, &mut answer);
+    let _ = router.send(&identity, b"ctrl", Envelope::new(request_id, answer));
 }
 
 /// What the per-node gauges were last set to: a tick touches only the series that changed, so a

@@ -4,7 +4,6 @@
 mod engine_support;
 
 use engine_support::*;
-use meshlift_controller::engine::{Engine, EngineConfig};
 use meshlift_controller::store::{Store, StoreOp};
 use meshlift_protocol::*;
 
@@ -34,8 +33,7 @@ fn engine_rebuilt_from_the_store_mid_commit_finishes_the_request() {
 
     // Crash: drop the engine (and its store), start a new one on the same file.
     let later = sim.now + 1_000;
-    sim.engine = Engine::new(topo, EngineConfig::default(), Some(Store::open(&db).unwrap()), later).unwrap();
-    sim.now = later;
+    sim.restart(Store::open(&db).unwrap(), later);
     assert_eq!(sim.engine.current_request_id(), Some("c1"));
     assert_eq!(sim.engine.current_batch_index(), batch_index);
     let mut reloaded: Vec<String> = sim.engine.in_flight_nodes().iter().map(|s| s.to_string()).collect();

@@ -550,7 +550,7 @@ fn a_refused_request_with_a_huge_reason_leaves_a_bounded_journal_line() {
     let mut req = prepare("p-huge", &["no-such-node"]);
     req.operator = Operator { who: "w".repeat(100_000), reason: Some("é".repeat(500_000)) };
     assert!(!sim.submit(req).success, "an unknown node is refused");
-    let journal = sim.engine.store().unwrap().journal(0, 1000).unwrap();
+    let journal = sim.store().unwrap().journal(0, 1000).unwrap();
     let line = journal.iter().find(|e| e.message.contains("refused")).expect("the refusal is journaled");
     let op = line.operator.as_ref().unwrap();
     let size = line.message.len() + op.who.len() + op.reason.as_ref().map_or(0, |r| r.len());

@@ -6,7 +6,6 @@
 mod engine_support;
 
 use engine_support::*;
-use meshlift_controller::engine::{Engine, EngineConfig};
 use meshlift_controller::golden::{drive, GoldenConfig, Reconciler};
 use meshlift_controller::store::Store;
 use meshlift_protocol::*;
@@ -41,8 +40,13 @@ fn set_v1(sim: &mut Sim) {
 
 fn step(sim: &mut Sim, golden: &mut Reconciler) {
     sim.step();
-    drive::turn(&mut sim.engine, golden, sim.now);
+    let store = sim.outbox.as_ref().map(|o| &o.store().store);
+    drive::turn(&mut sim.engine, golden, store, sim.now);
     sim.deliver();
+}
+
+fn golden_row(sim: &Sim) -> Option<String> {
+    sim.store().and_then(|s| s.golden().unwrap())
 }
 
 fn waves(golden: &Reconciler) -> Vec<String> {
@@ -56,7 +60,7 @@ fn a_restarted_controller_resumes_the_golden_wave_in_flight_from_sqlite() {
     let topology = grid(3, 3, &[("l1", "n11")]);
     let mut sim = Sim::with_store(topology.clone(), Some(Store::open(&db).unwrap()));
     set_v1(&mut sim);
-    let mut golden = drive::open(&sim.engine, &config()).unwrap();
+    let mut golden = drive::open(golden_row(&sim).as_deref(), &config()).unwrap();
     for _ in 0..400 {
         if golden.state().rollouts.values().any(|r| r.waves.len() == 3) {
             break;
@@ -69,8 +73,8 @@ fn a_restarted_controller_resumes_the_golden_wave_in_flight_from_sqlite() {
 
     // Restart: both cores rebuilt from the database alone.
     let now = sim.now;
-    sim.engine = Engine::open(Store::open(&db).unwrap(), topology, EngineConfig::default(), now).unwrap();
-    let mut golden = drive::open(&sim.engine, &GoldenConfig::default()).unwrap();
+    sim.restart(Store::open(&db).unwrap(), now);
+    let mut golden = drive::open(golden_row(&sim).as_deref(), &GoldenConfig::default()).unwrap();
     assert_eq!(golden.state().in_flight, in_flight, "the wave in flight was reloaded");
     assert!(golden.state().settings.enabled, "settings come from the database, not the (default) config");
     sim.report_all();

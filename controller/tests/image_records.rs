@@ -36,9 +36,8 @@ fn tags_survive_a_restart_and_filter_the_listing() {
     let db = dir.path().join("state.db");
     let topology = grid(2, 2, &[]);
     {
-        let mut e =
-            Engine::new(topology.clone(), EngineConfig::default(), Some(Store::open(&db).unwrap()), T0)
-                .unwrap();
+        let mut sim = Sim::with_store(topology.clone(), Some(Store::open(&db).unwrap()));
+        let e = &mut sim.engine;
         e.add_image(img("1.0.0", &[BOARD]), op("base"), T0);
         e.add_image(img("2.0.0", &[BOARD, "OTHER"]), op("next"), T0);
         let tag = |name: &str, add: &[&str], remove: &[&str]| {
@@ -57,9 +56,11 @@ fn tags_survive_a_restart_and_filter_the_listing() {
         assert!(matches!(ack, Message::Ack(Ack { success: true, .. })), "{ack:?}");
         let bad = e.handle_operator(tag("2.0.0", &["no spaces"], &[]), T0);
         assert!(matches!(bad, Message::Ack(Ack { success: false, .. })), "{bad:?}");
+        // The engine's writes reach SQLite through the shell's outbox.
+        sim.deliver();
     }
-    let mut e =
-        Engine::new(topology, EngineConfig::default(), Some(Store::open(&db).unwrap()), T0 + 1).unwrap();
+    let store = Store::open(&db).unwrap();
+    let mut e = Engine::from_snapshot(topology, EngineConfig::default(), store.snapshot().unwrap(), T0 + 1).unwrap();
     let tagged = |t: &str| ImageRecordsReq { tag: Some(t.into()), ..Default::default() };
     assert_eq!(names(&mut e, tagged("stable")), ["1.0.0", "2.0.0"], "tags reloaded from SQLite");
     assert!(names(&mut e, tagged("lab")).is_empty(), "the untag was stored too");

@@ -40,7 +40,8 @@ fn snapshot_upgrade_restore_returns_every_node_to_the_snapshot_through_the_recon
     sim.engine.add_image(img(V1, 1), vera("base"), sim.now);
     sim.engine.add_image(img(V2, 2), vera("next"), sim.now);
     sim.report_all();
-    let mut golden = drive::open(&sim.engine, &GoldenConfig::default()).unwrap();
+    let row = sim.store().and_then(|s| s.golden().unwrap());
+    let mut golden = drive::open(row.as_deref(), &GoldenConfig::default()).unwrap();
     assert!(!golden.state().settings.enabled, "the restore does not need the golden loop enabled");
 
     let ask = |sim: &mut Sim, golden: &mut _, cmd| {
@@ -99,7 +100,8 @@ fn snapshot_upgrade_restore_returns_every_node_to_the_snapshot_through_the_recon
             break;
         }
         sim.step();
-        drive::turn(&mut sim.engine, &mut golden, sim.now);
+        let store = sim.outbox.as_ref().map(|o| &o.store().store);
+        drive::turn(&mut sim.engine, &mut golden, store, sim.now);
         sim.deliver();
     }
     assert!(golden.restore().is_none(), "the restore finished");
@@ -114,7 +116,7 @@ fn snapshot_upgrade_restore_returns_every_node_to_the_snapshot_through_the_recon
     }
     assert!(sim.isolation_events.is_empty(), "collateral isolation: {:?}", sim.isolation_events);
     // The restore's request carried allow_downgrade with the operator's name in its reason.
-    let journal = sim.engine.store().unwrap().journal(0, 10_000).unwrap();
+    let journal = sim.store().unwrap().journal(0, 10_000).unwrap();
     assert!(
         journal.iter().any(|e| e.operator.as_ref().is_some_and(|o| o.who == "vera"
             && o.reason

@@ -6,9 +6,12 @@
 //! - **Controller shell**: what `controller/src/server.rs` does around the engine — routes by the
 //!   node's current connection, orders kept for a node without one and sent on its next report if
 //!   the engine still awaits it, a refusing `Ack` turned into [`Engine::handle_node_refusal`], a
-//!   `StatusReportAck` per report, a tick every second. A crash drops the engine (and with it the
+//!   `StatusReportAck` per report, the engine ticked only at its `next_deadline()`, never on a
+//!   period (a wait the engine forgot to name is then served only by the next report, ≤ 5 s
+//!   later: a delay the checks see only if it pushes the run past its liveness bound). A crash drops the engine (and with it the
 //!   routes, the kept orders and every message not yet delivered) and restarts it later with
-//!   `Engine::new(…, Some(store reopened), now)`.
+//!   `Engine::from_snapshot(…, store reopened .snapshot(), now)`. The engine's writes go through
+//!   the shell's real [`Outbox`]: an action is carried out only once its `Persist` is written.
 //! - **Minion shell**: what `minion/src/main.rs` does around the agent — the boot step at every
 //!   power-on, a status report every 5 s and on `SendStatusNow`, a full report when the
 //!   connection comes back, the radio polled within 500 ms of a change, and each [`Action`] carried
@@ -29,6 +32,7 @@ use crate::images::{finish_flash, start_flash, ImageKind, SimImage, BOARD};
 use crate::node::{Proc, SimNode};
 use crate::schedule::{Fault, Schedule};
 use meshlift_controller::engine::{Action as EngineAction, Engine, EngineConfig};
+use meshlift_controller::outbox::Outbox;
 use meshlift_controller::store::Store;
 use meshlift_image::HookKind;
 use meshlift_meshsim::{Change, DownCause, Effect, MeshModel};
@@ -52,8 +56,6 @@ use std::time::{Duration, Instant};
 pub const T0: u64 = 1_700_000_000_000;
 /// The minion's default `status_interval_s`.
 pub const STATUS_INTERVAL_MS: u64 = 5_000;
-/// The controller's default `tick_interval_ms`.
-pub const TICK_MS: u64 = 1_000;
 /// After the last fault has healed, the run must reach a quiet end within this much simulated
 /// time, or it counts as a liveness violation.
 pub const SETTLE_LIMIT_MS: u64 = 4 * 3_600_000;
@@ -139,12 +141,17 @@ impl Ord for Scheduled {
 /// The controller process and its shell state.
 struct Controller {
     engine: Option<Engine>,
+    /// The shell's write gate on this process's connection to the store.
+    outbox: Option<Outbox<Store>>,
     /// Bumped at every crash: messages of an earlier process are lost with its connections.
     epoch: u64,
     /// Node → the life of the node whose connection the controller last heard from.
     routes: BTreeMap<String, u64>,
     /// Orders that found no connection, sent on the node's next report (server.rs: `undelivered`).
     undelivered: BTreeMap<String, UpgradeReq>,
+    /// When the earliest pending `ControllerTick` fires (the shell's sleep until the engine's
+    /// next deadline).
+    timer_at: Option<u64>,
 }
 
 /// What a run did, for the report and the bench.
@@ -259,16 +266,10 @@ impl Sim {
         );
         let keeper =
             Store::open(std::path::Path::new(&store_uri)).expect("an in-memory SQLite database opens");
-        let engine = Engine::new(
-            schedule.topology.clone(),
-            EngineConfig::default(),
-            Some(
-                Store::open(std::path::Path::new(&store_uri))
-                    .expect("second connection to the same database"),
-            ),
-            T0,
-        )
-        .expect("a fresh engine starts on an empty store");
+        let engine = Engine::new(schedule.topology.clone(), EngineConfig::default(), T0);
+        let outbox = Outbox::new(
+            Store::open(std::path::Path::new(&store_uri)).expect("second connection to the same database"),
+        );
         let faults_over_at = schedule
             .faults
             .iter()
@@ -299,9 +300,11 @@ impl Sim {
             shadow,
             ctrl: Controller {
                 engine: Some(engine),
+                outbox: Some(outbox),
                 epoch: 0,
                 routes: BTreeMap::new(),
                 undelivered: BTreeMap::new(),
+                timer_at: None,
             },
             store_uri,
             keeper,
@@ -329,7 +332,6 @@ impl Sim {
             let d = sim.rng.gen_range(0..5_000);
             sim.after(d, Ev::PowerOn(n));
         }
-        sim.after(TICK_MS, Ev::ControllerTick(0));
         sim.after(1_000, Ev::Operator);
         sim
     }
@@ -555,10 +557,16 @@ impl Sim {
                     return None;
                 }
                 let now = self.now;
+                if self.ctrl.timer_at == Some(now) {
+                    self.ctrl.timer_at = None;
+                }
                 if let Some(e) = self.ctrl.engine.as_mut() {
-                    e.tick(now);
+                    // An event left over from a deadline that moved is harmless: the engine is
+                    // ticked only when something is due.
+                    if e.next_deadline().is_some_and(|d| d <= now) {
+                        e.tick(now);
+                    }
                     self.ctrl_drain();
-                    self.after(TICK_MS, Ev::ControllerTick(epoch));
                 }
             }
             Ev::Operator => {
@@ -627,6 +635,7 @@ impl Sim {
                 if let Some(engine) = self.ctrl.engine.take() {
                     self.saved_view = Some(check::durable_view(&engine.state_dump()));
                     drop(engine);
+                    self.ctrl.outbox = None;
                     self.ctrl.epoch += 1;
                     self.ctrl.routes.clear();
                     self.ctrl.undelivered.clear();
@@ -996,7 +1005,14 @@ impl Sim {
                 return;
             }
         };
-        match Engine::new(self.schedule.topology.clone(), EngineConfig::default(), Some(store), now) {
+        let snapshot = match store.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                self.checker.violation(now, format!("the store does not read back: {e}"));
+                return;
+            }
+        };
+        match Engine::from_snapshot(self.schedule.topology.clone(), EngineConfig::default(), snapshot, now) {
             Ok(engine) => {
                 if let Some(before) = self.saved_view.take() {
                     let after = check::durable_view(&engine.state_dump());
@@ -1011,6 +1027,7 @@ impl Sim {
                     }
                 }
                 self.ctrl.engine = Some(engine);
+                self.ctrl.outbox = Some(Outbox::new(store));
                 self.stats.controller_restarts += 1;
             }
             Err(e) => {
@@ -1018,9 +1035,8 @@ impl Sim {
                 return;
             }
         }
+        self.ctrl.timer_at = None;
         self.ctrl_drain();
-        let epoch = self.ctrl.epoch;
-        self.after(TICK_MS, Ev::ControllerTick(epoch));
         // Every minion's connection comes back, each followed by a full report.
         let up: Vec<(String, u64)> =
             self.nodes.values().filter(|n| n.proc == Proc::Up).map(|n| (n.name.clone(), n.life)).collect();
@@ -1066,13 +1082,31 @@ impl Sim {
         self.ctrl_drain();
     }
 
-    /// Carry out the engine's actions as the controller shell does.
+    /// Carry out the engine's actions as the controller shell does, then sleep until the
+    /// engine's next deadline (a `ControllerTick` then, unless an earlier one is pending).
     fn ctrl_drain(&mut self) {
+        self.ctrl_release();
+        let Some(deadline) = self.ctrl.engine.as_ref().and_then(Engine::next_deadline) else { return };
+        let at = deadline.max(self.now);
+        if self.ctrl.timer_at.is_none_or(|t| at < t) {
+            self.ctrl.timer_at = Some(at);
+            let epoch = self.ctrl.epoch;
+            self.at(at, Ev::ControllerTick(epoch));
+        }
+    }
+
+    fn ctrl_release(&mut self) {
         let now = self.now;
         let epoch = self.ctrl.epoch;
+        if let (Some(engine), Some(outbox)) = (self.ctrl.engine.as_mut(), self.ctrl.outbox.as_mut()) {
+            outbox.push_engine(engine);
+            if let Some(e) = outbox.flush(now).failed {
+                self.checker.violation(now, format!("the controller's store refused a write: {e}"));
+            }
+        }
         loop {
-            let Some(engine) = self.ctrl.engine.as_mut() else { return };
-            let Some(action) = engine.poll_action() else { return };
+            let Some(outbox) = self.ctrl.outbox.as_mut() else { return };
+            let Some(action) = outbox.pop_ready() else { return };
             let EngineAction::SendToNode { node, req, .. } = action else {
                 if let (true, EngineAction::Event(e)) = (self.trace, &action) {
                     eprintln!(
@@ -1108,9 +1142,14 @@ impl Sim {
     /// A second engine on the same store, as a restarted controller would build it.
     pub(crate) fn reloaded_view(&mut self) -> Result<String, String> {
         let store = Store::open(std::path::Path::new(&self.store_uri)).map_err(|e| e.to_string())?;
-        let engine =
-            Engine::new(self.schedule.topology.clone(), EngineConfig::default(), Some(store), self.now)
-                .map_err(|e| e.to_string())?;
+        let snapshot = store.snapshot().map_err(|e| e.to_string())?;
+        let engine = Engine::from_snapshot(
+            self.schedule.topology.clone(),
+            EngineConfig::default(),
+            snapshot,
+            self.now,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(check::durable_view(&engine.state_dump()))
     }
 

@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
     static TOPOLOGY: std::sync::OnceLock<Topology> = std::sync::OnceLock::new();
     let topology = TOPOLOGY.get_or_init(|| Topology::from_json(SAMPLE).expect("sample topology")).clone();
     let mut now = 1_000_000u64;
-    let mut engine = Engine::new(topology.clone(), EngineConfig::default(), None, now).expect("engine");
+    let mut engine = Engine::new(topology.clone(), EngineConfig::default(), now);
     engine.add_image(
         UpgradeImage {
             name: "2.0.0".into(),

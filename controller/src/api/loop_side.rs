@@ -28,17 +28,13 @@ impl Shell {
         let mut body = match op {
             // Every token has at least the viewer role, which is all these need.
             ApiOp::Journal { after, last, limit } => {
-                let lines = match engine.store() {
-                    None => Ok(Vec::new()),
-                    Some(store) => {
-                        let after = match (after, last) {
-                            (Some(a), _) => Ok(a),
-                            (None, Some(n)) => store.journal_len().map(|len| len as i64 - n as i64),
-                            (None, None) => Ok(0),
-                        };
-                        after.and_then(|a| store.journal(a, limit)).map_err(|e| e.to_string())
-                    }
+                let store = self.outbox.store();
+                let after = match (after, last) {
+                    (Some(a), _) => Ok(a),
+                    (None, Some(n)) => store.journal_len().map(|len| len as i64 - n as i64),
+                    (None, None) => Ok(0),
                 };
+                let lines = after.and_then(|a| store.journal(a, limit)).map_err(|e| e.to_string());
                 let _ = reply.send(ApiReply::Journal(lines));
                 return;
             }
@@ -80,6 +76,11 @@ impl Shell {
         );
         if !is_read {
             self.reads.clear();
+            if let Some(why) = self.refuse_if_degraded() {
+                self.count_refused("api", "degraded");
+                let _ = reply.send(ApiReply::Message(Box::new(Message::Ack(Ack::refused(why)))));
+                return;
+            }
         }
         let answer = match body {
             Message::UpgradeAddImageReq(req) => {
@@ -134,6 +135,10 @@ impl Shell {
             Message::UpgradeCommitPlanReq(req) => self.reads.plan(engine, req),
             other => engine.handle_operator(other, now_ms()),
         };
+        let mut answer = answer;
+        if !is_read {
+            self.note_if_held(engine, &mut answer);
+        }
         let _ = reply.send(ApiReply::Message(Box::new(answer)));
     }
 

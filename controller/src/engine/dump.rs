@@ -29,19 +29,19 @@ impl Engine {
             started_at: r.started_at,
         };
         let mut dump = UpgradeStateDump {
-            cur_req: self.current.as_ref().map(view),
+            cur_req: self.work.run().map(view),
             pending_reqs: self.queue.iter().map(view).collect(),
             finished_reqs: self.finished.iter().cloned().collect(),
             ..Default::default()
         };
-        if let Some(run) = &self.current {
+        if let Some(run) = self.work.run() {
             dump.pending_nodes = run.pending.clone();
             dump.done_batches = run.done_batches.clone();
-            if self.batch.is_some() {
+            if self.work.batch().is_some() {
                 dump.done_batches.pop();
             }
         }
-        if let Some(b) = &self.batch {
+        if let Some(b) = self.work.batch() {
             dump.cur_batch_index = b.index;
             dump.cur_batch = b
                 .nodes
@@ -58,8 +58,8 @@ impl Engine {
                             Progress::Retrying { reason } => format!("will retry: {reason}"),
                         },
                         retries: self
-                            .current
-                            .as_ref()
+                            .work
+                            .run()
                             .and_then(|r| r.node_state.get(name))
                             .map_or(0, |s| s.retries),
                         last_seen: seen.map(|s| s.at),
@@ -67,7 +67,7 @@ impl Engine {
                     }
                 })
                 .collect();
-        } else if let Some(run) = &self.current {
+        } else if let Some(run) = self.work.run() {
             dump.cur_batch_index = run.done_batches.len() as u32;
         }
         dump.outcomes = self.outcomes.clone();

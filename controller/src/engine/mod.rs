@@ -21,9 +21,10 @@
 //! succeeded into its COMMIT stage.
 //!
 //! # Contract with the shell
-//! The engine never reads a clock, a socket or a file of its own; the shell owns them.
-//! - Build it with [`Engine::new`] (optionally with a [`Store`]: if the store holds state from an
-//!   earlier run, the engine reloads it and resumes — see *Restart* below) or [`Engine::open`].
+//! The engine never reads a clock, a socket or a file of its own — not even its database; the
+//! shell owns them.
+//! - Build it with [`Engine::new`] (no history) or [`Engine::from_snapshot`] (the rows the shell
+//!   read from the store with `Store::snapshot`: the engine resumes — see *Restart* below).
 //! - Feed it inputs, each with the current time `now` in UNIX milliseconds. **Time never goes
 //!   backwards** between calls (an earlier `now` is treated as the latest one seen):
 //!   - [`Engine::handle_status_report`] for every `StatusReport` (the node is found by MAC; an
@@ -31,28 +32,33 @@
 //!   - [`Engine::handle_operator`] for every operator message; it returns the reply to send;
 //!   - [`Engine::add_image`] / [`Engine::remove_image`] after the shell's image store has added
 //!     or deleted the file;
-//!   - [`Engine::tick`] at [`Engine::next_deadline`] and at least every status-report interval
-//!     (5 s): online/offline transitions, batch timeouts and link waits are evaluated there.
+//!   - [`Engine::tick`] at [`Engine::next_deadline`], the earliest of the named [`Timer`]s
+//!     (batch timeout, start-up grace, commit settle, liveness, journal retention): online/offline
+//!     transitions, batch timeouts and link waits are evaluated there. No periodic tick is needed.
 //! - After each input, drain [`Engine::poll_action`] until it returns `None`, and carry out the
-//!   actions in order ([`Action::SendToNode`]: send the `UpgradeReq` to the node's current
-//!   routing identity; [`Action::Event`]: log / count).
-//! - Every input's state changes are written to the store in **one transaction before** its
-//!   actions become visible in `poll_action`: if the controller dies between the write and the
-//!   send, the restarted engine finds the node dispatched but silent, waits for its reports, and
-//!   re-dispatches only after the batch timeout and only if the node still reports FLASHED and
-//!   idle. It never re-sends a COMMIT blindly.
+//!   actions in order ([`Action::Persist`]: write the ops in one transaction;
+//!   [`Action::SendToNode`]: send the `UpgradeReq` to the node's current routing identity;
+//!   [`Action::Event`]: log / count).
+//! - Every input that changed stored state yields **one `Persist`, first**, then its other
+//!   actions. The shell (`crate::outbox`) releases those only once the `Persist` is durable, and
+//!   holds them (retrying the write, controller degraded) while it is not. So if the controller
+//!   dies between the write and the send, the restarted engine finds the node dispatched but
+//!   silent, waits for its reports, and re-dispatches only after the batch timeout and only if the
+//!   node still reports FLASHED and idle; and if it dies before the write, nothing was sent. It
+//!   never re-sends a COMMIT blindly, and never sends one it has no record of.
 //!
 //! # Restart
-//! [`Engine::new`] with a store that holds a running request resumes it: the open batch is
+//! [`Engine::from_snapshot`] of a store that holds a running request resumes it: the open batch is
 //! reloaded with each node's progress and the baseline captured at dispatch, and its nodes are
 //! judged from the reports that arrive. No batch is formed until every pending node has reported
 //! or `node_alive_timeout` has passed since start, so a fresh controller does not mistake "no
 //! report yet" for "offline".
 //!
 //! # Store failures
-//! A store write that fails is reported as an [`EventLevel::Error`] event and in
-//! [`Engine::store_error`]; the engine carries on in memory (an upgrade half done is worse than a
-//! journal gap), and the shell decides whether to alarm or stop.
+//! Not the engine's to see: it hands its writes over and goes on deciding in memory. The shell
+//! holds every decision that is not on disk (`crate::outbox`), reports itself degraded
+//! (`/healthz`, `meshlift_controller_degraded`) and refuses new state-changing operator requests
+//! until the write succeeds.
 //!
 //! # Panics
 //! Nothing from a report, an operator or the store panics the engine: unknown nodes, stale
@@ -66,8 +72,10 @@ mod records;
 pub mod request;
 mod run;
 mod snapshots;
+pub mod timer;
 pub mod verdict;
 pub mod versions;
+mod work;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -77,9 +85,10 @@ use meshlift_protocol::{
     UpgradeListImagesResp, UpgradeReq, UpgradeStatusType,
 };
 
-use crate::store::{JournalEntry, JournalKind, Store, StoreOp};
-use request::{Batch, RequestRun};
+use crate::store::{JournalEntry, JournalKind, Snapshot, StoreOp};
+use request::RequestRun;
 pub use request::{Refusal, Stage};
+pub use timer::Timer;
 
 /// Engine settings (controller config).
 #[derive(Debug, Clone)]
@@ -90,17 +99,38 @@ pub struct EngineConfig {
     pub confirm_timeout_s: u64,
     /// Finished requests kept in memory for the state dump (all stay in the store).
     pub finished_kept: usize,
+    /// Journal retention: lines older than this are pruned (config `journal_keep_days`).
+    pub journal_keep_ms: u64,
+    /// Journal retention: at most this many lines are kept, the newest (config `journal_max_rows`).
+    pub journal_max_rows: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { node_alive_timeout_ms: 30_000, confirm_timeout_s: 120, finished_kept: 20 }
+        EngineConfig {
+            node_alive_timeout_ms: 30_000,
+            confirm_timeout_s: 120,
+            finished_kept: 20,
+            journal_keep_ms: 90 * DAY_MS,
+            journal_max_rows: 100_000,
+        }
     }
 }
+
+/// One day in ms.
+pub const DAY_MS: u64 = 24 * 3_600_000;
+/// How often the journal's retention policy runs (and once at start): the journal grows by a few
+/// lines per node per request, so an hour's growth is small next to `journal_max_rows`.
+pub const JOURNAL_PRUNE_EVERY_MS: u64 = 3_600_000;
 
 /// Something the shell must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Write these ops to the store in **one transaction**, and release the actions that follow
+    /// it (up to the next `Persist` or the end of the drain) only once that transaction is
+    /// durable. First among an input's actions, at most one per input, and only when the input
+    /// changed something stored.
+    Persist(Vec<StoreOp>),
     /// Send `req` to the node (MAC as in the topology).
     SendToNode { node: String, mac: String, req: Box<UpgradeReq> },
     /// A line for the log and the event stream.
@@ -136,7 +166,8 @@ pub enum EngineError {
     /// Removing an image a queued or running request will send would break that request.
     #[error("image {name:?} is used by request {request_id:?}; abort or finish it first")]
     ImageInUse { name: String, request_id: String },
-    /// The store could not be read at start.
+    /// A row of the start-up snapshot does not parse (written by an incompatible build, or
+    /// edited by hand): refuse to start rather than resume from a guess.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -148,7 +179,6 @@ pub struct Engine {
     /// `topology`, and interning ~900 000 names per batch at 100 000 sites cost more than the plan.
     mesh: Mesh,
     config: EngineConfig,
-    store: Option<Store>,
     fleet: fleet::Fleet,
     images: BTreeMap<String, UpgradeImage>,
     /// Image name → tags (`image_tags` table).
@@ -156,8 +186,8 @@ pub struct Engine {
     /// Snapshots by name (`snapshots` table).
     snapshots: BTreeMap<String, meshlift_protocol::fleet::Snapshot>,
     queue: VecDeque<RequestRun>,
-    current: Option<RequestRun>,
-    batch: Option<Batch>,
+    /// Idle, a request between batches, or a request with its batch in flight ([`work::Work`]).
+    work: work::Work,
     /// Outcomes of the current request, then of the last finished ones (for the dump).
     outcomes: Vec<NodeOutcome>,
     recent_outcomes: VecDeque<Vec<NodeOutcome>>,
@@ -170,14 +200,17 @@ pub struct Engine {
     /// When the last COMMIT batch closed: the next one waits for a fresh view (see
     /// `run::Engine::settling`).
     last_commit_closed_at: Option<u64>,
-    /// Actions of the input being handled; released after the store write.
+    /// Actions of the input being handled; released after its `Persist`.
     staged: Vec<Action>,
     actions: VecDeque<Action>,
     ops: Vec<StoreOp>,
     dirty: Dirty,
-    store_error: Option<String>,
     /// By [`fleet::NodeId`]: online at the last tick (for online/offline transition events).
     online: Vec<bool>,
+    /// When the journal's retention policy runs next (at the first tick, then hourly).
+    next_prune_at: u64,
+    /// [`Timer::Liveness`]: no later than the first moment an online node goes offline.
+    liveness_at: Option<u64>,
 }
 
 /// What must be written at the end of the current input.
@@ -190,29 +223,42 @@ struct Dirty {
 }
 
 impl Engine {
-    /// A new engine. With a store that holds state from an earlier run, that state is reloaded
-    /// and the running request resumes (see the module docs).
-    pub fn new(
+    /// A new engine with no history (an empty store).
+    pub fn new(topology: Topology, config: EngineConfig, now: u64) -> Engine {
+        Engine::blank(topology, config, now)
+    }
+
+    /// The engine as the store left it: requests, the open batch with each node's progress and
+    /// baseline, outcomes and images are reloaded from `snapshot` (read by the shell with
+    /// [`crate::store::Store::snapshot`]) and the running request resumes (see the module docs).
+    /// The first drain carries a `Persist` journaling the resumption.
+    pub fn from_snapshot(
         topology: Topology,
         config: EngineConfig,
-        store: Option<Store>,
+        snapshot: Snapshot,
         now: u64,
     ) -> Result<Engine, EngineError> {
+        let mut engine = Engine::blank(topology, config, now);
+        engine.load(snapshot)?;
+        engine.prune_journal_if_due(now);
+        engine.flush();
+        Ok(engine)
+    }
+
+    fn blank(topology: Topology, config: EngineConfig, now: u64) -> Engine {
         let fleet = fleet::Fleet::new(&topology, config.node_alive_timeout_ms);
         let mesh = Mesh::new(&topology);
         let online = vec![false; topology.nodes.len()];
-        let mut engine = Engine {
+        Engine {
             topology,
             mesh,
             config,
-            store,
             fleet,
             images: BTreeMap::new(),
             tags: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             queue: VecDeque::new(),
-            current: None,
-            batch: None,
+            work: work::Work::Idle,
             outcomes: Vec::new(),
             recent_outcomes: VecDeque::new(),
             outcome_counts: BTreeMap::new(),
@@ -226,22 +272,10 @@ impl Engine {
             actions: VecDeque::new(),
             ops: Vec::new(),
             dirty: Dirty::default(),
-            store_error: None,
             online,
-        };
-        engine.load()?;
-        engine.flush();
-        Ok(engine)
-    }
-
-    /// Reopen from a store (same as [`Engine::new`] with `Some(store)`).
-    pub fn open(
-        store: Store,
-        topology: Topology,
-        config: EngineConfig,
-        now: u64,
-    ) -> Result<Engine, EngineError> {
-        Engine::new(topology, config, Some(store), now)
+            next_prune_at: now,
+            liveness_at: None,
+        }
     }
 
     /// A status report from a node. Judges the node (and its wireless neighbours, whose links
@@ -252,6 +286,7 @@ impl Engine {
             return Err(EngineError::UnknownMac(report.mac));
         };
         let came_online = self.fleet.record(id, report, now);
+        self.arm_liveness(now);
         if came_online && !self.online[id] {
             self.online[id] = true;
             let name = self.topology.nodes[id].name.clone();
@@ -260,7 +295,7 @@ impl Engine {
         // The node itself, then (commit only) its wireless neighbours, whose link state it
         // just reported: a rebooted node is done only when its peers see the links up too.
         self.judge_id(id, now);
-        if self.batch.as_ref().is_some_and(|b| b.stage == Stage::Commit) {
+        if self.work.batch().is_some_and(|b| b.stage == Stage::Commit) {
             let peers: Vec<fleet::NodeId> = self.fleet.wireless_links_id(id).iter().map(|w| w.peer).collect();
             for p in peers {
                 self.judge_id(p, now);
@@ -321,10 +356,13 @@ impl Engine {
         self.flush();
     }
 
-    /// Periodic evaluation: online/offline transitions, batch timeout, link and BGP waits.
+    /// The shell's timer, at [`Engine::next_deadline`] (calling it earlier or more often is
+    /// harmless): online/offline transitions, batch timeout, link and BGP waits, the end of the
+    /// start-up grace and of a commit settle, journal retention.
     pub fn tick(&mut self, now: u64) {
         let now = self.clock(now);
-        for id in 0..self.online.len() {
+        let liveness_due = self.liveness_at.is_some_and(|at| now >= at);
+        for id in (0..self.online.len()).filter(|_| liveness_due) {
             if self.online[id] && !self.fleet.online_id(id, now) {
                 self.online[id] = false;
                 let name = self.topology.nodes[id].name.clone();
@@ -336,9 +374,12 @@ impl Engine {
                 );
             }
         }
+        if liveness_due {
+            self.rearm_liveness(now);
+        }
         // A PREPARE verdict depends only on the node's own report, judged when it arrives; a
         // COMMIT verdict also on links and peers, so those are re-judged here.
-        if let Some(b) = self.batch.as_ref().filter(|b| b.stage == Stage::Commit) {
+        if let Some(b) = self.work.batch().filter(|b| b.stage == Stage::Commit) {
             let in_flight: Vec<String> = b
                 .nodes
                 .iter()
@@ -349,9 +390,10 @@ impl Engine {
                 self.judge(n, now);
             }
         }
-        if self.batch.as_ref().is_some_and(|b| now >= b.deadline) {
+        if self.work.batch().is_some_and(|b| now >= b.deadline) {
             self.time_out_batch(now);
         }
+        self.prune_journal_if_due(now);
         self.advance(now);
         self.flush();
     }
@@ -359,25 +401,6 @@ impl Engine {
     /// Next action, in order. Drain until `None` after every input.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
-    }
-
-    /// When [`Engine::tick`] must run next at the latest (batch deadline, end of the start-up
-    /// grace period). The shell also ticks every status interval.
-    pub fn next_deadline(&self) -> Option<u64> {
-        let mut d = self.batch.as_ref().map(|b| b.deadline);
-        if self.current.is_some() && self.batch.is_none() {
-            let grace = self.started_at + self.config.node_alive_timeout_ms;
-            if grace > self.now {
-                d = Some(d.map_or(grace, |x| x.min(grace)));
-            }
-            if let Some(closed) = self.last_commit_closed_at {
-                let settle = closed.saturating_add(self.config.node_alive_timeout_ms);
-                if settle > self.now {
-                    d = Some(d.map_or(settle, |x| x.min(settle)));
-                }
-            }
-        }
-        d
     }
 
     /// An image the shell's image store has verified and is seeding.
@@ -402,7 +425,7 @@ impl Engine {
             return Err(EngineError::UnknownImage(name.to_string()));
         }
         let user =
-            self.current.iter().chain(self.queue.iter()).find(|r| {
+            self.work.run().into_iter().chain(self.queue.iter()).find(|r| {
                 r.image.as_ref().is_some_and(|i| i.name == name) && r.stage() == Some(Stage::Prepare)
             });
         if let Some(r) = user {
@@ -428,22 +451,22 @@ impl Engine {
 
     /// Id of the running request.
     pub fn current_request_id(&self) -> Option<&str> {
-        self.current.as_ref().map(|r| r.id.as_str())
+        self.work.run().map(|r| r.id.as_str())
     }
 
     /// Stage of the running request.
     pub fn current_stage(&self) -> Option<Stage> {
-        self.current.as_ref().and_then(|r| r.stage())
+        self.work.run().and_then(|r| r.stage())
     }
 
     /// Index (from 1) of the in-flight batch in the current stage, 0 if none.
     pub fn current_batch_index(&self) -> u32 {
-        self.batch.as_ref().map_or(0, |b| b.index)
+        self.work.batch().map_or(0, |b| b.index)
     }
 
     /// The in-flight batch (its request, stage, index and start time), if any.
     pub fn current_batch(&self) -> Option<&request::Batch> {
-        self.batch.as_ref()
+        self.work.batch()
     }
 
     /// The node's last status report.
@@ -453,7 +476,7 @@ impl Engine {
 
     /// Nodes of the in-flight batch still being waited for.
     pub fn in_flight_nodes(&self) -> Vec<&str> {
-        self.batch.as_ref().map_or_else(Vec::new, |b| {
+        self.work.batch().map_or_else(Vec::new, |b| {
             b.nodes
                 .iter()
                 .filter(|(_, n)| matches!(n.progress, request::Progress::InFlight { .. }))
@@ -468,8 +491,8 @@ impl Engine {
     pub fn awaits(&self, node: &str, request_id: &str) -> bool {
         self.current_request_id() == Some(request_id)
             && self
-                .batch
-                .as_ref()
+                .work
+                .batch()
                 .and_then(|b| b.nodes.get(node))
                 .is_some_and(|n| matches!(n.progress, request::Progress::InFlight { .. }))
     }
@@ -477,7 +500,7 @@ impl Engine {
     /// How many nodes of the in-flight batch are still being waited for (the batch's own count:
     /// no list is built).
     pub fn in_flight_count(&self) -> usize {
-        self.batch.as_ref().map_or(0, |b| b.in_flight)
+        self.work.batch().map_or(0, |b| b.in_flight)
     }
 
     /// Last reported upgrade status of a node.
@@ -506,7 +529,7 @@ impl Engine {
 
     /// Retries used per node in the running request.
     pub fn retries(&self) -> BTreeMap<String, u32> {
-        self.current.as_ref().map_or_else(BTreeMap::new, |r| {
+        self.work.run().map_or_else(BTreeMap::new, |r| {
             r.node_state.iter().filter(|(_, s)| s.retries > 0).map(|(k, s)| (k.clone(), s.retries)).collect()
         })
     }
@@ -518,7 +541,7 @@ impl Engine {
 
     /// Outcomes of the running request so far (or of the last finished one).
     pub fn outcomes(&self) -> &[NodeOutcome] {
-        if self.current.is_some() || self.recent_outcomes.is_empty() {
+        if self.work.run().is_some() || self.recent_outcomes.is_empty() {
             &self.outcomes
         } else {
             self.recent_outcomes.back().map(Vec::as_slice).unwrap_or(&[])
@@ -528,11 +551,6 @@ impl Engine {
     /// Finished requests, most recent last.
     pub fn finished_requests(&self) -> impl Iterator<Item = &FinishedReq> {
         self.finished.iter()
-    }
-
-    /// The last store write error, if the store is failing.
-    pub fn store_error(&self) -> Option<&str> {
-        self.store_error.as_deref()
     }
 
     /// Write the golden-image loop's state (its JSON) in the same store, in one transaction with
@@ -568,7 +586,7 @@ impl Engine {
 
     /// No request running or queued: the golden-image loop may act (Terragraph's rule).
     pub fn is_idle(&self) -> bool {
-        self.current.is_none() && self.queue.is_empty()
+        self.work.run().is_none() && self.queue.is_empty()
     }
 
     /// The fleet as the golden-image loop sees it: per node its board and running version as
@@ -606,11 +624,6 @@ impl Engine {
             .rev()
             .find(|o| o.first().is_some_and(|x| x.request_id == request_id))
             .map(Vec::as_slice)
-    }
-
-    /// The store, for the shell's read-only queries (journal listing).
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
     }
 
     // ---- internals shared by the submodules ----
@@ -668,7 +681,7 @@ impl Engine {
 pub const JOURNAL_TEXT_MAX: usize = 1024;
 
 /// `text` cut to [`JOURNAL_TEXT_MAX`] bytes at a character boundary, marked when cut.
-fn bounded(text: &str) -> String {
+pub(crate) fn bounded(text: &str) -> String {
     if text.len() <= JOURNAL_TEXT_MAX {
         return text.to_string();
     }

@@ -1,13 +1,16 @@
-//! Writing the engine's state to the store at the end of every input, and reading it back at
-//! start.
+//! The engine's state as store writes at the end of every input, and rebuilt from a snapshot of
+//! the store at start.
 //!
-//! Writes are collected while an input is handled (`ops`, `dirty`) and applied in one transaction
-//! by [`Engine::flush`] *before* the input's actions are released to the shell: a message to a
-//! node is never sent for a state the disk does not hold.
+//! Writes are collected while an input is handled (`ops`, `dirty`) and handed to the shell by
+//! [`Engine::flush`] as one `Action::Persist`, queued *before* the input's other actions: the
+//! shell applies it in one transaction and releases the rest only once it is durable, so a
+//! message to a node is never sent for a state the disk does not hold. The engine itself never
+//! touches the disk.
 
 use super::request::{Batch, BatchNode, BatchNodes, Phase, RequestNode, RequestRun};
-use super::{Engine, EngineError, EventLevel};
-use crate::store::{from_json, stage_str, to_json, StoreOp};
+use super::work::Work;
+use super::{Action, Engine, EngineError};
+use crate::store::{from_json, stage_str, to_json, Snapshot, StoreOp};
 
 impl Engine {
     pub(super) fn mark_request(&mut self) {
@@ -63,61 +66,72 @@ impl Engine {
         self.dirty.batch = false;
     }
 
-    /// Apply the collected writes in one transaction, then release the staged actions.
+    /// The journal's retention policy, at start and then every [`super::JOURNAL_PRUNE_EVERY_MS`]:
+    /// lines older than `journal_keep_ms` and beyond the newest `journal_max_rows` are deleted
+    /// in this input's `Persist`. Requests, batches and outcomes are not pruned: they are one row
+    /// per node per request, and a restarted engine needs the running request's.
+    pub(super) fn prune_journal_if_due(&mut self, now: u64) {
+        if now < self.next_prune_at {
+            return;
+        }
+        self.next_prune_at = now.saturating_add(super::JOURNAL_PRUNE_EVERY_MS);
+        self.ops.push(StoreOp::PruneJournal {
+            before: now.saturating_sub(self.config.journal_keep_ms),
+            keep_rows: self.config.journal_max_rows,
+        });
+    }
+
+    /// End of an input: its writes become one `Action::Persist`, queued before the input's
+    /// other actions (the shell releases those only once the write is durable).
     pub(super) fn flush(&mut self) {
         let now = self.now;
         // Most inputs (a report from a node still pending) change nothing that is stored: the
         // request and batch are only taken out (moved) when there is something to write.
         let request_dirty = self.dirty.request || !self.dirty.request_nodes.is_empty();
-        if let Some(run) = self.current.take_if(|_| request_dirty) {
-            if std::mem::take(&mut self.dirty.request) {
-                self.put_request(&run, now);
-            }
-            for n in std::mem::take(&mut self.dirty.request_nodes) {
-                if let Some(s) = run.node_state.get(&n) {
-                    self.ops.push(StoreOp::PutRequestNode {
-                        request_id: run.id.clone(),
-                        node: n,
-                        body: to_json(s),
-                    });
+        let batch_dirty = self.dirty.batch || !self.dirty.batch_nodes.is_empty();
+        if request_dirty || batch_dirty {
+            let work = std::mem::take(&mut self.work);
+            if let Some(run) = work.run().filter(|_| request_dirty) {
+                if std::mem::take(&mut self.dirty.request) {
+                    self.put_request(run, now);
+                }
+                for n in std::mem::take(&mut self.dirty.request_nodes) {
+                    if let Some(s) = run.node_state.get(&n) {
+                        self.ops.push(StoreOp::PutRequestNode {
+                            request_id: run.id.clone(),
+                            node: n,
+                            body: to_json(s),
+                        });
+                    }
                 }
             }
-            self.current = Some(run);
-        }
-        let batch_dirty = self.dirty.batch || !self.dirty.batch_nodes.is_empty();
-        if let Some(batch) = self.batch.take_if(|_| batch_dirty) {
-            self.put_batch(&batch, true);
-            self.batch = Some(batch);
-        }
-        if request_dirty || batch_dirty {
+            if let Some(batch) = work.batch().filter(|_| batch_dirty) {
+                self.put_batch(batch, true);
+            }
+            self.work = work;
             self.dirty = Default::default();
         }
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.apply(&self.ops) {
-                let msg = format!("store write failed ({} changes kept in memory only): {e}", self.ops.len());
-                self.store_error = Some(msg.clone());
-                self.event(EventLevel::Error, None, None, msg);
-            }
+        if !self.ops.is_empty() {
+            self.actions.push_back(Action::Persist(std::mem::take(&mut self.ops)));
         }
-        self.ops.clear();
         self.actions.extend(self.staged.drain(..));
     }
 
-    /// Reload state from the store (no-op without one).
-    pub(super) fn load(&mut self) -> Result<(), EngineError> {
-        let Some(store) = self.store.as_ref() else { return Ok(()) };
-        for image in store.images()? {
+    /// Rebuild the state from the start-up snapshot.
+    pub(super) fn load(&mut self, snapshot: Snapshot) -> Result<(), EngineError> {
+        let Snapshot { images, requests, running: running_rows, golden: _, image_tags, snapshots } = snapshot;
+        for image in images {
             self.images.insert(image.name.clone(), image);
         }
-        self.tags = store.image_tags()?;
-        for (name, body) in store.snapshots()? {
+        self.tags = image_tags;
+        for (name, body) in snapshots {
             let snap: meshlift_protocol::fleet::Snapshot = from_json(&format!("snapshots({name})"), &body)?;
             self.snapshots.insert(name, snap);
         }
         let mut current: Option<RequestRun> = None;
         let mut queue = Vec::new();
         let mut finished = Vec::new();
-        for row in store.requests()? {
+        for row in requests {
             self.used_ids.insert(row.id.clone());
             self.next_seq = self.next_seq.max(row.seq + 1);
             let run: RequestRun = from_json(&format!("requests({})", row.id), &row.body)?;
@@ -138,15 +152,16 @@ impl Engine {
         }
         let mut batch = None;
         if let Some(run) = current.as_mut() {
-            for (node, body) in store.request_nodes(&run.id)? {
+            let rows = running_rows.into_iter().find(|r| r.request_id == run.id).unwrap_or_default();
+            for (node, body) in rows.request_nodes {
                 let s: RequestNode = from_json(&format!("request_nodes({}, {node})", run.id), &body)?;
                 run.node_state.insert(node, s);
             }
-            for row in store.batches(&run.id)?.into_iter().filter(|b| b.open) {
+            for (row, node_rows) in rows.open_batches {
                 let mut b: Batch =
                     from_json(&format!("batches({}, {})", row.request_id, row.index), &row.body)?;
                 let mut nodes = Vec::new();
-                for (node, body) in store.batch_nodes(&run.id, &row.stage, row.index)? {
+                for (node, body) in node_rows {
                     let mut bn: BatchNode = from_json(&format!("batch_nodes({}, {node})", run.id), &body)?;
                     bn.rx_at_dispatch = 0;
                     nodes.push((node, bn));
@@ -155,7 +170,7 @@ impl Engine {
                 b.recount();
                 batch = Some(b);
             }
-            self.outcomes = store.outcomes(&run.id)?;
+            self.outcomes = rows.outcomes;
         }
         finished.sort_by_key(|f| f.finished_at);
         let keep = finished.len().saturating_sub(self.config.finished_kept);
@@ -173,8 +188,10 @@ impl Engine {
             let id = run.id.clone();
             self.transition(self.now, Some(&id), None, msg);
         }
-        self.current = current;
-        self.batch = batch;
+        self.work = match current {
+            Some(run) => Work::of(run, batch),
+            None => Work::Idle,
+        };
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use super::request::{
     self, Batch, BatchNode, BatchNodes, CommitBaseline, Phase, Progress, RequestRun, Stage,
 };
 use super::verdict::{self, Verdict};
+use super::work::Work;
 use super::{Engine, EventLevel};
 
 /// A commit batch chosen by the planner (or "all at once" for `limit < 0`).
@@ -141,7 +142,7 @@ impl Engine {
             None => format!("aborted by {who}"),
         };
         let mut ids: Vec<String> = if req.abort_all {
-            self.current.iter().chain(self.queue.iter()).map(|r| r.id.clone()).collect()
+            self.work.run().into_iter().chain(self.queue.iter()).map(|r| r.id.clone()).collect()
         } else {
             req.req_ids.clone()
         };
@@ -149,7 +150,7 @@ impl Engine {
         let known: Vec<String> = ids
             .iter()
             .filter(|i| {
-                self.current.as_ref().is_some_and(|r| &r.id == *i) || self.queue.iter().any(|r| &r.id == *i)
+                self.work.run().is_some_and(|r| &r.id == *i) || self.queue.iter().any(|r| &r.id == *i)
             })
             .cloned()
             .collect();
@@ -201,9 +202,9 @@ impl Engine {
             self.remember_finished(f);
             self.transition(now, Some(&run.id), None, format!("request {why} before it started"));
         }
-        let current_hit = self.current.as_ref().is_some_and(|r| known.contains(&r.id));
+        let current_hit = self.work.run().is_some_and(|r| known.contains(&r.id));
         if current_hit {
-            if let Some(mut batch) = self.batch.take() {
+            if let Some(mut batch) = self.work.take_batch() {
                 let names: Vec<String> = batch.nodes.keys().cloned().collect();
                 for n in names {
                     let Some(bn) = batch.nodes.get_mut(&n) else { continue };
@@ -216,12 +217,12 @@ impl Engine {
                     }
                 }
                 batch.in_flight = 0;
-                self.batch = Some(batch);
+                self.work.restore_batch(batch);
                 self.close_batch(now);
             }
             self.stop(why.clone(), now);
-            let nodes = self.current.as_ref().map(|r| r.nodes.clone()).unwrap_or_default();
-            let id = self.current.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+            let nodes = self.work.run().map(|r| r.nodes.clone()).unwrap_or_default();
+            let id = self.work.run().map(|r| r.id.clone()).unwrap_or_default();
             if req.reset_status {
                 for n in &nodes {
                     self.send(n, UpgradeReq::new(UpgradeReqType::ResetStatus, id.clone()));
@@ -243,14 +244,14 @@ impl Engine {
         // Each round either returns, or finishes something (a batch, a stage, a request) or
         // shrinks the pending set; the bound only guards against a bug looping forever.
         for _ in 0..100_000 {
-            if let Some(b) = &self.batch {
+            if let Some(b) = self.work.batch() {
                 if b.in_flight > 0 {
                     return;
                 }
                 self.close_batch(now);
                 continue;
             }
-            let Some(run) = &self.current else {
+            let Some(run) = self.work.run() else {
                 match self.queue.pop_front() {
                     Some(run) => {
                         self.start_request(run, now);
@@ -279,7 +280,7 @@ impl Engine {
     /// and does not count).
     fn settling(&self, now: u64) -> bool {
         let Some(closed) = self.last_commit_closed_at else { return false };
-        if self.current.as_ref().and_then(|r| r.stage()) != Some(Stage::Commit) {
+        if self.work.run().and_then(|r| r.stage()) != Some(Stage::Commit) {
             return false;
         }
         if now >= closed.saturating_add(self.config.node_alive_timeout_ms) {
@@ -292,7 +293,7 @@ impl Engine {
     /// rather than skip them all as offline.
     fn warming_up(&self, now: u64) -> bool {
         now < self.started_at + self.config.node_alive_timeout_ms
-            && self.current.as_ref().is_some_and(|r| r.pending.iter().any(|n| self.fleet.get(n).is_none()))
+            && self.work.run().is_some_and(|r| r.pending.iter().any(|n| self.fleet.get(n).is_none()))
     }
 
     fn start_request(&mut self, mut run: RequestRun, now: u64) {
@@ -306,7 +307,7 @@ impl Engine {
         let id = run.id.clone();
         let count = run.nodes.len();
         self.outcomes.clear();
-        self.current = Some(run);
+        self.work = Work::Running(run);
         self.mark_request();
         self.transition(
             now,
@@ -326,7 +327,7 @@ impl Engine {
 
     /// Filter the pending nodes, choose a batch and dispatch it.
     fn form_batch(&mut self, now: u64) {
-        let Some(mut run) = self.current.take() else { return };
+        let Some((mut run, batch)) = self.work.take_run() else { return };
         let stage = run.stage().unwrap_or(Stage::Commit);
         let mut kept = Vec::new();
         let mut watch = BTreeSet::new();
@@ -349,7 +350,7 @@ impl Engine {
             }
         }
         run.pending = kept;
-        self.current = Some(run);
+        self.work = Work::of(run, batch);
         self.mark_request();
         for (n, kind, reason) in filtered {
             self.record_outcome(&n, kind, reason.clone(), now);
@@ -357,7 +358,7 @@ impl Engine {
                 self.apply_failure_policy(&n, &reason, now);
             }
         }
-        let Some(run) = self.current.as_ref() else { return };
+        let Some(run) = self.work.run() else { return };
         if run.stop_reason.is_some() || run.pending.is_empty() {
             return;
         }
@@ -386,14 +387,14 @@ impl Engine {
                 for w in &c.warnings {
                     self.event(EventLevel::Warn, Some(&id), None, format!("planner: {w}"));
                 }
-                let Some(run) = self.current.as_ref() else { return };
+                let Some(run) = self.work.run() else { return };
                 if c.nodes.is_empty() {
                     let reason = format!("the planner found no safe batch: {}", c.explanation);
                     let rest = run.pending.clone();
                     for n in rest {
                         self.record_outcome(&n, OutcomeKind::SkippedNotReady, reason.clone(), now);
                     }
-                    if let Some(run) = self.current.as_mut() {
+                    if let Some(run) = self.work.run_mut() {
                         run.pending.clear();
                     }
                     return;
@@ -412,7 +413,8 @@ impl Engine {
         explanation: String,
         now: u64,
     ) {
-        let Some(mut run) = self.current.take() else { return };
+        // Called by `form_batch` only, when no batch is in flight.
+        let Some((mut run, _)) = self.work.take_run() else { return };
         let index = run.done_batches.len() as u32 + 1;
         let mut timeout_ms = run.req.timeout_s.saturating_mul(1000);
         if stage == Stage::Commit {
@@ -499,8 +501,7 @@ impl Engine {
         run.done_batches.push(chosen.clone());
         let id = run.id.clone();
         let nodes: Vec<String> = batch.nodes.keys().cloned().collect();
-        self.current = Some(run);
-        self.batch = Some(batch);
+        self.work = Work::InBatch(run, batch);
         self.mark_request();
         self.mark_batch();
         for n in &nodes {
@@ -530,7 +531,7 @@ impl Engine {
         match self.fleet.id(node) {
             Some(id) => self.judge_id(id, now),
             None => {
-                let (Some(run), Some(batch)) = (self.current.as_ref(), self.batch.as_mut()) else { return };
+                let (Some(run), Some(batch)) = self.work.parts_mut() else { return };
                 let stage = batch.stage;
                 let Some(bn) = batch.nodes.get_mut(node) else { return };
                 if !matches!(bn.progress, Progress::InFlight { .. }) {
@@ -546,7 +547,7 @@ impl Engine {
     /// of every node of a batch that can hold the whole mesh: one index into the batch, and no
     /// allocation but the progress text while the node is still pending.
     pub(super) fn judge_id(&mut self, id: NodeId, now: u64) {
-        let (Some(run), Some(batch)) = (self.current.as_ref(), self.batch.as_mut()) else { return };
+        let (Some(run), Some(batch)) = self.work.parts_mut() else { return };
         let stage = batch.stage;
         let Some(bn) = batch.nodes.by_id_mut(id) else { return };
         if !matches!(bn.progress, Progress::InFlight { .. }) {
@@ -569,7 +570,7 @@ impl Engine {
     fn apply_verdict(&mut self, node: &str, v: Verdict, now: u64) {
         match v {
             Verdict::Pending(text) => {
-                let bn = self.batch.as_mut().and_then(|b| b.nodes.get_mut(node));
+                let bn = self.work.batch_mut().and_then(|b| b.nodes.get_mut(node));
                 if let Some(BatchNode { progress: Progress::InFlight { detail }, .. }) = bn {
                     *detail = text;
                 }
@@ -582,7 +583,7 @@ impl Engine {
     }
 
     pub(super) fn time_out_batch(&mut self, now: u64) {
-        let Some(b) = self.batch.as_ref() else { return };
+        let Some(b) = self.work.batch() else { return };
         let secs = now.saturating_sub(b.started_at) / 1000;
         let late: Vec<(String, String)> = b
             .nodes
@@ -603,7 +604,7 @@ impl Engine {
     }
 
     fn node_done(&mut self, node: &str, kind: OutcomeKind, reason: String, now: u64) {
-        if let Some(b) = self.batch.as_mut() {
+        if let Some(b) = self.work.batch_mut() {
             if let Some(bn) = b.nodes.get_mut(node) {
                 bn.progress = Progress::Done { outcome: kind, reason: reason.clone() };
                 b.in_flight = b.in_flight.saturating_sub(1);
@@ -623,7 +624,7 @@ impl Engine {
         retry: bool,
         now: u64,
     ) {
-        let Some(run) = self.current.as_ref() else { return };
+        let Some(run) = self.work.run() else { return };
         let stage = run.stage().unwrap_or(Stage::Commit);
         let is_pop = self.topology.node(node).is_some_and(|n| n.pop_node);
         if stage == Stage::Commit && is_pop && !run.req.skip_pop_failure {
@@ -639,11 +640,11 @@ impl Engine {
         // a POP failure had stopped the request). Its failure is final instead.
         let stopped = run.stop_reason.is_some();
         if retry && used < limit && !stopped {
-            if let Some(run) = self.current.as_mut() {
+            if let Some(run) = self.work.run_mut() {
                 run.node_state.entry(node.to_string()).or_default().retries = used + 1;
                 run.pending.insert(0, node.to_string());
             }
-            if let Some(b) = self.batch.as_mut() {
+            if let Some(b) = self.work.batch_mut() {
                 if let Some(bn) = b.nodes.get_mut(node) {
                     bn.progress = Progress::Retrying { reason: reason.clone() };
                     b.in_flight = b.in_flight.saturating_sub(1);
@@ -666,14 +667,14 @@ impl Engine {
 
     /// `skip_failure = false`: a node's final failure stops the request.
     fn apply_failure_policy(&mut self, node: &str, reason: &str, now: u64) {
-        if self.current.as_ref().is_some_and(|r| !r.req.skip_failure) {
+        if self.work.run().is_some_and(|r| !r.req.skip_failure) {
             self.stop(format!("{node} failed ({reason}) and skip_failure is false"), now);
         }
     }
 
     /// No further batches for the current request; pending nodes are aborted with the reason.
     pub(super) fn stop(&mut self, reason: String, now: u64) {
-        let Some(run) = self.current.as_mut() else { return };
+        let Some(run) = self.work.run_mut() else { return };
         if run.stop_reason.is_some() {
             return;
         }
@@ -688,7 +689,7 @@ impl Engine {
     }
 
     fn close_batch(&mut self, now: u64) {
-        let Some(batch) = self.batch.take() else { return };
+        let Some(batch) = self.work.take_batch() else { return };
         let mut counts = std::collections::BTreeMap::<&str, usize>::new();
         for bn in batch.nodes.values() {
             let k = match &bn.progress {
@@ -713,7 +714,7 @@ impl Engine {
 
     /// The current stage has nothing left: go on to COMMIT (FULL_UPGRADE) or finish.
     fn end_stage(&mut self, now: u64) {
-        let Some(run) = self.current.as_mut() else { return };
+        let Some(run) = self.work.run_mut() else { return };
         let full = run.req.ur_req.ur_type == UpgradeReqType::FullUpgrade;
         if run.stop_reason.is_none() && full && run.stage() == Some(Stage::Prepare) {
             let next: Vec<String> = run
@@ -751,7 +752,7 @@ impl Engine {
     }
 
     fn finish(&mut self, now: u64) {
-        let Some(mut run) = self.current.take() else { return };
+        let Some((mut run, _)) = self.work.take_run() else { return };
         let mut counts = std::collections::BTreeMap::<OutcomeKind, usize>::new();
         for n in &run.nodes {
             if let Some(k) = run.node_state.get(n).and_then(|s| s.outcome) {
@@ -791,7 +792,7 @@ impl Engine {
 
     /// Give a node of the current request its outcome for the current stage.
     pub(super) fn record_outcome(&mut self, node: &str, kind: OutcomeKind, reason: String, now: u64) {
-        let Some(run) = self.current.as_mut() else { return };
+        let Some(run) = self.work.run_mut() else { return };
         let stage = run.stage().unwrap_or(Stage::Commit);
         let state = run.node_state.entry(node.to_string()).or_default();
         state.outcome = Some(kind);
@@ -819,7 +820,7 @@ impl Engine {
         }));
         self.event(level, Some(&o.request_id), Some(&o.node), msg);
         self.ops.push(crate::store::StoreOp::PutOutcome(o.clone()));
-        if self.current.as_ref().is_some_and(|r| r.id == o.request_id) {
+        if self.work.run().is_some_and(|r| r.id == o.request_id) {
             self.outcomes.push(o);
         }
     }

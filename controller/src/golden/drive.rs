@@ -4,7 +4,8 @@
 //! journal, and writes the loop's state to the engine's store.
 //!
 //! No clock or socket here either: `now` comes from the shell, and every write goes through the
-//! engine's store transaction.
+//! engine (`Engine::save_golden`), so the loop's state reaches the store in the same `Persist`
+//! as the engine's changes of that input. The shell passes the store for reads only.
 
 use meshlift_protocol::{Ack, GoldenCmd, GoldenReq, GoldenShow, Message, Operator};
 
@@ -21,14 +22,13 @@ pub enum OpenError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// The loop as it stood in the engine's store, or, for a store without golden state, as the
-/// config starts it.
-pub fn open(engine: &Engine, cfg: &GoldenConfig) -> Result<Reconciler, OpenError> {
+/// The loop as it stood in the store (`stored`: the golden row of the start-up snapshot), or,
+/// for a store without golden state, as the config starts it.
+pub fn open(stored: Option<&str>, cfg: &GoldenConfig) -> Result<Reconciler, OpenError> {
     let from_config = cfg.reconciler()?;
-    let Some(store) = engine.store() else { return Ok(from_config) };
-    match store.golden()? {
+    match stored {
         Some(body) => {
-            let state: GoldenState = crate::store::from_json("golden", &body)?;
+            let state: GoldenState = crate::store::from_json("golden", body)?;
             tracing::info!(
                 targets = state.targets.len(),
                 in_flight = state.in_flight.len(),
@@ -42,7 +42,12 @@ pub fn open(engine: &Engine, cfg: &GoldenConfig) -> Result<Reconciler, OpenError
 
 /// One turn of the loop: judge the loop's requests that finished, then tick it. Cheap when the
 /// loop has nothing to do (no target): the fleet view is not even built.
-pub fn turn(engine: &mut Engine, golden: &mut Reconciler, now: u64) -> Option<FleetView> {
+pub fn turn(
+    engine: &mut Engine,
+    golden: &mut Reconciler,
+    store: Option<&crate::store::Store>,
+    now: u64,
+) -> Option<FleetView> {
     let finished: Vec<String> = golden
         .state()
         .in_flight
@@ -60,23 +65,26 @@ pub fn turn(engine: &mut Engine, golden: &mut Reconciler, now: u64) -> Option<Fl
     for id in finished {
         let outcomes = match engine.finished_outcomes(&id) {
             Some(o) => o.to_vec(),
-            None => engine.store().and_then(|s| s.outcomes(&id).ok()).unwrap_or_default(),
+            None => store.and_then(|s| s.outcomes(&id).ok()).unwrap_or_default(),
         };
         let actions = golden.handle_request_finished(&id, &outcomes, now);
         apply(engine, golden, actions, now);
     }
-    let s = golden.state();
-    let fleet =
-        if s.targets.is_empty() && s.rollouts.is_empty() && s.blacklist.is_empty() && s.restore.is_none() {
-            None
-        } else {
-            Some(engine.golden_fleet(now))
-        };
-    let view = fleet.unwrap_or_default();
+    let view = fleet(engine, golden, now);
     let actions = golden.handle_tick(&view, engine.is_idle(), now);
     apply(engine, golden, actions, now);
     persist(engine, golden, now);
     Some(view)
+}
+
+/// The fleet as the loop sees it; empty (and not built) while the loop has nothing to watch.
+pub fn fleet(engine: &Engine, golden: &Reconciler, now: u64) -> FleetView {
+    let s = golden.state();
+    if s.targets.is_empty() && s.rollouts.is_empty() && s.blacklist.is_empty() && s.restore.is_none() {
+        FleetView::default()
+    } else {
+        engine.golden_fleet(now)
+    }
 }
 
 /// An operator's `meshlift golden …` (role already checked by the shell).

@@ -295,6 +295,9 @@ pub struct Reconciler {
     dirty: bool,
 }
 
+/// How often a baking rollout's canaries are looked at (the minions' status interval).
+pub const BAKE_POLL_MS: u64 = 5_000;
+
 impl Reconciler {
     pub fn new(settings: Settings) -> Reconciler {
         Reconciler { state: GoldenState { settings, ..Default::default() }, now: 0, dirty: true }
@@ -338,8 +341,9 @@ impl Reconciler {
         Ok(())
     }
 
-    /// When the loop must be called next at the latest: the next check, the end of a bake, a
-    /// blacklist expiry, or the window opening.
+    /// When the loop must be called next at the latest: the next check, the window opening, a
+    /// bake's health poll, a blacklist expiry, or the window closing on a wave in flight. The
+    /// shell also calls it after any input that finished an engine request.
     pub fn next_deadline(&self) -> Option<u64> {
         let s = &self.state;
         let mut d: Option<u64> = None;
@@ -352,9 +356,18 @@ impl Reconciler {
             }
         }
         for r in s.rollouts.values() {
-            if let Stage::Baking { healthy_since: Some(since) } = r.stage {
-                at(since.saturating_add(s.settings.bake_ms));
+            if let Stage::Baking { healthy_since } = r.stage {
+                // The canaries' health is read from the fleet, which changes with reports, not
+                // with time: polled every status interval, and at the end of the bake.
+                at(self.now.saturating_add(BAKE_POLL_MS));
+                if let Some(since) = healthy_since {
+                    at(since.saturating_add(s.settings.bake_ms));
+                }
             }
+        }
+        // A window is a set of whole minutes: it can only close at a minute boundary.
+        if s.settings.window.is_some() && s.in_flight.keys().any(|id| !s.stopping.contains(id)) {
+            at((self.now / 60_000 + 1) * 60_000);
         }
         for e in &s.blacklist {
             if let Some(x) = e.expires_at {

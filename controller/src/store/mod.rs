@@ -13,7 +13,9 @@
 //! - The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are applied in order at
 //!   open, each in its own transaction, so an old database is upgraded in place and a database
 //!   from a newer controller is refused rather than misread.
-//! - The journal is append-only: a trigger refuses UPDATE and DELETE on it.
+//! - The journal is append-only: a trigger refuses UPDATE on it, and DELETE unless the retention
+//!   policy's [`StoreOp::PruneJournal`] opened the gate (`journal_prune`) inside its own
+//!   transaction — a stray `DELETE` from an operator's `sqlite3` is still refused.
 //!
 //! Rows hold the engine's records as JSON (`body` columns) next to the few columns that are
 //! queried; the records are the engine's own types, so the schema does not have to chase every
@@ -24,6 +26,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 
 use meshlift_protocol::{NodeOutcome, Operator, OutcomeKind, UpgradeImage, UpgradeReqType};
+
+mod snapshot;
+pub use snapshot::{RunningRows, Snapshot};
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -98,7 +103,16 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
-    // v4: image tags (`image add --tag`, `image tag`), one row per (image, tag), so a filter by
+    // v4: journal retention. Lines are deleted only by `StoreOp::PruneJournal`, which opens this
+    // gate, deletes the oldest lines and closes it again in one transaction; any other DELETE is
+    // refused as before.
+    "CREATE TABLE journal_prune (id INTEGER PRIMARY KEY CHECK (id = 1), open INTEGER NOT NULL);
+     INSERT INTO journal_prune (id, open) VALUES (1, 0);
+     DROP TRIGGER journal_no_delete;
+     CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+        WHEN (SELECT open FROM journal_prune WHERE id = 1) IS NOT 1
+        BEGIN SELECT RAISE(ABORT, 'journal is append-only (only the retention policy prunes it)'); END;",
+    // v5: image tags (`image add --tag`, `image tag`), one row per (image, tag), so a filter by
     // tag is one indexed lookup and a tag change never rewrites the image record.
     "CREATE TABLE image_tags (
         name TEXT NOT NULL,
@@ -106,13 +120,16 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, tag)
     );
     CREATE INDEX image_tags_tag ON image_tags(tag);",
-    // v5: snapshots of what runs where (`meshlift snapshot create`): the record as JSON.
+    // v6: snapshots of what runs where (`meshlift snapshot create`): the record as JSON.
     "CREATE TABLE snapshots (
         name TEXT PRIMARY KEY,
         created_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
 ];
+
+/// How long a write waits for another writer's lock before it fails (see [`Store::open`]).
+pub const BUSY_TIMEOUT_MS: u64 = 250;
 
 /// Why the store failed. Every variant is a disk or database problem, never the operator's.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +184,7 @@ pub struct JournalEntry {
 }
 
 /// One write. The engine collects these per input and applies them together.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
     /// Insert or replace a request record (`body` is the engine's JSON).
     PutRequest {
@@ -231,6 +248,12 @@ pub enum StoreOp {
         at: u64,
         body: String,
     },
+    /// The journal's retention policy: delete the lines older than `before` (UNIX ms) and all but
+    /// the newest `keep_rows` lines.
+    PruneJournal {
+        before: u64,
+        keep_rows: u64,
+    },
 }
 
 /// A stored request row.
@@ -282,7 +305,12 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Short: the store is written from the controller's event loop, which must keep acking
+        // status reports. In WAL mode only another writer (a second process on the file, an
+        // operator's open write transaction) holds the lock; waiting for it longer than this
+        // stalls the loop, and a write that gives up is held and retried by the shell's outbox
+        // (`crate::outbox`) with the controller degraded, never lost or acted upon.
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
@@ -592,6 +620,15 @@ impl StoreTxn<'_> {
                      ON CONFLICT(id) DO UPDATE SET updated_at = ?1, body = ?2",
                 )?
                 .execute(params![*at as i64, body])?;
+            }
+            StoreOp::PruneJournal { before, keep_rows } => {
+                tx.execute("UPDATE journal_prune SET open = 1 WHERE id = 1", [])?;
+                tx.prepare_cached("DELETE FROM journal WHERE at < ?1")?.execute([*before as i64])?;
+                tx.prepare_cached(
+                    "DELETE FROM journal WHERE seq <= (SELECT seq FROM journal ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                )?
+                .execute([i64::try_from(*keep_rows).unwrap_or(i64::MAX)])?;
+                tx.execute("UPDATE journal_prune SET open = 0 WHERE id = 1", [])?;
             }
             StoreOp::Journal(e) => {
                 tx.prepare_cached(

@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use meshlift_controller::engine::{Action, Engine, EngineConfig};
+use meshlift_controller::outbox::{Outbox, StateStore};
 use meshlift_controller::store::Store;
+use meshlift_controller::store::{StoreError, StoreOp};
 use meshlift_protocol::topology::{Link, LinkType, Node, NodeStatus, NodeType, Site};
 use meshlift_protocol::*;
 
@@ -324,6 +326,37 @@ pub struct Sim {
     /// Nodes that were running, not rebooting, and had no live path to a POP, per step.
     pub isolation_events: Vec<(u64, String)>,
     pub all_actions: Vec<Action>,
+    /// The controller shell's write gate on the store (when the scenario has a store): the
+    /// engine's `Persist` ops go through it exactly as in `server.rs`.
+    pub outbox: Option<Outbox<TestStore>>,
+}
+
+/// The real SQLite store, with a fault a scenario switches on and off: while `fail_with` is set,
+/// every write fails as SQLite fails on a full disk, and nothing is written.
+pub struct TestStore {
+    pub store: Store,
+    /// The error text of the injected failure (`None`: writes go through).
+    pub fail_with: Option<String>,
+    /// Write attempts (transactions) so far, failed or not.
+    pub attempts: u32,
+}
+
+impl TestStore {
+    pub fn new(store: Store) -> TestStore {
+        TestStore { store, fail_with: None, attempts: 0 }
+    }
+}
+
+impl StateStore for TestStore {
+    fn apply(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        self.attempts += 1;
+        if let Some(msg) = &self.fail_with {
+            // SQLITE_FULL, as SQLite reports a full disk.
+            let code = rusqlite::ffi::Error::new(13);
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(msg.clone()))));
+        }
+        self.store.apply(ops)
+    }
 }
 
 impl Sim {
@@ -332,8 +365,14 @@ impl Sim {
     }
 
     pub fn with_store(topology: Topology, store: Option<Store>) -> Sim {
-        let engine =
-            Engine::new(topology.clone(), EngineConfig::default(), store, T0).expect("engine starts");
+        let engine = match &store {
+            Some(s) => {
+                let snapshot = s.snapshot().expect("the store reads");
+                Engine::from_snapshot(topology.clone(), EngineConfig::default(), snapshot, T0)
+                    .expect("engine starts")
+            }
+            None => Engine::new(topology.clone(), EngineConfig::default(), T0),
+        };
         let fleet = topology.nodes.iter().map(|n| (n.name.clone(), FakeMinion::new(n))).collect();
         let mut sim = Sim {
             engine,
@@ -343,6 +382,7 @@ impl Sim {
             commit_waves: Vec::new(),
             isolation_events: Vec::new(),
             all_actions: Vec::new(),
+            outbox: store.map(|s| Outbox::new(TestStore::new(s))),
         };
         sim.engine.add_image(image(), Operator { who: "test".into(), reason: None }, T0);
         sim.report_all();
@@ -373,10 +413,49 @@ impl Sim {
         }
     }
 
+    /// A controller restart at `now`: a new engine rebuilt from what the store holds (the old
+    /// engine, and anything it had not written, is gone).
+    pub fn restart(&mut self, store: Store, now: u64) {
+        let snapshot = store.snapshot().expect("the store reads");
+        self.engine = Engine::from_snapshot(self.topology.clone(), EngineConfig::default(), snapshot, now)
+            .expect("engine restarts from its store");
+        self.outbox = Some(Outbox::new(TestStore::new(store)));
+        self.now = now;
+    }
+
+    /// The store, for reads (journal, outcomes).
+    pub fn store(&self) -> Option<&Store> {
+        self.outbox.as_ref().map(|o| &o.store().store)
+    }
+
+    /// The next action the controller shell would carry out: through the outbox when there is a
+    /// store (a write that fails holds everything after it), straight from the engine otherwise.
+    fn next_action(&mut self) -> Option<Action> {
+        match self.outbox.as_mut() {
+            Some(outbox) => {
+                if let Some(a) = outbox.pop_ready() {
+                    return Some(a);
+                }
+                outbox.push_engine(&mut self.engine);
+                let report = outbox.flush(self.now);
+                if outbox.store().fail_with.is_none() {
+                    assert_eq!(report.failed, None, "the scenario's store refused a write");
+                }
+                outbox.pop_ready()
+            }
+            None => loop {
+                match self.engine.poll_action()? {
+                    Action::Persist(_) => continue,
+                    a => return Some(a),
+                }
+            },
+        }
+    }
+
     /// Deliver pending engine actions to the fake minions.
     pub fn deliver(&mut self) {
         let mut commits = Vec::new();
-        while let Some(a) = self.engine.poll_action() {
+        while let Some(a) = self.next_action() {
             if let Action::SendToNode { node, req, .. } = &a {
                 if req.ur_type == UpgradeReqType::CommitUpgrade {
                     commits.push(node.clone());
