@@ -30,7 +30,8 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         | Message::UpgradeCommitPlanReq(_)
         | Message::UpgradeListImagesReq(_)
         | Message::NodeStatusReq(_)
-        | Message::NodeKeysReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
+        | Message::NodeKeysReq(_)
+        | Message::ConfigShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::UpgradeGroupReq(req) => {
             if req.ur_req.allow_downgrade {
                 (Role::Admin, "allow_downgrade".into())
@@ -46,6 +47,7 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         Message::UpgradeAddImageReq(_) => (Role::Operator, "image add".into()),
         Message::UpgradeDelImageReq(_) => (Role::Operator, "image delete".into()),
         Message::NodeEnrollReq(_) => (Role::Admin, "node key enrollment".into()),
+        Message::ConfigSetReq(r) => (Role::Operator, format!("startup configuration of {}", r.scope.label())),
         Message::GoldenShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::GoldenReq(r) => match &r.cmd {
             GoldenCmd::Unquarantine { .. } => (Role::Admin, "golden unquarantine".into()),

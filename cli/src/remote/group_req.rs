@@ -156,6 +156,7 @@ pub fn commit_plan_req(target: &Target, c: &CommitArgs) -> Result<UpgradeCommitP
         max_pops_per_batch: c.commit.max_pops_per_batch,
         strategy: c.commit.strategy.into(),
         version: c.batch.version.clone(),
+        revert: false,
     })
 }
 

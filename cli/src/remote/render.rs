@@ -82,6 +82,7 @@ pub fn stage_name(t: UpgradeReqType) -> &'static str {
         UpgradeReqType::CommitUpgrade => "commit",
         UpgradeReqType::ResetStatus => "reset",
         UpgradeReqType::FullUpgrade => "full",
+        UpgradeReqType::RevertToStandby => "revert",
     }
 }
 

@@ -107,11 +107,8 @@ impl Engine {
     /// that version would filter them at its first batch.
     pub fn commit_plan(&self, req: &UpgradeCommitPlanReq, now: u64) -> UpgradeCommitPlan {
         let mut plan = UpgradeCommitPlan::default();
-        let mut group = UpgradeGroupReq::new(
-            UpgradeGroupType::Network,
-            UpgradeReq::new(UpgradeReqType::CommitUpgrade, "dry-run"),
-            1,
-        );
+        let kind = if req.revert { UpgradeReqType::RevertToStandby } else { UpgradeReqType::CommitUpgrade };
+        let mut group = UpgradeGroupReq::new(UpgradeGroupType::Network, UpgradeReq::new(kind, "dry-run"), 1);
         group.exclude_nodes = req.exclude_nodes.clone();
         group.limit = req.limit;
         group.ap_policy = req.ap_policy;
@@ -142,7 +139,9 @@ impl Engine {
         let mut pending = BTreeSet::new();
         for n in nodes {
             let Some(node) = self.topology.node(&n) else { continue };
-            let r = if req.version.is_some() {
+            let r = if req.revert {
+                readiness::revert(&run, &self.fleet, node, now)
+            } else if req.version.is_some() {
                 readiness::commit(&run, &self.fleet, node, now)
             } else {
                 Readiness::Dispatch

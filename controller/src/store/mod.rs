@@ -559,6 +559,7 @@ pub fn stage_str(stage: UpgradeReqType) -> &'static str {
         UpgradeReqType::CommitUpgrade => "commit",
         UpgradeReqType::ResetStatus => "reset",
         UpgradeReqType::FullUpgrade => "full",
+        UpgradeReqType::RevertToStandby => "revert",
     }
 }
 
@@ -567,6 +568,7 @@ fn parse_stage(s: &str) -> UpgradeReqType {
         "prepare" => UpgradeReqType::PrepareUpgrade,
         "reset" => UpgradeReqType::ResetStatus,
         "full" => UpgradeReqType::FullUpgrade,
+        "revert" => UpgradeReqType::RevertToStandby,
         _ => UpgradeReqType::CommitUpgrade,
     }
 }
