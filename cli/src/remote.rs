@@ -151,6 +151,47 @@ pub enum Action {
     Full(FullArgs),
     /// Cancel downloads and scheduled commits on the nodes; immediate, not queued.
     Reset,
+    /// Boot each node's standby slot as active without a trial (VOLTHA DMI RevertToStandbyImage),
+    /// where that slot holds an image confirmed on the node before; other nodes are left alone
+    /// with the reason. Batches as for a commit; `--dry-run` shows them. Needs `--reason`.
+    Revert(RevertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RevertArgs {
+    #[command(flatten)]
+    pub batch: BatchOpts,
+    /// Link names the controller does not wait for after the reboot, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_links: Vec<String>,
+    /// What to do with articulation points.
+    #[arg(long, value_enum, default_value_t = ApPolicyArg::Group)]
+    pub ap_policy: ApPolicyArg,
+    /// POP sites allowed in one batch.
+    #[arg(long, default_value_t = 1)]
+    pub max_pops_per_batch: u32,
+    /// How batches are chosen.
+    #[arg(long, value_enum, default_value_t = crate::plan::StrategyArg::Terragraph)]
+    pub strategy: crate::plan::StrategyArg,
+    /// Show the batches (and the nodes left out, with why) without reverting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub submit: SubmitOpts,
+}
+
+impl RevertArgs {
+    /// The planner options a revert shares with a commit (no reboot delay, no trial).
+    pub fn commit_opts(&self) -> CommitOpts {
+        CommitOpts {
+            delay: 0,
+            skip_links: self.skip_links.clone(),
+            ap_policy: self.ap_policy,
+            max_pops_per_batch: self.max_pops_per_batch,
+            strategy: self.strategy,
+            confirm_timeout: 0,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -548,7 +589,16 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
     };
     if let Action::Commit(c) = &action {
         if c.dry_run {
-            return dry_run(opts, &target, c);
+            return dry_run(opts, group_req::commit_plan_req(&target, &c.batch, &c.commit, false));
+        }
+    }
+    if let Action::Revert(r) = &action {
+        if r.dry_run {
+            return dry_run(opts, group_req::commit_plan_req(&target, &r.batch, &r.commit_opts(), true));
+        }
+        if opts.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            eprintln!("meshlift upgrade revert: --reason is required (journaled with who asked)");
+            return EXIT_USAGE;
         }
     }
     let (req, submit) = match group_req::build(&target, &action, group_req::operator(opts.reason.clone())) {
@@ -605,15 +655,20 @@ fn accepted_id(message: &str) -> Option<String> {
     (!m.is_empty() && !m.contains(char::is_whitespace)).then(|| m.to_string())
 }
 
-fn dry_run(opts: &ControllerOpts, target: &group_req::Target, c: &CommitArgs) -> u8 {
-    let req = match group_req::commit_plan_req(target, c) {
+fn dry_run(opts: &ControllerOpts, req: Result<meshlift_protocol::UpgradeCommitPlanReq, String>) -> u8 {
+    let what = if req.as_ref().is_ok_and(|r| r.revert) {
+        "upgrade revert --dry-run"
+    } else {
+        "upgrade commit --dry-run"
+    };
+    let req = match req {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("meshlift upgrade commit --dry-run: {e}");
+            eprintln!("meshlift {what}: {e}");
             return EXIT_USAGE;
         }
     };
-    read(opts, "upgrade commit --dry-run", Message::UpgradeCommitPlanReq(req), |reply| match reply {
+    read(opts, what, Message::UpgradeCommitPlanReq(req), |reply| match reply {
         Message::UpgradeCommitPlan(plan) => {
             Some(if opts.json { to_json(&plan) } else { render::plan_text(&plan) })
         }

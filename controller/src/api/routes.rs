@@ -296,7 +296,8 @@ pub async fn delete_image(
     Ok(Json(AckDto { message: ack(reply)? }))
 }
 
-/// UPGRADE_GROUP_REQ: queue a prepare, commit, full upgrade or reset.
+/// UPGRADE_GROUP_REQ: queue a prepare, commit, full upgrade or revert (`"type": "revert"`), or
+/// send a reset.
 #[utoipa::path(post, path = "/api/v1/upgrades", tag = "upgrades", security(("bearer" = [])),
     request_body = UpgradeRequestBody,
     responses((status = 202, body = Accepted), (status = 400, body = Problem, content_type = "application/problem+json"),

@@ -24,7 +24,7 @@ impl Engine {
     pub fn state_dump(&self) -> UpgradeStateDump {
         let view = |r: &RequestRun| RequestView {
             request: r.req.clone(),
-            stage: r.stage().map_or(r.req.ur_req.ur_type, |s| s.req_type()),
+            stage: r.stage().map_or(r.req.ur_req.ur_type, |s| r.outcome_stage(s)),
             submitted_at: r.submitted_at,
             started_at: r.started_at,
         };
