@@ -44,6 +44,8 @@ enum Command {
     Token(token::TokenArgs),
     /// The golden-image loop: targets per board, waves, window, blacklist, quarantines.
     Golden(remote::golden::GoldenArgs),
+    /// Startup configuration per node, board or fleet, delivered with the image: set, show, diff.
+    Config(remote::config::ConfigArgs),
 }
 
 #[derive(Subcommand)]
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Node(args) => remote::node(args),
         Command::Token(args) => token::run(args),
         Command::Golden(args) => remote::golden::run(args),
+        Command::Config(args) => remote::config::run(args),
     };
     ExitCode::from(code)
 }

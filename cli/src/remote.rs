@@ -23,6 +23,7 @@ macro_rules! emit {
     }};
 }
 
+pub mod config;
 mod connection;
 pub mod credentials;
 pub mod golden;

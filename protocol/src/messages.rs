@@ -726,6 +726,9 @@ pub struct NodeStatusRow {
     pub slots: Option<SlotsReport>,
     pub upgrade_status: Option<UpgradeStatus>,
     pub last_seen: Option<UnixMillis>,
+    /// SHA-256 of the startup configuration the node reports running (`None`: none, or never
+    /// reported).
+    pub startup_config: Option<Sha256Digest>,
 }
 
 /// Reply to [`NodeStatusReq`].

@@ -132,6 +132,7 @@ fn samples() -> Vec<Message> {
                 slots: Some(slots),
                 upgrade_status: None,
                 last_seen: Some(1),
+                startup_config: None,
             }],
         }),
         Message::UpgradeReq(prep),

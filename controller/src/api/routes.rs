@@ -30,8 +30,8 @@ const JSON_MAX: usize = 1 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshlift controller API", description = "Operator requests of the app socket over HTTP/JSON. Bearer tokens: `meshlift token new`."),
-    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi),
-    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto)),
+    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::config_routes::config_show, super::config_routes::config_set, super::events::events, openapi),
+    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::config_routes::ConfigBody, super::config_routes::ConfigDocDto, super::config_routes::ConfigShowDto)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -64,6 +64,10 @@ pub fn router(api: ApiState) -> axum::Router {
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/map", get(map))
         .route("/api/v1/golden", get(golden_show).post(golden_change))
+        .route(
+            "/api/v1/config",
+            get(super::config_routes::config_show).post(super::config_routes::config_set),
+        )
         .route("/api/v1/events", get(super::events::events))
         .fallback(|| async { Problem::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(api)
@@ -87,7 +91,7 @@ impl FromRequestParts<ApiState> for Auth {
 }
 
 /// A JSON body into `T`, or a 400 naming the field (`serde_path_to_error` gives its path).
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     if body.len() > JSON_MAX {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,7 +116,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem
 }
 
 /// Query parameters as a map, refusing any key not in `known` (a typo is named, not ignored).
-fn parse_query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String>, Problem> {
+pub(super) fn parse_query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String>, Problem> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         if !known.contains(&k.as_ref()) {
@@ -143,7 +147,7 @@ fn ack(reply: ApiReply) -> Result<String, Problem> {
     }
 }
 
-fn ack_message(m: Message) -> Result<String, Problem> {
+pub(super) fn ack_message(m: Message) -> Result<String, Problem> {
     match m {
         Message::Ack(a) if a.success => Ok(a.message),
         Message::Ack(a) => Err(Problem::refused(a.message)),
@@ -164,7 +168,11 @@ fn unexpected<T>(reply: ApiReply) -> Result<T, Problem> {
 
 /// Ask the loop with an operator message; its answer message (a refusal or a role refusal as
 /// the matching problem).
-async fn ask(s: &ApiState, caller: super::tokens::Caller, msg: Message) -> Result<Message, Problem> {
+pub(super) async fn ask(
+    s: &ApiState,
+    caller: super::tokens::Caller,
+    msg: Message,
+) -> Result<Message, Problem> {
     match s.call(caller, ApiOp::Message(Box::new(msg)), CALL_WAIT).await? {
         ApiReply::Message(m) => match *m {
             Message::Ack(a) if !a.success => Err(Problem::refused(a.message)),

@@ -96,6 +96,7 @@ impl Engine {
                         slots: seen.map(|s| s.report.slots.clone()),
                         upgrade_status: seen.map(|s| s.report.upgrade_status.clone()),
                         last_seen: seen.map(|s| s.at),
+                        startup_config: seen.and_then(|s| s.report.startup_config),
                     }
                 })
                 .collect(),

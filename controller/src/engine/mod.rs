@@ -64,6 +64,7 @@ mod persist;
 pub mod readiness;
 pub mod request;
 mod run;
+pub mod startup_config;
 pub mod verdict;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -171,6 +172,8 @@ pub struct Engine {
     store_error: Option<String>,
     /// By [`fleet::NodeId`]: online at the last tick (for online/offline transition events).
     online: Vec<bool>,
+    /// Startup configuration documents, delivered with every PREPARE.
+    configs: startup_config::ConfigDocs,
 }
 
 /// What must be written at the end of the current input.
@@ -219,6 +222,7 @@ impl Engine {
             dirty: Dirty::default(),
             store_error: None,
             online,
+            configs: Default::default(),
         };
         engine.load()?;
         engine.flush();
@@ -274,6 +278,11 @@ impl Engine {
                 images: self.images.values().cloned().collect(),
             }),
             Message::NodeStatusReq(_) => Message::NodeStatusDump(self.node_status(now)),
+            Message::ConfigSetReq(req) => Message::Ack(self.config_set(req, now)),
+            Message::ConfigShowReq(req) => match self.config_show(&req) {
+                Ok(show) => Message::ConfigShow(show),
+                Err(why) => Message::Ack(Ack::refused(why)),
+            },
             Message::UpgradeAddImageReq(_) | Message::UpgradeDelImageReq(_) => Message::Ack(Ack::refused(
                 "image add/delete is carried out by the controller's image store, not the upgrade engine",
             )),

@@ -109,6 +109,8 @@ impl Engine {
         for image in store.images()? {
             self.images.insert(image.name.clone(), image);
         }
+        let (docs, last_version) = store.startup_configs()?;
+        self.configs = super::startup_config::ConfigDocs::new(docs, last_version);
         let mut current: Option<RequestRun> = None;
         let mut queue = Vec::new();
         let mut finished = Vec::new();

@@ -449,7 +449,11 @@ impl Engine {
                 detail = "watching: busy with an earlier COMMIT of this request".to_string();
             } else {
                 let req = match stage {
-                    Stage::Prepare => prepare_req(&run.id, &run.req, run.image.as_ref()),
+                    Stage::Prepare => {
+                        let mut r = prepare_req(&run.id, &run.req, run.image.as_ref());
+                        r.startup_config = self.startup_config_for(n);
+                        r
+                    }
                     Stage::Commit => {
                         let report = seen.map(|s| &s.report);
                         let mut ignored = run.req.skip_links.clone();

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 
-use meshlift_protocol::{NodeOutcome, Operator, OutcomeKind, UpgradeImage, UpgradeReqType};
+use meshlift_protocol::{ConfigDoc, NodeOutcome, Operator, OutcomeKind, UpgradeImage, UpgradeReqType};
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -98,6 +98,16 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
+    // v4: startup configuration documents (per node, board or fleet), every version kept; the
+    // current one of a scope is its highest version (a cleared scope's is a row with cleared = 1).
+    "CREATE TABLE startup_configs (
+        version INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        cleared INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX startup_configs_scope ON startup_configs(scope, version);",
 ];
 
 /// Why the store failed. Every variant is a disk or database problem, never the operator's.
@@ -202,6 +212,11 @@ pub enum StoreOp {
     PutGolden {
         at: u64,
         body: String,
+    },
+    /// A new version of a scope's startup configuration (`cleared`: the scope has none from now).
+    PutStartupConfig {
+        doc: ConfigDoc,
+        cleared: bool,
     },
 }
 
@@ -429,6 +444,27 @@ impl Store {
         Ok(self.conn.query_row("SELECT body FROM golden WHERE id = 1", [], |r| r.get(0)).optional()?)
     }
 
+    /// The current startup configuration of every scope that has one (cleared scopes left out),
+    /// and the highest version ever written (versions are never reused).
+    pub fn startup_configs(&self) -> Result<(Vec<ConfigDoc>, u64), StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.version, c.cleared, c.body FROM startup_configs c
+             WHERE c.version = (SELECT MAX(version) FROM startup_configs d WHERE d.scope = c.scope)",
+        )?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?)))?;
+        let mut docs = Vec::new();
+        for row in rows {
+            let (version, cleared, body) = row?;
+            if !cleared {
+                docs.push(from_json::<ConfigDoc>(&format!("startup_configs({version})"), &body)?);
+            }
+        }
+        let max: Option<i64> =
+            self.conn.query_row("SELECT MAX(version) FROM startup_configs", [], |r| r.get(0))?;
+        Ok((docs, max.unwrap_or(0) as u64))
+    }
+
     pub fn journal_len(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get::<_, i64>(0))? as u64)
     }
@@ -519,6 +555,12 @@ impl StoreTxn<'_> {
             }
             StoreOp::DeleteImage { name } => {
                 tx.prepare_cached("DELETE FROM images WHERE name = ?1")?.execute([name])?;
+            }
+            StoreOp::PutStartupConfig { doc, cleared } => {
+                tx.prepare_cached(
+                    "INSERT INTO startup_configs (version, scope, cleared, at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![doc.version as i64, doc.scope.label(), *cleared, doc.at as i64, to_json(doc)])?;
             }
             StoreOp::PutGolden { at, body } => {
                 tx.prepare_cached(
