@@ -110,3 +110,32 @@ fn nodes_without_a_confirmed_standby_are_refused_with_their_reason() {
     assert!(sim.fleet.values().all(|m| m.version == OLD && m.slots.booted == SlotId::A));
     assert!(!sim.last_finished().success, "a failed node fails the request");
 }
+
+/// A leaf whose v2 fell back is left out of the revert; the relay in front of it is its only
+/// path to a POP, so reverting the relay would cut the running leaf off: the relay is held back
+/// with the leaf's name as the reason, and nobody is isolated.
+#[test]
+fn a_relay_in_front_of_a_left_out_node_is_held_back() {
+    let mut sim = Sim::new(grid(2, 3, &[("leaf", "n01")]));
+    sim.node("leaf").on_commit = OnCommit::FallBack("radio calibration failed".into());
+    let mut up = full_upgrade("full-2");
+    up.skip_failure = true;
+    assert!(sim.submit(up).success);
+    sim.run_to_idle(300);
+    assert_eq!(sim.fleet["leaf"].version, OLD);
+
+    sim.isolation_events.clear();
+    assert!(sim.submit(revert_network("revert-3")).success);
+    sim.run_to_idle(300);
+    let out = sim.outcomes(UpgradeReqType::RevertToStandby);
+    assert_eq!(out["leaf"].0, OutcomeKind::SkippedNotReady, "{:?}", out["leaf"]);
+    let (kind, reason) = &out["n01"];
+    assert_eq!(*kind, OutcomeKind::SkippedNotReady);
+    assert!(reason.starts_with("held back: reverting it would cut off leaf"), "{reason}");
+    assert_eq!(reverts_sent(&sim, "n01"), 0);
+    for n in ["n00", "n02", "n10", "n11", "n12"] {
+        assert_eq!(out[n].0, OutcomeKind::Succeeded, "{n}: {:?}", out[n]);
+        assert_eq!(sim.fleet[n].version, OLD, "{n}");
+    }
+    assert!(sim.isolation_events.is_empty(), "{:?}", sim.isolation_events);
+}

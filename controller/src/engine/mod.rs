@@ -58,6 +58,7 @@
 //! Nothing from a report, an operator or the store panics the engine: unknown nodes, stale
 //! reports and corrupt rows become errors, refusals or events.
 
+mod collateral;
 pub mod dump;
 pub mod fleet;
 mod persist;

@@ -399,7 +399,25 @@ impl Engine {
                     }
                     return;
                 }
-                (c.nodes, c.explanation)
+                if !run.is_revert() {
+                    (c.nodes, c.explanation)
+                } else {
+                    let (kept, held) = super::collateral::hold_back(&live, c.nodes);
+                    for (n, spared) in held {
+                        if let Some(run) = self.current.as_mut() {
+                            run.pending.retain(|p| p != &n);
+                        }
+                        let reason = format!(
+                            "held back: reverting it would cut off {}, left out of this revert, from every POP",
+                            spared.join(", ")
+                        );
+                        self.record_outcome(&n, OutcomeKind::SkippedNotReady, reason, now);
+                    }
+                    if kept.is_empty() {
+                        return;
+                    }
+                    (kept, c.explanation)
+                }
             }
         };
         self.dispatch(stage, chosen, &watch, explanation, now);
