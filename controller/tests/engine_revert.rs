@@ -125,6 +125,16 @@ fn a_relay_in_front_of_a_left_out_node_is_held_back() {
     assert_eq!(sim.fleet["leaf"].version, OLD);
 
     sim.isolation_events.clear();
+    let plan = match sim.operator(Message::UpgradeCommitPlanReq(UpgradeCommitPlanReq {
+        revert: true,
+        max_pops_per_batch: 1,
+        ..Default::default()
+    })) {
+        Message::UpgradeCommitPlan(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert!(plan.filtered.iter().any(|f| f.node == "n01" && f.reason.contains("cut off leaf")), "{plan:?}");
+    assert!(plan.commit_batches.iter().flatten().all(|n| n != "n01" && n != "leaf"), "{plan:?}");
     assert!(sim.submit(revert_network("revert-3")).success);
     sim.run_to_idle(300);
     let out = sim.outcomes(UpgradeReqType::RevertToStandby);

@@ -200,11 +200,29 @@ impl Engine {
                 }
                 break;
             }
+            let nodes = if req.revert {
+                // The same check the revert makes before each batch (see `collateral`).
+                let (kept, held) = super::collateral::hold_back(&live, c.nodes.clone());
+                for (n, spared) in held {
+                    pending.remove(&n);
+                    let reason = format!(
+                        "skipped_not_ready: held back: reverting it would cut off {}, left out of this revert, from every POP",
+                        spared.join(", ")
+                    );
+                    plan.filtered.push(NodeReason { node: n, reason });
+                }
+                if kept.is_empty() {
+                    continue;
+                }
+                kept
+            } else {
+                c.nodes
+            };
             explanation.push(format!("batch {}: {}", plan.commit_batches.len() + 1, c.explanation));
-            for n in &c.nodes {
+            for n in &nodes {
                 pending.remove(n);
             }
-            let mut b = c.nodes;
+            let mut b = nodes;
             b.sort();
             plan.commit_batches.push(b);
         }
