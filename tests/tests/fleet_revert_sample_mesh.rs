@@ -81,7 +81,8 @@ async fn fleet_revert_of_the_sample_mesh_back_to_v1_with_zero_collateral_isolati
         .per_node
         .iter()
         .map(|(k, v)| (k, v - before.per_node.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, d)| *d > 0.0)
+        // Float sums re-added in another order differ by ~1e-16: that is not a cut.
+        .filter(|(_, d)| *d > 1e-6)
         .collect();
     assert!(during.is_empty(), "collateral isolation during the revert: {during:?}");
     // Journaled with who and why.
