@@ -2,6 +2,7 @@
 //! v2 fails its post-boot check falls back to v1 *and* to v1's configuration (none: the factory
 //! image came without one), and `meshlift config diff` says which node is out of step.
 
+use meshlift_protocol::Role;
 use meshlift_protocol::*;
 use meshlift_tests::*;
 
@@ -19,6 +20,7 @@ fn data_dir(lab: &meshlift_meshsim::lab::Lab, node: &str) -> std::path::PathBuf 
 async fn startup_configuration_comes_back_with_the_old_image_after_a_fallback() {
     let (mut cfg, dir) = lab_config(small_topology());
     cfg.bad_image_nodes = vec!["leaf1".into()];
+    cfg.extra_operators = vec![("otto".into(), Role::Operator), ("vera".into(), Role::Viewer)];
     let (lab, image) = start_with_v2(cfg).await;
     let file = dir.path().join("radio.json");
     std::fs::write(&file, DOC).unwrap();
@@ -63,6 +65,53 @@ async fn startup_configuration_comes_back_with_the_old_image_after_a_fallback() 
     assert!(String::from_utf8_lossy(&diff.stdout).contains("differs"), "{diff:?}");
     let diff = cli(&lab, &["config", "diff", "--node", "leaf2"]);
     assert!(diff.status.success(), "{diff:?}");
+    // The same over the HTTP API: a viewer may read, not set; an operator sets a node's own
+    // document, which now differs from what the node runs.
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/config", lab.http_url());
+    let otto = lab.api_token("otto").expect("token").to_string();
+    let vera = lab.api_token("vera").expect("token").to_string();
+    let body =
+        serde_json::json!({"node": "leaf2", "text": "[radio]\nchannel = 3\n", "reason": "interference"});
+    let r = http
+        .post(&url)
+        .bearer_auth(&vera)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status().as_u16(), 403);
+    let r = http
+        .post(&url)
+        .bearer_auth(&otto)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let both = serde_json::json!({"node": "leaf2", "fleet": true, "text": "{}"});
+    let r = http
+        .post(&url)
+        .bearer_auth(&otto)
+        .header("content-type", "application/json")
+        .body(both.to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status().as_u16(), 400);
+    let r = http.get(format!("{url}?node=leaf2")).bearer_auth(&vera).send().await.expect("answer");
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.expect("body")).expect("JSON");
+    assert_eq!(v["effective"]["scope"], "node:leaf2", "{v}");
+    assert_eq!(v["effective"]["version"], 2, "{v}");
+    assert_eq!(v["running"], digest.to_hex(), "{v}");
+    assert_eq!(v["in_sync"], false, "{v}");
+    let doc = http.get(format!("{}/api/v1/openapi.json", lab.http_url())).send().await.expect("answer");
+    let doc: serde_json::Value = serde_json::from_str(&doc.text().await.expect("body")).expect("JSON");
+    assert!(doc["paths"]["/api/v1/config"]["post"].is_object(), "OpenAPI lists /api/v1/config");
+    assert!(doc["components"]["schemas"]["ConfigBody"].is_object());
+
     // Journaled with who and why.
     let j = journal(&lab);
     assert!(
