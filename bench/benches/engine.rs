@@ -71,6 +71,7 @@ fn report(topo: &Topology, node: &Node, us: UpgradeStatus, seq: u64) -> StatusRe
         bgp_peers_up: None,
         last_fallback: None,
         seq,
+        startup_config: None,
     }
 }
 

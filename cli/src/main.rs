@@ -48,6 +48,8 @@ enum Command {
     Versions(remote::versions::VersionsArgs),
     /// Snapshots of what runs where: create, list, show, delete, restore.
     Snapshot(remote::snapshot::SnapshotArgs),
+    /// Startup configuration per node, board or fleet, delivered with the image: set, show, diff.
+    Config(remote::config::ConfigArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Golden(args) => remote::golden::run(args),
         Command::Versions(args) => remote::versions::run(args),
         Command::Snapshot(args) => remote::snapshot::run(args),
+        Command::Config(args) => remote::config::run(args),
     };
     ExitCode::from(code)
 }

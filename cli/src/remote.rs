@@ -24,6 +24,7 @@ macro_rules! emit {
 }
 
 pub mod confirm;
+pub mod config;
 mod connection;
 pub mod credentials;
 pub mod golden;
@@ -156,6 +157,48 @@ pub enum Action {
     Full(FullArgs),
     /// Cancel downloads and scheduled commits on the nodes; immediate, not queued.
     Reset(confirm::ConfirmOpts),
+    /// Boot each node's standby slot as active without a trial (VOLTHA DMI RevertToStandbyImage),
+    /// where that slot holds an image confirmed on the node before; other nodes are left alone
+    /// with the reason. Batches as for a commit; `--dry-run` shows them. Needs `--reason`.
+    Revert(RevertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RevertArgs {
+    #[command(flatten)]
+    pub batch: BatchOpts,
+    /// Link names the controller does not wait for after the reboot, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_links: Vec<String>,
+    /// What to do with articulation points.
+    #[arg(long, value_enum, default_value_t = ApPolicyArg::Group)]
+    pub ap_policy: ApPolicyArg,
+    /// POP sites allowed in one batch.
+    #[arg(long, default_value_t = 1)]
+    pub max_pops_per_batch: u32,
+    /// How batches are chosen.
+    #[arg(long, value_enum, default_value_t = crate::plan::StrategyArg::Terragraph)]
+    pub strategy: crate::plan::StrategyArg,
+    /// `--dry-run`: the batches (and the nodes left out, with why), nothing reverted; `--yes`:
+    /// revert without asking.
+    #[command(flatten)]
+    pub confirm: confirm::ConfirmOpts,
+    #[command(flatten)]
+    pub submit: SubmitOpts,
+}
+
+impl RevertArgs {
+    /// The planner options a revert shares with a commit (no reboot delay, no trial).
+    pub fn commit_opts(&self) -> CommitOpts {
+        CommitOpts {
+            delay: 0,
+            skip_links: self.skip_links.clone(),
+            ap_policy: self.ap_policy,
+            max_pops_per_batch: self.max_pops_per_batch,
+            strategy: self.strategy,
+            confirm_timeout: 0,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -601,7 +644,16 @@ fn submit(opts: &ControllerOpts, target: group_req::Target, action: Action) -> u
     };
     if let Action::Commit(c) = &action {
         if c.confirm.dry_run && target.ug_type == meshlift_protocol::UpgradeGroupType::Network {
-            return dry_run(opts, &target, c);
+            return dry_run(opts, group_req::commit_plan_req(&target, &c.batch, &c.commit, false));
+        }
+    }
+    if let Action::Revert(r) = &action {
+        if r.confirm.dry_run && target.ug_type == meshlift_protocol::UpgradeGroupType::Network {
+            return dry_run(opts, group_req::commit_plan_req(&target, &r.batch, &r.commit_opts(), true));
+        }
+        if !r.confirm.dry_run && opts.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            eprintln!("meshlift upgrade revert: --reason is required (journaled with who asked)");
+            return EXIT_USAGE;
         }
     }
     if let Some(code) = confirm_action(opts, &target, &action) {
@@ -666,6 +718,7 @@ fn confirm_action(opts: &ControllerOpts, target: &group_req::Target, action: &Ac
             max_pops_per_batch: c.max_pops_per_batch,
             strategy: c.strategy.into(),
             version,
+            revert: false,
         };
     let go = match action {
         Action::Prepare(_) => return None,
@@ -682,6 +735,13 @@ fn confirm_action(opts: &ControllerOpts, target: &group_req::Target, action: &Ac
             previews::reboot(ctrl, &what, target, plan(&f.commit, &f.batch, None))
         }),
         Action::Reset(c) => confirm::guard(opts, c, "upgrade reset", |ctrl| previews::reset(ctrl, target)),
+        Action::Revert(r) => confirm::guard(opts, &r.confirm, "upgrade revert", |ctrl| {
+            let req = meshlift_protocol::UpgradeCommitPlanReq {
+                revert: true,
+                ..plan(&r.commit_opts(), &r.batch, r.batch.version.clone())
+            };
+            previews::reboot(ctrl, "REVERT_TO_STANDBY (boot the standby slot, no trial)", target, req)
+        }),
     };
     match go {
         confirm::Go::Proceed => None,
@@ -695,15 +755,20 @@ fn accepted_id(message: &str) -> Option<String> {
     (!m.is_empty() && !m.contains(char::is_whitespace)).then(|| m.to_string())
 }
 
-fn dry_run(opts: &ControllerOpts, target: &group_req::Target, c: &CommitArgs) -> u8 {
-    let req = match group_req::commit_plan_req(target, c) {
+fn dry_run(opts: &ControllerOpts, req: Result<meshlift_protocol::UpgradeCommitPlanReq, String>) -> u8 {
+    let what = if req.as_ref().is_ok_and(|r| r.revert) {
+        "upgrade revert --dry-run"
+    } else {
+        "upgrade commit --dry-run"
+    };
+    let req = match req {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("meshlift upgrade commit --dry-run: {e}");
+            eprintln!("meshlift {what}: {e}");
             return EXIT_USAGE;
         }
     };
-    read(opts, "upgrade commit --dry-run", Message::UpgradeCommitPlanReq(req), |reply| match reply {
+    read(opts, what, Message::UpgradeCommitPlanReq(req), |reply| match reply {
         Message::UpgradeCommitPlan(plan) => {
             Some(if opts.json { to_json(&plan) } else { render::plan_text(&plan) })
         }

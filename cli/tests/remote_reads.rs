@@ -79,6 +79,7 @@ fn serving() -> FakeController {
                 slots: None,
                 upgrade_status: None,
                 last_seen: None,
+                startup_config: None,
             }],
         }),
         Message::UpgradeAddImageReq(r) => Message::Ack(Ack::ok(format!("added {}", r.image_url))),

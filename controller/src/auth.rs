@@ -34,7 +34,8 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
         | Message::NodeKeysReq(_)
         | Message::VersionsReq(_)
         | Message::ImageRecordsReq(_)
-        | Message::SnapshotShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
+        | Message::SnapshotShowReq(_)
+        | Message::ConfigShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::UpgradeGroupReq(req) => {
             if req.ur_req.allow_downgrade {
                 (Role::Admin, "allow_downgrade".into())
@@ -59,6 +60,7 @@ pub fn required_role(msg: &Message, limit_cap: i64) -> (Role, String) {
             SnapshotCmd::Delete { .. } => (Role::Admin, "snapshot delete".into()),
         },
         Message::NodeEnrollReq(_) => (Role::Admin, "node key enrollment".into()),
+        Message::ConfigSetReq(r) => (Role::Operator, format!("startup configuration of {}", r.scope.label())),
         Message::GoldenShowReq(_) => (Role::Viewer, format!("{} (read only)", msg.kind())),
         Message::GoldenReq(r) => match &r.cmd {
             GoldenCmd::Unquarantine { .. } => (Role::Admin, "golden unquarantine".into()),

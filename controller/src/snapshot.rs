@@ -114,7 +114,7 @@ pub fn take(
                 confirmed: standby.confirmed,
             }),
             image_name,
-            config_digest: None,
+            config_digest: r.startup_config,
             reported_at: r.last_seen.unwrap_or(now),
         });
     }
@@ -318,6 +318,7 @@ mod tests {
                 b: slot(SlotId::B, standby),
             }),
             upgrade_status: None,
+            startup_config: None,
             last_seen: Some(T0 - 1_000),
         }
     }

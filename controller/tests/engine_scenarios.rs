@@ -330,6 +330,7 @@ fn dry_run_is_readiness_aware_and_matches_execution() {
         max_pops_per_batch: 1,
         strategy: PlanStrategy::Terragraph,
         version: Some(NEW.into()),
+        revert: false,
     })) {
         Message::UpgradeCommitPlan(p) => p,
         other => panic!("{other:?}"),
@@ -361,6 +362,7 @@ fn fewest_batches_reaches_the_planner_in_the_dry_run_and_in_execution() {
             max_pops_per_batch: 1,
             strategy,
             version: Some(NEW.into()),
+            revert: false,
         };
         match sim.operator(Message::UpgradeCommitPlanReq(req)) {
             Message::UpgradeCommitPlan(p) => p,
@@ -415,6 +417,7 @@ fn unknown_mac_is_refused() {
         bgp_peers_up: None,
         last_fallback: None,
         seq: 1,
+        startup_config: None,
     };
     let now = sim.now;
     let e = sim.engine.handle_status_report(r.clone(), now).unwrap_err();

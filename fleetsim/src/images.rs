@@ -85,6 +85,7 @@ impl SimImage {
             manifest: self.manifest.clone(),
             file_sha256: self.file_sha256,
             key_id: "sim-key".into(),
+            startup_config: None,
             extra: Default::default(),
         }
     }

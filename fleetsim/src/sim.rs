@@ -37,7 +37,7 @@ use meshlift_controller::store::Store;
 use meshlift_image::HookKind;
 use meshlift_meshsim::{Change, DownCause, Effect, MeshModel};
 use meshlift_minion::boot::{arm_trial, boot_step, confirm_trial, record_trial_failure};
-use meshlift_minion::boot_env::BootEnv;
+use meshlift_minion::boot_env::{BootEnv, Bootloader};
 use meshlift_minion::{Action, Agent, AgentInit, NodeFacts};
 use meshlift_protocol::{
     Ack, LinkReport, Message, Operator, StatusReport, UpgradeGroupReq, UpgradeGroupType, UpgradeReq,
@@ -766,6 +766,7 @@ impl Sim {
             slots,
             running_hooks,
             board: BOARD.into(),
+            startup_config: None,
             now,
         }));
         let life = node.life;
@@ -963,6 +964,29 @@ impl Sim {
                     if let Err(e) = r {
                         let agent = node.agent.as_mut().expect("a running node has an agent");
                         agent.handle_confirm_failed(e.to_string(), now);
+                    }
+                }
+                Action::Revert { slot } => {
+                    // The same rule as `boot::revert_to_standby`: only a slot confirmed here.
+                    let confirmed =
+                        node.disk.slots_report(node.booted).is_some_and(|r| r.slot(slot).confirmed);
+                    let mut bl = node.disk.bootloader();
+                    let written = match bl.load() {
+                        Ok(Some(mut env)) if confirmed => {
+                            env.active = slot;
+                            env.trial = None;
+                            env.attempt = None;
+                            bl.store(&env).map_err(|e| e.to_string())
+                        }
+                        Ok(_) => Err(format!("standby slot {} is not confirmed here", slot.as_str())),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match written {
+                        Ok(()) => self.after(200, Ev::ExitForReboot(name.to_string(), life)),
+                        Err(e) => {
+                            let agent = node.agent.as_mut().expect("a running node has an agent");
+                            agent.handle_revert_failed(e, now);
+                        }
                     }
                 }
                 Action::FallBack { reason } => {

@@ -111,6 +111,7 @@ impl Fleet {
             bgp_peers_up: (b[2] & 0x80 != 0).then_some(1),
             last_fallback: None,
             seq: self.seq,
+            startup_config: None,
         }
     }
 }

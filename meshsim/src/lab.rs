@@ -954,8 +954,9 @@ pub struct BatchLog {
 
 impl BatchLog {
     pub fn observe(&mut self, d: &UpgradeStateDump) {
-        if d.cur_req.as_ref().is_some_and(|r| r.stage == UpgradeReqType::CommitUpgrade)
-            && d.cur_batch_index > 0
+        if d.cur_req.as_ref().is_some_and(|r| {
+            matches!(r.stage, UpgradeReqType::CommitUpgrade | UpgradeReqType::RevertToStandby)
+        }) && d.cur_batch_index > 0
             && !d.cur_batch.is_empty()
         {
             self.batches

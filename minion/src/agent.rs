@@ -7,6 +7,8 @@
 //!   (reboot; boot step consumes the trial) → TRIAL ─checks pass→ CONFIRMED
 //!                                                └─fail/timeout→ (reboot to old slot) FELL_BACK
 //! COMMIT when not FLASHED → COMMIT_FAILED;  RESET_STATUS → NONE (cancels download / scheduled commit)
+//! REVERT_TO_STANDBY ─standby confirmed here before→ REBOOTING (no trial) → NONE on the standby slot
+//!                   └─empty / never confirmed / busy→ COMMIT_FAILED with the reason
 //! ```
 //!
 //! # Contract with the shell (the `meshlift-minion` binary)
@@ -23,16 +25,16 @@
 //! 4. Status reports: [`Agent::status_report`] every `status_interval_s` and on `SendStatusNow`.
 //!
 //! Nothing here commits without a controller request: the only path to `Reboot` is a COMMIT (or
-//! FULL_UPGRADE) request.
+//! FULL_UPGRADE) request, and the only path to `Revert` a REVERT_TO_STANDBY request.
 
 use crate::boot::{BootOutcome, SILENT_TRIAL_FAILURE};
 use crate::boot_env::TrialAttempt;
 use crate::flasher::FlashedImage;
-use crate::state::{FlashedInfo, PersistedState, TrialPlan, RECENT_REQUESTS};
+use crate::state::{FlashedInfo, PersistedState, RevertPlan, TrialPlan, RECENT_REQUESTS};
 use meshlift_image::HookKind;
 use meshlift_protocol::{
     Ack, DownloadProgress, FallbackRecord, ImageMeta, LinkReport, Sha256Digest, SlotId, SlotsReport,
-    StatusReport, UpgradeReq, UpgradeReqType, UpgradeStatus, UpgradeStatusType as S,
+    StartupConfig, StatusReport, UpgradeReq, UpgradeReqType, UpgradeStatus, UpgradeStatusType as S,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -53,9 +55,15 @@ pub enum Action {
     StartDownload(UpgradeReq),
     /// Stop the running download (RESET_STATUS).
     CancelDownload,
-    /// Run [`crate::flasher::verify_and_flash`] on the standby slot in a blocking task, then call
-    /// `handle_flash_done`.
-    Flash { image_path: PathBuf, allow_downgrade: bool, expected_sha256: Option<Sha256Digest> },
+    /// Run [`crate::flasher::verify_and_flash`] on the standby slot in a blocking task, then
+    /// [`crate::startup_config::attach`] with `startup_config` (the slot is prepared only once
+    /// both passed), then call `handle_flash_done`.
+    Flash {
+        image_path: PathBuf,
+        allow_downgrade: bool,
+        expected_sha256: Option<Sha256Digest>,
+        startup_config: Option<StartupConfig>,
+    },
     /// Run the running slot's hook of this kind ([`crate::hooks::run_hook`], state argument
     /// `state`) in a blocking task, then call `handle_hook_done`.
     RunHook { kind: HookKind, state: &'static str },
@@ -72,6 +80,10 @@ pub enum Action {
     /// The trial failed: [`crate::boot::record_trial_failure`] with `reason`, then exit with
     /// [`REBOOT_EXIT_CODE`] (the boot step returns to the old slot).
     FallBack { reason: String },
+    /// REVERT_TO_STANDBY: [`crate::boot::revert_to_standby`] (which checks again, against the
+    /// boot environment, that `slot` holds an image confirmed here), then reboot. If it refuses,
+    /// call `handle_revert_failed`.
+    Revert { slot: SlotId },
     /// Stop any download or seeding and empty the download directory. Queued once no upgrade
     /// needs its files (CONFIRMED, FELL_BACK, RESET_STATUS, and at every start in those states, in
     /// case a crash came between the state and the cleanup): without it every image a node ever
@@ -89,6 +101,9 @@ pub struct AgentInit {
     /// Hook kinds the running slot's image carries.
     pub running_hooks: Vec<HookKind>,
     pub board: String,
+    /// SHA-256 of the startup configuration the booted slot runs with
+    /// ([`crate::startup_config::activate`]); reported to the controller.
+    pub startup_config: Option<Sha256Digest>,
     pub now: u64,
 }
 
@@ -128,6 +143,16 @@ struct TrialChecks {
     confirm_sent: bool,
 }
 
+/// The standby slot, for deciding a revert without touching the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StandbyView {
+    slot: SlotId,
+    /// `None`: the slot is empty.
+    version: Option<String>,
+    /// The image there passed a trial here (or was the factory image).
+    confirmed: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HookCheck {
     NotNeeded,
@@ -144,6 +169,11 @@ pub struct Agent {
     booted: SlotId,
     running_version: String,
     running_sha: Option<Sha256Digest>,
+    running_config: Option<Sha256Digest>,
+    /// What the standby slot holds, as far as this process knows: `None` once a flash started
+    /// and did not finish (the slot may be anything; the shell's check against the boot
+    /// environment decides a revert then).
+    standby: Option<StandbyView>,
     links: Vec<LinkReport>,
     actions: VecDeque<Action>,
     /// Side effects held back until the state that announces them is persisted, so a crash never
@@ -156,9 +186,15 @@ impl Agent {
     /// resumes from disk, and in-flight work that cannot survive a restart (download, flash)
     /// ends as failed with a reason instead of hanging.
     pub fn new(init: AgentInit) -> Agent {
-        let AgentInit { persisted, boot, slots, running_hooks, board, now } = init;
+        let AgentInit { persisted, boot, slots, running_hooks, board, startup_config, now } = init;
         let running = slots.running().clone();
         let standby_sha = slots.standby().sha256;
+        let standby = slots.standby();
+        let standby = StandbyView {
+            slot: standby.slot,
+            version: standby.version.clone(),
+            confirmed: standby.confirmed,
+        };
         let mut agent = Agent {
             phase: Phase::Idle,
             state: persisted.unwrap_or_default(),
@@ -166,6 +202,8 @@ impl Agent {
             booted: boot.booted,
             running_version: running.version.clone().unwrap_or_default(),
             running_sha: running.sha256,
+            running_config: startup_config,
+            standby: Some(standby),
             links: Vec::new(),
             actions: VecDeque::new(),
             after_persist: Vec::new(),
@@ -239,6 +277,27 @@ impl Agent {
 
     fn resume_after_restart(&mut self, boot: &BootOutcome, standby_sha: Option<Sha256Digest>) {
         let flashed_still_there = self.state.flashed.as_ref().is_some_and(|f| Some(f.sha256) == standby_sha);
+        if let Some(plan) = self.state.revert.take() {
+            self.state.flashed = None;
+            self.state.trial = None;
+            self.state.status.upgrade_req_id = plan.upgrade_req_id.clone();
+            if boot.booted == plan.slot {
+                let reason = format!(
+                    "reverted to slot {} ({}) without a trial: confirmed on this node before",
+                    plan.slot.as_str(),
+                    plan.version.as_deref().unwrap_or("unknown version")
+                );
+                self.set_status(S::None, &reason);
+            } else {
+                let reason = format!(
+                    "revert to slot {} did not take effect: the node runs slot {}",
+                    plan.slot.as_str(),
+                    boot.booted.as_str()
+                );
+                self.set_status(S::CommitFailed, &reason);
+            }
+            return;
+        }
         match self.state.status.us_type {
             S::DownloadingImage => {
                 self.set_status(S::DownloadFailed, "minion restarted during the download");
@@ -329,11 +388,15 @@ impl Agent {
             UpgradeReqType::ResetStatus => self.reset(&req),
             UpgradeReqType::PrepareUpgrade | UpgradeReqType::FullUpgrade => self.prepare(req),
             UpgradeReqType::CommitUpgrade => self.commit(req, now),
+            UpgradeReqType::RevertToStandby => self.revert(req),
         };
         if ack.success {
             if matches!(
                 req_type,
-                UpgradeReqType::PrepareUpgrade | UpgradeReqType::FullUpgrade | UpgradeReqType::CommitUpgrade
+                UpgradeReqType::PrepareUpgrade
+                    | UpgradeReqType::FullUpgrade
+                    | UpgradeReqType::CommitUpgrade
+                    | UpgradeReqType::RevertToStandby
             ) {
                 self.state.status.attempt = req_attempt;
             }
@@ -401,7 +464,11 @@ impl Agent {
                     image_path,
                     allow_downgrade: req.allow_downgrade,
                     expected_sha256: req.sha256,
+                    startup_config: req.startup_config.clone(),
                 });
+                // The flasher invalidates the slot before writing: until it reports, the slot
+                // may hold anything.
+                self.standby = None;
                 self.phase = Phase::Flashing { req, cancelled: false };
                 self.set_status(S::FlashingImage, "");
             }
@@ -440,6 +507,11 @@ impl Agent {
                     version: flashed.version().to_string(),
                     upgrade_req_id: req.upgrade_req_id.clone(),
                     extra: Default::default(),
+                });
+                self.standby = Some(StandbyView {
+                    slot: flashed.slot,
+                    version: Some(flashed.version().to_string()),
+                    confirmed: false,
                 });
                 self.state.status.next_image.version = Some(flashed.version().to_string());
                 self.state.status.next_image.sha256 = Some(flashed.sha256());
@@ -487,6 +559,18 @@ impl Agent {
         self.set_status(S::CommitFailed, &format!("could not arm the trial boot: {reason}"));
         self.phase = Phase::Idle;
         self.state.flashed = None;
+        self.persist_and_report();
+    }
+
+    /// [`Action::Revert`] was refused by the boot-environment check or could not be written:
+    /// nothing changed on the node.
+    pub fn handle_revert_failed(&mut self, reason: String, _now: u64) {
+        if self.phase != Phase::Rebooting || self.state.revert.is_none() {
+            return;
+        }
+        self.state.revert = None;
+        self.phase = Phase::Idle;
+        self.set_status(S::CommitFailed, &format!("revert refused: {reason}"));
         self.persist_and_report();
     }
 
@@ -558,6 +642,7 @@ impl Agent {
             bgp_peers_up,
             last_fallback: self.state.last_fallback.clone(),
             seq,
+            startup_config: self.running_config,
         }
     }
 
@@ -592,6 +677,12 @@ impl Agent {
         if req.sha256.is_none() || (req.image_url.is_none() && req.http_url.is_none()) {
             self.set_status(S::DownloadFailed, "PREPARE needs sha256 and an image or http URL");
             return Ack::ok("accepted; download failed at once");
+        }
+        // The configuration's integrity is checked before anything is fetched; the flash checks
+        // the bytes written to disk again before the slot counts as prepared.
+        if let Some(Err(e)) = req.startup_config.as_ref().map(crate::startup_config::check) {
+            self.set_status(S::DownloadFailed, &e.to_string());
+            return Ack::ok("accepted; refused the startup configuration");
         }
         if !req.hardware_board_ids.is_empty() && !req.hardware_board_ids.contains(&self.board) {
             let reason = format!(
@@ -637,6 +728,58 @@ impl Agent {
         Ack::ok("COMMIT accepted; rebooting into the trial slot")
     }
 
+    /// VOLTHA DMI `RevertToStandbyImage`: boot the standby slot as active, without a trial: only
+    /// an image that already passed a trial here (or the factory image) is trusted to boot
+    /// unchecked. Anything else is refused with a reason the controller shows as the node's
+    /// outcome. The shell checks again against the boot environment before writing it.
+    fn revert(&mut self, req: UpgradeReq) -> Ack {
+        if let Some(why) = self.busy() {
+            return Ack::refused(format!("REVERT {} refused: {why}", req.upgrade_req_id));
+        }
+        self.state.status.upgrade_req_id = req.upgrade_req_id.clone();
+        self.state.status.when_to_commit = 0;
+        let standby = self.standby.clone();
+        let refusal = match &standby {
+            Some(StandbyView { slot, version: None, .. }) => {
+                Some(format!("standby slot {} is empty: nothing to revert to", slot.as_str()))
+            }
+            Some(StandbyView { slot, version: Some(v), confirmed: false }) => Some(format!(
+                "standby slot {} holds {v}, never confirmed on this node: revert refused",
+                slot.as_str()
+            )),
+            Some(StandbyView { slot, version: Some(v), confirmed: true }) => {
+                req.version.as_ref().filter(|want| want.trim() != v.trim()).map(|want| {
+                    format!("revert asks for version {want}, standby slot {} holds {v}", slot.as_str())
+                })
+            }
+            None => None,
+        };
+        if let Some(reason) = refusal {
+            self.set_status(S::CommitFailed, &reason);
+            return Ack::ok("accepted; revert refused");
+        }
+        let slot = standby.as_ref().map_or(self.booted.other(), |s| s.slot);
+        let version = standby.and_then(|s| s.version);
+        self.state.flashed = None;
+        self.state.trial = None;
+        self.state.revert = Some(RevertPlan {
+            upgrade_req_id: req.upgrade_req_id.clone(),
+            slot,
+            version: version.clone(),
+            extra: Default::default(),
+        });
+        self.phase = Phase::Rebooting;
+        let reason = format!(
+            "reverting to slot {} ({}) without a trial",
+            slot.as_str(),
+            version.as_deref().unwrap_or("unknown version")
+        );
+        self.set_status(S::Rebooting, &reason);
+        self.persist_and_report();
+        self.actions.push_back(Action::Revert { slot });
+        Ack::ok("REVERT accepted; rebooting into the standby slot")
+    }
+
     /// Snapshots the links, moves to REBOOTING, persists (the trial plan must be on disk before
     /// the trial is armed) and queues the reboot.
     fn commit_now(&mut self, req: &UpgradeReq) {
@@ -677,7 +820,7 @@ impl Agent {
     /// Persists and reports, unless a reboot is already queued (which persisted just before it:
     /// nothing after a reboot runs).
     fn persist_unless_rebooting(&mut self) {
-        if !matches!(self.actions.back(), Some(Action::Reboot { .. })) {
+        if !matches!(self.actions.back(), Some(Action::Reboot { .. } | Action::Revert { .. })) {
             self.persist_and_report();
         }
     }

@@ -102,6 +102,7 @@ pub fn verify_and_flash(
         manifest: verified.manifest,
         file_sha256: verified.file_sha256,
         key_id: verified.key_id.0,
+        startup_config: None,
         extra: Default::default(),
     };
     standby.record(&image)?;
@@ -125,6 +126,7 @@ pub fn adopt_running(
         manifest: verified.manifest,
         file_sha256: verified.file_sha256,
         key_id: verified.key_id.0,
+        startup_config: None,
         extra: Default::default(),
     };
     standby.record(&image)?;

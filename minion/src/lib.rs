@@ -10,6 +10,7 @@
 //!   the reboot command and the radio; [`command`]: running those tools with bounds.
 //! - [`flasher`]: verify an image, write the standby slot, read it back.
 //! - [`agent`]: the upgrade state machine; its docs hold the contract with the binary shell.
+//! - [`startup_config`]: the configuration document kept per slot and made active with it.
 //! - [`state`]: the persisted upgrade state; [`hooks`]: image hooks; [`radio`]: link states;
 //!   [`config`]: the TOML config; [`data_lock`]: one process at a time on the data directory.
 //! - [`systemd`]: READY=1 after the boot step and watchdog pings from the main loop (no-ops
@@ -34,6 +35,7 @@ pub mod hooks;
 pub mod platform;
 pub mod radio;
 pub mod slots;
+pub mod startup_config;
 pub mod state;
 pub mod systemd;
 pub mod uboot;

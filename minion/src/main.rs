@@ -19,6 +19,7 @@ use meshlift_minion::hooks::{self, HookContext};
 use meshlift_minion::platform::{self, Platform, RebootMethod};
 use meshlift_minion::radio::Radio;
 use meshlift_minion::slots::{slots_report, SlotStore};
+use meshlift_minion::startup_config;
 use meshlift_minion::state;
 use meshlift_protocol::transport::{
     ClientSecurity, CurveKeyPair, CurvePublicKey, Dealer, DealerConfig, DealerEvent,
@@ -203,7 +204,7 @@ fn main() -> ExitCode {
 /// Results of background work, fed back into the agent.
 enum Work {
     Downloaded(u64, Result<PathBuf, String>),
-    Flashed(Result<FlashedImage, String>),
+    Flashed(Box<Result<FlashedImage, String>>),
     Hook(HookKind, Result<(), String>),
 }
 
@@ -299,12 +300,22 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
         }
     };
     let report = slots_report(slots.as_ref(), &outcome.env);
+    // The booted slot's startup configuration becomes the running one; a fallback or a revert
+    // brings back the document of the slot it boots.
+    let startup_config = match startup_config::activate(&cfg.data_dir, slots.as_ref()) {
+        Ok(digest) => digest,
+        Err(e) => {
+            tracing::error!(error = %e, "startup configuration of the booted slot not activated");
+            None
+        }
+    };
     let agent = Agent::new(AgentInit {
         persisted,
         boot: outcome,
         slots: report,
         running_hooks,
         board: cfg.board.clone(),
+        startup_config,
         now: now_ms(),
     });
 
@@ -418,7 +429,7 @@ async fn run(cfg: MinionConfig) -> anyhow::Result<i32> {
                         sh.agent.handle_download_done(r, now_ms());
                     }
                 }
-                Work::Flashed(r) => sh.agent.handle_flash_done(r, now_ms()),
+                Work::Flashed(r) => sh.agent.handle_flash_done(*r, now_ms()),
                 Work::Hook(kind, r) => sh.agent.handle_hook_done(kind, r, now_ms()),
             },
             _ = sleep_until(deadline) => sh.agent.handle_timeout(now_ms()),
@@ -561,7 +572,8 @@ impl Shell {
                         }
                     }
                 }
-                Action::Flash { image_path, allow_downgrade, expected_sha256 } => {
+                Action::Flash { image_path, allow_downgrade, expected_sha256, startup_config } => {
+                    let data_dir = self.cfg.data_dir.clone();
                     let keys = self.keys.clone();
                     let board = self.cfg.board.clone();
                     let platform = self.platform.clone();
@@ -585,9 +597,18 @@ impl Shell {
                                 hooks: Some(&hook_ctx),
                             };
                             let mut standby = slots.standby();
-                            flasher::verify_and_flash(&req, standby.as_mut()).map_err(|e| e.to_string())
+                            let mut flashed = flasher::verify_and_flash(&req, standby.as_mut())
+                                .map_err(|e| e.to_string())?;
+                            startup_config::attach(
+                                &data_dir,
+                                standby.as_mut(),
+                                &mut flashed.image,
+                                startup_config.as_ref(),
+                            )
+                            .map_err(|e| e.to_string())?;
+                            Ok(flashed)
                         })();
-                        let _ = tx.blocking_send(Work::Flashed(r));
+                        let _ = tx.blocking_send(Work::Flashed(Box::new(r)));
                     });
                 }
                 Action::RunHook { kind, state } => {
@@ -630,6 +651,22 @@ impl Shell {
                     match boot::confirm_trial(bl.as_mut(), slot, image_sha256) {
                         Ok(()) => tracing::info!(slot = slot.as_str(), "trial confirmed"),
                         Err(e) => self.agent.handle_confirm_failed(e.to_string(), now_ms()),
+                    }
+                }
+                Action::Revert { slot } => {
+                    let mut bl = self.platform.bootloader();
+                    match boot::revert_to_standby(bl.as_mut(), self.slots.as_ref()) {
+                        Ok(active) => {
+                            tracing::info!(
+                                slot = active.as_str(),
+                                expected = slot.as_str(),
+                                "standby slot made active; rebooting"
+                            );
+                            self.send_status();
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            self.reboot().await;
+                        }
+                        Err(e) => self.agent.handle_revert_failed(e.to_string(), now_ms()),
                     }
                 }
                 Action::FallBack { reason } => {

@@ -25,6 +25,10 @@ pub struct SlotImage {
     pub manifest: Manifest,
     pub file_sha256: Sha256Digest,
     pub key_id: String,
+    /// SHA-256 of the startup configuration written beside this slot
+    /// ([`crate::startup_config`]), recorded only after it was read back and matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_config: Option<Sha256Digest>,
     /// Fields written by a newer minion, kept as they are.
     #[serde(flatten)]
     pub extra: Extra,

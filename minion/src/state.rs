@@ -27,6 +27,21 @@ pub struct PersistedState {
     /// `(request id, type)` of recent requests: a repeat is answered without acting again.
     pub recent_requests: Vec<(String, UpgradeReqType)>,
     pub last_fallback: Option<FallbackRecord>,
+    /// Written when a REVERT_TO_STANDBY is carried out, read at the next start to tell whether
+    /// the node now runs the slot it reverted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert: Option<RevertPlan>,
+    /// Fields written by a newer minion, kept as they are.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A revert in progress: the slot that must be running after the reboot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertPlan {
+    pub upgrade_req_id: String,
+    pub slot: SlotId,
+    pub version: Option<String>,
     /// Fields written by a newer minion, kept as they are.
     #[serde(flatten)]
     pub extra: Extra,
@@ -41,6 +56,7 @@ impl Default for PersistedState {
             trial: None,
             recent_requests: Vec::new(),
             last_fallback: None,
+            revert: None,
             extra: Extra::new(),
         }
     }

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this wire protocol. Bump on any incompatible change of [`Message`]. 2: the
 /// commit planner's `strategy` on commit and plan requests, node key messages. 3: seeds,
-/// connections and rates in `DownloadProgress` (all eight `upgrade.bt.*` figures).
+/// connections and rates in `DownloadProgress` (all eight `upgrade.bt.*` figures), the
+/// REVERT_TO_STANDBY request, startup configuration (with PREPARE, in status reports, CONFIG_*).
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Default maximum frame size (1 MiB): far above any real message (a state dump of a 10 000-node
@@ -101,6 +102,15 @@ pub fn decode(bytes: &[u8], max_frame: usize) -> Result<Envelope, DecodeError> {
     }
     if let Message::StatusReport(r) = &env.body {
         r.check_bounds().map_err(DecodeError::OverLimit)?;
+    }
+    if let Message::UpgradeReq(r) = &env.body {
+        if let Some(c) = r.startup_config.as_ref().filter(|c| c.text.len() > crate::MAX_STARTUP_CONFIG) {
+            return Err(DecodeError::OverLimit(format!(
+                "startup configuration of {} bytes (limit {})",
+                c.text.len(),
+                crate::MAX_STARTUP_CONFIG
+            )));
+        }
     }
     Ok(env)
 }

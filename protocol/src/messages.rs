@@ -110,6 +110,15 @@ pub enum Message {
     Snapshots(crate::fleet::Snapshots),
     /// Reply to a restore dry run.
     SnapshotCampaign(Box<crate::fleet::SnapshotCampaign>),
+    // ---- operator → controller: startup configuration (appended) ----
+    /// Set (or clear) the startup configuration of a node, a board or the fleet: a new version,
+    /// journaled with who and why. Reply: [`Ack`] naming the version.
+    ConfigSetReq(ConfigSetReq),
+    /// The effective startup configuration of a node (or every stored document). Reply:
+    /// [`Message::ConfigShow`].
+    ConfigShowReq(ConfigShowReq),
+    /// Reply to [`Message::ConfigShowReq`].
+    ConfigShow(ConfigShow),
 }
 
 impl Message {
@@ -125,6 +134,7 @@ impl Message {
             Message::GoldenReq(r) => Some(&mut r.operator),
             Message::ImageTagReq(r) => Some(&mut r.operator),
             Message::SnapshotReq(r) => Some(&mut r.operator),
+            Message::ConfigSetReq(r) => Some(&mut r.operator),
             _ => None,
         }
     }
@@ -163,6 +173,9 @@ impl Message {
             Message::SnapshotShowReq(_) => "SNAPSHOT_SHOW_REQ",
             Message::Snapshots(_) => "SNAPSHOTS",
             Message::SnapshotCampaign(_) => "SNAPSHOT_CAMPAIGN",
+            Message::ConfigSetReq(_) => "CONFIG_SET_REQ",
+            Message::ConfigShowReq(_) => "CONFIG_SHOW_REQ",
+            Message::ConfigShow(_) => "CONFIG_SHOW",
         }
     }
 }
@@ -310,6 +323,12 @@ pub enum UpgradeReqType {
     ResetStatus,
     /// PREPARE then COMMIT under one request id.
     FullUpgrade,
+    /// VOLTHA DMI `RevertToStandbyImage`: boot the standby slot as active, without a trial or
+    /// post-boot checks, only where that slot holds an image already confirmed on this node (a
+    /// version that ran here before). The controller orders it like a COMMIT (planner batches on
+    /// the live topology); the minion refuses it, with the reason, when the standby slot is empty
+    /// or was never confirmed.
+    RevertToStandby,
 }
 
 /// UpgradeGroupType.
@@ -414,6 +433,10 @@ pub struct UpgradeReq {
     /// so the seeder sends each byte about once. `swarm_size == 0`: unknown.
     pub swarm_index: u32,
     pub swarm_size: u32,
+    /// PREPARE: the startup configuration that goes with the image (Terragraph's
+    /// `nextNodeConfigJson`, DMI `UpdateStartupConfiguration`), written beside the standby slot
+    /// and made active only when that slot boots. `None`: the node has no configuration for it.
+    pub startup_config: Option<StartupConfig>,
 }
 
 impl UpgradeReq {
@@ -439,6 +462,7 @@ impl UpgradeReq {
             attempt: 1,
             swarm_index: 0,
             swarm_size: 0,
+            startup_config: None,
         }
     }
 }
@@ -526,6 +550,9 @@ pub struct UpgradeCommitPlanReq {
     pub strategy: PlanStrategy,
     /// Only nodes FLASHED with this image version count as pending (readiness-aware dry run).
     pub version: Option<String>,
+    /// Plan a REVERT_TO_STANDBY instead of a commit: the pending nodes are those whose standby
+    /// slot holds an image confirmed there before (`version`, if set, must be that image's).
+    pub revert: bool,
 }
 
 /// UPGRADE_COMMIT_PLAN: the dry run.
@@ -737,6 +764,9 @@ pub struct NodeStatusRow {
     pub slots: Option<SlotsReport>,
     pub upgrade_status: Option<UpgradeStatus>,
     pub last_seen: Option<UnixMillis>,
+    /// SHA-256 of the startup configuration the node reports running (`None`: none, or never
+    /// reported).
+    pub startup_config: Option<Sha256Digest>,
 }
 
 /// Reply to [`NodeStatusReq`].
@@ -958,6 +988,8 @@ pub struct StatusReport {
     pub last_fallback: Option<FallbackRecord>,
     /// Sequence number, per boot, for ack matching.
     pub seq: u64,
+    /// SHA-256 of the startup configuration the running slot booted with (`None`: none).
+    pub startup_config: Option<Sha256Digest>,
 }
 
 /// STATUS_REPORT_ACK.
@@ -1086,4 +1118,79 @@ pub struct GoldenQuarantine {
     pub at: UnixMillis,
     /// The nodes that fell back or failed on it.
     pub nodes: Vec<String>,
+}
+
+/// Largest startup configuration document, in bytes: a node's configuration is a few KiB of JSON
+/// or TOML; anything near this bound is a mistake, and the document travels in every PREPARE.
+pub const MAX_STARTUP_CONFIG: usize = 64 * 1024;
+
+/// A startup configuration document as delivered with a PREPARE: the text and its digest, which
+/// the minion checks before it marks the slot prepared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartupConfig {
+    /// JSON or TOML text, at most [`MAX_STARTUP_CONFIG`] bytes.
+    pub text: String,
+    pub sha256: Sha256Digest,
+    /// The controller's version number of the document (for display and the journal).
+    pub version: u64,
+}
+
+/// Which nodes a stored startup configuration applies to. A node's effective document is the
+/// most specific one: node, then board, then fleet.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigScope {
+    Node(String),
+    Board(String),
+    Fleet,
+}
+
+impl ConfigScope {
+    /// `node:NAME`, `board:ID` or `fleet`, as the journal and the store name it.
+    pub fn label(&self) -> String {
+        match self {
+            ConfigScope::Node(n) => format!("node:{n}"),
+            ConfigScope::Board(b) => format!("board:{b}"),
+            ConfigScope::Fleet => "fleet".to_string(),
+        }
+    }
+}
+
+/// Set the document of `scope` (a new version), or clear it with `text: None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSetReq {
+    pub scope: ConfigScope,
+    pub text: Option<String>,
+    pub operator: Operator,
+}
+
+/// Ask for the effective document of `node`, or, with no node, every stored document.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConfigShowReq {
+    pub node: Option<String>,
+}
+
+/// One stored startup configuration version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDoc {
+    pub scope: ConfigScope,
+    pub version: u64,
+    pub sha256: Sha256Digest,
+    pub text: String,
+    pub who: String,
+    pub reason: Option<String>,
+    pub at: UnixMillis,
+}
+
+/// Reply to [`ConfigShowReq`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConfigShow {
+    /// The node asked about, if any.
+    pub node: Option<String>,
+    /// With a node: its effective document (`None`: no document applies). Without: unused.
+    pub effective: Option<ConfigDoc>,
+    /// With a node: the digest of the configuration it reports running (`None`: none, or it
+    /// never reported).
+    pub running: Option<Sha256Digest>,
+    /// Without a node: the current document of every scope, most specific first.
+    pub documents: Vec<ConfigDoc>,
 }

@@ -43,6 +43,7 @@ fn samples() -> Vec<Message> {
             at: 5,
         }),
         seq: 9,
+        startup_config: None,
     };
     let outcome = NodeOutcome {
         request_id: "r1".into(),
@@ -69,6 +70,7 @@ fn samples() -> Vec<Message> {
             max_pops_per_batch: 2,
             strategy: PlanStrategy::FewestBatches,
             version: None,
+            revert: true,
         }),
         Message::UpgradeAddImageReq(UpgradeAddImageReq {
             image_url: "/tmp/x.mlimg".into(),
@@ -132,6 +134,7 @@ fn samples() -> Vec<Message> {
                 slots: Some(slots),
                 upgrade_status: None,
                 last_seen: Some(1),
+                startup_config: None,
             }],
         }),
         Message::UpgradeReq(prep),

@@ -63,6 +63,7 @@ async fn bad_frames_unknown_nodes_restarts() {
         bgp_peers_up: None,
         last_fallback: None,
         seq: 1,
+        startup_config: None,
     };
     let payload = encode(&Envelope::new(1, Message::StatusReport(Box::new(report)))).expect("encode");
     let ep = minion_ep.clone();

@@ -32,6 +32,7 @@ async fn a_report_for_another_node_is_refused_and_moves_nothing() {
         bgp_peers_up: None,
         last_fallback: None,
         seq: 1,
+        startup_config: None,
     };
     let payload = encode(&Envelope::new(1, Message::StatusReport(Box::new(forged)))).expect("encode");
     let ep = format!("tcp://127.0.0.1:{}", lab.ports.minion);

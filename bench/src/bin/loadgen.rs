@@ -944,6 +944,7 @@ fn status_report(mac: &str, boot_id: &str, seq: u64) -> StatusReport {
         bgp_peers_up: None,
         last_fallback: None,
         seq,
+        startup_config: None,
     }
 }
 

@@ -7,7 +7,7 @@
 //! on the first failure and checks POP uplinks (a reboot that went wrong must stop the rollout),
 //! full upgrade skips failed nodes but checks POPs.
 
-use super::{Action, BatchOpts, CommitArgs, CommitOpts, SubmitOpts, TorrentOpts};
+use super::{Action, BatchOpts, CommitOpts, SubmitOpts, TorrentOpts};
 use meshlift_protocol::{
     Operator, TorrentParams, UpgradeCommitPlanReq, UpgradeGroupReq, UpgradeGroupType, UpgradeReq,
     UpgradeReqType,
@@ -131,6 +131,17 @@ pub fn build(
             apply_commit_group(&mut g, &f.commit);
             (g, Some(f.submit.clone()))
         }
+        Action::Revert(r) => {
+            let id = request_id(&r.submit)?;
+            let mut ur = UpgradeReq::new(UpgradeReqType::RevertToStandby, id);
+            ur.version = r.batch.version.clone();
+            ur.skip_links = r.skip_links.clone();
+            let mut g = UpgradeGroupReq::new(target.ug_type, ur, r.batch.timeout.unwrap_or(COMMIT_TIMEOUT_S));
+            // Like a commit: a node that does not come back stops the rollout, POPs are checked.
+            apply_batch(&mut g, &r.batch, false, false);
+            apply_commit_group(&mut g, &r.commit_opts());
+            (g, Some(r.submit.clone()))
+        }
         Action::Reset(_) => {
             let ur = UpgradeReq::new(UpgradeReqType::ResetStatus, default_request_id(SystemTime::now()));
             (UpgradeGroupReq::new(target.ug_type, ur, 0), None)
@@ -141,21 +152,30 @@ pub fn build(
     Ok((g, submit))
 }
 
-/// The dry run of a commit. Terragraph's plan request only knows exclusions, so it plans the
-/// whole network; a plan for a node list cannot be asked for honestly and is refused.
-pub fn commit_plan_req(target: &Target, c: &CommitArgs) -> Result<UpgradeCommitPlanReq, String> {
+/// The dry run of a commit (or, with `revert`, of a revert). Terragraph's plan request only
+/// knows exclusions, so it plans the whole network; a plan for a node list cannot be asked for
+/// honestly and is refused.
+pub fn commit_plan_req(
+    target: &Target,
+    batch: &BatchOpts,
+    commit: &CommitOpts,
+    revert: bool,
+) -> Result<UpgradeCommitPlanReq, String> {
     if target.ug_type == UpgradeGroupType::Nodes {
-        return Err("the commit plan covers the whole network: use `meshlift upgrade network \
-                    [--exclude a,b] commit --dry-run`"
-            .into());
+        let what = if revert { "revert" } else { "commit" };
+        return Err(format!(
+            "the {what} plan covers the whole network: use `meshlift upgrade network \
+             [--exclude a,b] {what} --dry-run`"
+        ));
     }
     Ok(UpgradeCommitPlanReq {
-        limit: c.batch.batch_size,
+        limit: batch.batch_size,
         exclude_nodes: target.names.clone(),
-        ap_policy: c.commit.ap_policy.into(),
-        max_pops_per_batch: c.commit.max_pops_per_batch,
-        strategy: c.commit.strategy.into(),
-        version: c.batch.version.clone(),
+        ap_policy: commit.ap_policy.into(),
+        max_pops_per_batch: commit.max_pops_per_batch,
+        strategy: commit.strategy.into(),
+        version: batch.version.clone(),
+        revert,
     })
 }
 

@@ -82,6 +82,7 @@ pub fn stage_name(t: UpgradeReqType) -> &'static str {
         UpgradeReqType::CommitUpgrade => "commit",
         UpgradeReqType::ResetStatus => "reset",
         UpgradeReqType::FullUpgrade => "full",
+        UpgradeReqType::RevertToStandby => "revert",
     }
 }
 
@@ -216,6 +217,7 @@ pub fn status_table(d: &NodeStatusDump, now: UnixMillis) -> String {
         "NODE",
         "SITE",
         "VERSION",
+        "CONFIG",
         "ACTIVE",
         "STANDBY",
         "STATE",
@@ -244,6 +246,8 @@ pub fn status_table(d: &NodeStatusDump, now: UnixMillis) -> String {
             n.name.clone(),
             n.site.clone(),
             n.version.clone().unwrap_or_else(|| "-".into()),
+            // The running startup configuration's digest, short as in `config show`.
+            n.startup_config.map_or_else(|| "-".into(), |d| d.to_hex()[..12].to_string()),
             active,
             standby,
             state,
@@ -426,6 +430,7 @@ mod tests {
                     ..Default::default()
                 }),
                 last_seen: Some(88_000),
+                startup_config: None,
             }],
         };
         let text = status_table(&dump, 100_000);

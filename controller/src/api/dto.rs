@@ -20,6 +20,9 @@ pub enum UpgradeKind {
     Commit,
     Full,
     Reset,
+    /// REVERT_TO_STANDBY (DMI `RevertToStandbyImage`): boot each node's standby slot where it
+    /// holds an image confirmed on that node; batches as for a commit.
+    Revert,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
@@ -112,6 +115,7 @@ impl UpgradeRequestBody {
             UpgradeKind::Commit => p::UpgradeReqType::CommitUpgrade,
             UpgradeKind::Full => p::UpgradeReqType::FullUpgrade,
             UpgradeKind::Reset => p::UpgradeReqType::ResetStatus,
+            UpgradeKind::Revert => p::UpgradeReqType::RevertToStandby,
         };
         if self.timeout_s == 0 && self.kind != UpgradeKind::Reset {
             return Err(("timeout_s", "must be above 0".into()));
@@ -213,6 +217,9 @@ pub struct CommitPlanBody {
     /// Only nodes FLASHED with this version count as pending.
     #[serde(default)]
     pub version: Option<String>,
+    /// Plan a revert: pending are the nodes whose standby slot holds an image confirmed there.
+    #[serde(default)]
+    pub revert: bool,
 }
 
 impl From<CommitPlanBody> for p::UpgradeCommitPlanReq {
@@ -224,6 +231,7 @@ impl From<CommitPlanBody> for p::UpgradeCommitPlanReq {
             max_pops_per_batch: b.max_pops_per_batch,
             strategy: b.strategy.into(),
             version: b.version,
+            revert: b.revert,
         }
     }
 }
@@ -425,6 +433,7 @@ fn kind_name(t: p::UpgradeReqType) -> &'static str {
         p::UpgradeReqType::CommitUpgrade => "commit",
         p::UpgradeReqType::FullUpgrade => "full",
         p::UpgradeReqType::ResetStatus => "reset",
+        p::UpgradeReqType::RevertToStandby => "revert",
     }
 }
 

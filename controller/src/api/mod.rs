@@ -23,6 +23,7 @@
 //! Nothing a client sends panics: bodies are bounded (JSON 1 MiB, uploads `max_upload_bytes`),
 //! parse errors are 400 problem documents naming the field.
 
+pub mod config_routes;
 pub mod dashboard;
 pub mod dto;
 pub mod events;

@@ -30,8 +30,8 @@ const JSON_MAX: usize = 1 << 20;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshlift controller API", description = "Operator requests of the app socket over HTTP/JSON. Bearer tokens: `meshlift token new`."),
-    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::events::events, openapi, super::fleet::versions, super::fleet::tag_image, super::fleet::list_snapshots, super::fleet::show_snapshot, super::fleet::create_snapshot, super::fleet::delete_snapshot, super::fleet::restore_snapshot),
-    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto, super::fleet::TagBody, super::fleet::SnapshotDto, super::fleet::SnapshotNodeDto, super::fleet::SnapshotImageDto, super::fleet::CampaignDto, super::fleet::CampaignStepDto, super::fleet::SnapshotBody, super::fleet::RestoreBody, super::fleet::RestoreDto)),
+    paths(whoami, list_images, upload_image, delete_image, create_upgrade, abort, state, commit_plan, nodes, journal, map, golden_show, golden_change, super::config_routes::config_show, super::config_routes::config_set, super::events::events, openapi, super::fleet::versions, super::fleet::tag_image, super::fleet::list_snapshots, super::fleet::show_snapshot, super::fleet::create_snapshot, super::fleet::delete_snapshot, super::fleet::restore_snapshot),
+    components(schemas(Problem, WhoAmI, AckDto, Accepted, ImageDto, NodeDto, NodePage, SlotsDto, SlotDto, StateDto, RequestDto, BatchNodeDto, OutcomeDto, FinishedDto, CommitPlanDto, CostDto, NodeReasonDto, JournalDto, MapDto, MapSite, MapNode, MapLink, EventDto, NodeChange, UpgradeRequestBody, UpgradeKind, ApPolicyDto, StrategyDto, AbortBody, CommitPlanBody, GoldenBody, GoldenDto, GoldenBoardDto, GoldenWaveDto, GoldenBlacklistDto, GoldenQuarantineDto, super::fleet::VersionsDto, super::fleet::NodeVersionsDto, super::fleet::SlotVersionDto, super::fleet::VersionTotalDto, super::fleet::TagBody, super::fleet::SnapshotDto, super::fleet::SnapshotNodeDto, super::fleet::SnapshotImageDto, super::fleet::CampaignDto, super::fleet::CampaignStepDto, super::fleet::SnapshotBody, super::fleet::RestoreBody, super::fleet::RestoreDto, super::config_routes::ConfigBody, super::config_routes::ConfigDocDto, super::config_routes::ConfigShowDto)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -64,6 +64,10 @@ pub fn router(api: ApiState) -> axum::Router {
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/map", get(map))
         .route("/api/v1/golden", get(golden_show).post(golden_change))
+        .route(
+            "/api/v1/config",
+            get(super::config_routes::config_show).post(super::config_routes::config_set),
+        )
         .route("/api/v1/events", get(super::events::events))
         .route("/api/v1/versions", get(super::fleet::versions))
         .route("/api/v1/images/{name}/tags", post(super::fleet::tag_image))
@@ -327,7 +331,8 @@ pub async fn delete_image(
     Ok(Json(AckDto { message: ack(reply)? }))
 }
 
-/// UPGRADE_GROUP_REQ: queue a prepare, commit, full upgrade or reset.
+/// UPGRADE_GROUP_REQ: queue a prepare, commit, full upgrade or revert (`"type": "revert"`), or
+/// send a reset.
 #[utoipa::path(post, path = "/api/v1/upgrades", tag = "upgrades", security(("bearer" = [])),
     request_body = UpgradeRequestBody,
     responses((status = 202, body = Accepted), (status = 400, body = Problem, content_type = "application/problem+json"),

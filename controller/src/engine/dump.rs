@@ -24,7 +24,7 @@ impl Engine {
     pub fn state_dump(&self) -> UpgradeStateDump {
         let view = |r: &RequestRun| RequestView {
             request: r.req.clone(),
-            stage: r.stage().map_or(r.req.ur_req.ur_type, |s| s.req_type()),
+            stage: r.stage().map_or(r.req.ur_req.ur_type, |s| r.outcome_stage(s)),
             submitted_at: r.submitted_at,
             started_at: r.started_at,
         };
@@ -97,6 +97,7 @@ impl Engine {
                         slots: seen.map(|s| s.report.slots.clone()),
                         upgrade_status: seen.map(|s| s.report.upgrade_status.clone()),
                         last_seen: seen.map(|s| s.at),
+                        startup_config: seen.and_then(|s| s.report.startup_config),
                     }
                 })
                 .collect(),
@@ -108,11 +109,8 @@ impl Engine {
     /// that version would filter them at its first batch.
     pub fn commit_plan(&self, req: &UpgradeCommitPlanReq, now: u64) -> UpgradeCommitPlan {
         let mut plan = UpgradeCommitPlan::default();
-        let mut group = UpgradeGroupReq::new(
-            UpgradeGroupType::Network,
-            UpgradeReq::new(UpgradeReqType::CommitUpgrade, "dry-run"),
-            1,
-        );
+        let kind = if req.revert { UpgradeReqType::RevertToStandby } else { UpgradeReqType::CommitUpgrade };
+        let mut group = UpgradeGroupReq::new(UpgradeGroupType::Network, UpgradeReq::new(kind, "dry-run"), 1);
         group.exclude_nodes = req.exclude_nodes.clone();
         group.limit = req.limit;
         group.ap_policy = req.ap_policy;
@@ -143,7 +141,9 @@ impl Engine {
         let mut pending = BTreeSet::new();
         for n in nodes {
             let Some(node) = self.topology.node(&n) else { continue };
-            let r = if req.version.is_some() {
+            let r = if req.revert {
+                readiness::revert(&run, &self.fleet, node, now)
+            } else if req.version.is_some() {
                 readiness::commit(&run, &self.fleet, node, now)
             } else {
                 Readiness::Dispatch
@@ -201,11 +201,29 @@ impl Engine {
                 }
                 break;
             }
+            let nodes = if req.revert {
+                // The same check the revert makes before each batch (see `collateral`).
+                let (kept, held) = super::collateral::hold_back(&live, c.nodes.clone());
+                for (n, spared) in held {
+                    pending.remove(&n);
+                    let reason = format!(
+                        "skipped_not_ready: held back: reverting it would cut off {}, left out of this revert, from every POP",
+                        spared.join(", ")
+                    );
+                    plan.filtered.push(NodeReason { node: n, reason });
+                }
+                if kept.is_empty() {
+                    continue;
+                }
+                kept
+            } else {
+                c.nodes
+            };
             explanation.push(format!("batch {}: {}", plan.commit_batches.len() + 1, c.explanation));
-            for n in &c.nodes {
+            for n in &nodes {
                 pending.remove(n);
             }
-            let mut b = c.nodes;
+            let mut b = nodes;
             b.sort();
             plan.commit_batches.push(b);
         }

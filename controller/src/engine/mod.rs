@@ -64,6 +64,7 @@
 //! Nothing from a report, an operator or the store panics the engine: unknown nodes, stale
 //! reports and corrupt rows become errors, refusals or events.
 
+mod collateral;
 pub mod dump;
 pub mod fleet;
 mod persist;
@@ -73,6 +74,7 @@ pub mod request;
 mod run;
 mod snapshots;
 pub mod timer;
+pub mod startup_config;
 pub mod verdict;
 pub mod versions;
 mod work;
@@ -211,6 +213,8 @@ pub struct Engine {
     next_prune_at: u64,
     /// [`Timer::Liveness`]: no later than the first moment an online node goes offline.
     liveness_at: Option<u64>,
+    /// Startup configuration documents, delivered with every PREPARE.
+    configs: startup_config::ConfigDocs,
 }
 
 /// What must be written at the end of the current input.
@@ -275,6 +279,7 @@ impl Engine {
             online,
             next_prune_at: now,
             liveness_at: None,
+            configs: Default::default(),
         }
     }
 
@@ -324,6 +329,11 @@ impl Engine {
             }),
             Message::NodeStatusReq(_) => Message::NodeStatusDump(self.node_status(now)),
             Message::VersionsReq(req) => Message::FleetVersions(self.fleet_versions(&req.filter, now)),
+            Message::ConfigSetReq(req) => Message::Ack(self.config_set(req, now)),
+            Message::ConfigShowReq(req) => match self.config_show(&req) {
+                Ok(show) => Message::ConfigShow(show),
+                Err(why) => Message::Ack(Ack::refused(why)),
+            },
             Message::UpgradeAddImageReq(_) | Message::UpgradeDelImageReq(_) => Message::Ack(Ack::refused(
                 "image add/delete is carried out by the controller's image store, not the upgrade engine",
             )),

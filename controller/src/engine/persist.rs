@@ -119,7 +119,8 @@ impl Engine {
 
     /// Rebuild the state from the start-up snapshot.
     pub(super) fn load(&mut self, snapshot: Snapshot) -> Result<(), EngineError> {
-        let Snapshot { images, requests, running: running_rows, golden: _, image_tags, snapshots } = snapshot;
+        let Snapshot { images, requests, running: running_rows, golden: _, image_tags, snapshots, startup_configs, last_config_version } =
+            snapshot;
         for image in images {
             self.images.insert(image.name.clone(), image);
         }
@@ -128,6 +129,7 @@ impl Engine {
             let snap: meshlift_protocol::fleet::Snapshot = from_json(&format!("snapshots({name})"), &body)?;
             self.snapshots.insert(name, snap);
         }
+        self.configs = super::startup_config::ConfigDocs::new(startup_configs, last_config_version);
         let mut current: Option<RequestRun> = None;
         let mut queue = Vec::new();
         let mut finished = Vec::new();

@@ -138,3 +138,96 @@ pub fn commit(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readine
     }
     Readiness::Dispatch
 }
+
+/// REVERT_TO_STANDBY readiness (DMI `RevertToStandbyImage`): only a node whose standby slot holds
+/// an image confirmed on that node before is sent a REVERT; every other node gets an outcome that
+/// says what its standby slot holds. The minion checks the same rule again against its boot
+/// environment, in case the report was out of date.
+pub fn revert(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readiness {
+    if let Some(r) = offline(fleet, node, now) {
+        return r;
+    }
+    let Some(seen) = fleet.get(&node.name) else {
+        return Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into());
+    };
+    let r = &seen.report;
+    let us = &r.upgrade_status;
+    let sent = run.node_state.get(&node.name).is_some_and(|s| s.commit_sent);
+    if sent && us.upgrade_req_id == run.id && us.us_type == UpgradeStatusType::Rebooting {
+        return Readiness::Watch("still rebooting from an earlier REVERT".into());
+    }
+    let slots = &r.slots;
+    let standby = slots.standby();
+    // Retried after a batch timeout, but the first REVERT did take effect: sending another one
+    // would flip the node back to the image it just left.
+    if sent
+        && us.upgrade_req_id == run.id
+        && us.us_type == UpgradeStatusType::None
+        && slots.booted == slots.active
+    {
+        return Readiness::Outcome(
+            OutcomeKind::Succeeded,
+            format!(
+                "reverted earlier in this request: running {} from slot {}",
+                r.version,
+                slots.booted.as_str()
+            ),
+        );
+    }
+    if slots.booted != slots.active {
+        return Readiness::Outcome(
+            OutcomeKind::SkippedNotReady,
+            format!(
+                "a trial boot of slot {} is in progress (status {}); wait for it to confirm or fall back",
+                slots.booted.as_str(),
+                us.us_type.as_str()
+            ),
+        );
+    }
+    if matches!(
+        us.us_type,
+        UpgradeStatusType::DownloadingImage
+            | UpgradeStatusType::FlashingImage
+            | UpgradeStatusType::CommitScheduled
+            | UpgradeStatusType::Rebooting
+            | UpgradeStatusType::Trial
+    ) {
+        return Readiness::Outcome(
+            OutcomeKind::SkippedNotReady,
+            format!("the node is busy ({}); reset it or wait", us.us_type.as_str()),
+        );
+    }
+    let Some(version) = standby.version.as_deref() else {
+        return Readiness::Outcome(
+            OutcomeKind::SkippedNotReady,
+            format!("standby slot {} is empty: nothing to revert to", standby.slot.as_str()),
+        );
+    };
+    if !standby.confirmed {
+        return Readiness::Outcome(
+            OutcomeKind::SkippedNotReady,
+            format!(
+                "standby slot {} holds {version}, never confirmed on this node: revert refused",
+                standby.slot.as_str()
+            ),
+        );
+    }
+    if standby.sha256.is_some() && standby.sha256 == slots.running().sha256 {
+        return Readiness::Outcome(
+            OutcomeKind::AlreadyAtVersion,
+            format!("standby slot {} holds the running image ({version})", standby.slot.as_str()),
+        );
+    }
+    if let Some(want) = run.target_version() {
+        if r.version.trim() == want.trim() {
+            return Readiness::Outcome(OutcomeKind::AlreadyAtVersion, format!("already running {want}"));
+        }
+        if version.trim() != want.trim() {
+            return Readiness::Outcome(
+                OutcomeKind::SkippedNotReady,
+                format!("standby slot {} holds {version}, the request wants {want}", standby.slot.as_str()),
+            );
+        }
+    }
+    Readiness::Dispatch
+}

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshlift_protocol::{
-    FinishedReq, OutcomeKind, Sha256Digest, Topology, UpgradeGroupReq, UpgradeGroupType, UpgradeImage,
-    UpgradeReqType,
+    FinishedReq, OutcomeKind, Sha256Digest, SlotId, Topology, UpgradeGroupReq, UpgradeGroupType,
+    UpgradeImage, UpgradeReqType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,8 @@ impl Stage {
     pub fn first_of(t: UpgradeReqType) -> Option<Stage> {
         match t {
             UpgradeReqType::PrepareUpgrade | UpgradeReqType::FullUpgrade => Some(Stage::Prepare),
-            UpgradeReqType::CommitUpgrade => Some(Stage::Commit),
+            // A revert reboots nodes like a commit: same planner, same batches, same waits.
+            UpgradeReqType::CommitUpgrade | UpgradeReqType::RevertToStandby => Some(Stage::Commit),
             UpgradeReqType::ResetStatus => None,
         }
     }
@@ -129,6 +130,22 @@ impl RequestRun {
     pub fn target_sha(&self) -> Option<Sha256Digest> {
         self.image.as_ref().map(|i| i.sha256).or(self.req.ur_req.sha256)
     }
+
+    /// A REVERT_TO_STANDBY request: its COMMIT-stage batches send REVERTs and are judged by
+    /// [`super::verdict::revert`].
+    pub fn is_revert(&self) -> bool {
+        self.req.ur_req.ur_type == UpgradeReqType::RevertToStandby
+    }
+
+    /// The stage as node outcomes name it: a revert's batches are COMMIT-stage batches, but its
+    /// outcomes say REVERT_TO_STANDBY.
+    pub fn outcome_stage(&self, stage: Stage) -> UpgradeReqType {
+        if self.is_revert() {
+            UpgradeReqType::RevertToStandby
+        } else {
+            stage.req_type()
+        }
+    }
 }
 
 /// One node in a dispatched batch.
@@ -174,6 +191,9 @@ pub struct CommitBaseline {
     pub bgp_peers: Option<u32>,
     /// The node's boot id at dispatch: a report under a new boot id proves it rebooted.
     pub boot_id: String,
+    /// REVERT_TO_STANDBY: the slot the node must be running (its standby slot at dispatch).
+    #[serde(default)]
+    pub expected_slot: Option<SlotId>,
 }
 
 /// The in-flight batch of the current request.
@@ -299,7 +319,7 @@ pub enum Refusal {
     UnknownImage(String),
     #[error("version {asked:?} does not match image {image:?} (version {actual:?})")]
     VersionMismatch { asked: String, image: String, actual: String },
-    #[error("request type FULL_UPGRADE/PREPARE/COMMIT expected here, got {0:?}")]
+    #[error("request type FULL_UPGRADE/PREPARE/COMMIT/REVERT_TO_STANDBY expected here, got {0:?}")]
     NotQueueable(UpgradeReqType),
 }
 
@@ -364,7 +384,7 @@ pub fn validate(
             }
             Ok(Some(image.clone()))
         }
-        UpgradeReqType::CommitUpgrade => Ok(None),
+        UpgradeReqType::CommitUpgrade | UpgradeReqType::RevertToStandby => Ok(None),
         t @ UpgradeReqType::ResetStatus => Err(Refusal::NotQueueable(t)),
     }
 }

@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 
 use meshlift_graph_planner::{Mesh, PlanRequest};
 use meshlift_protocol::{
-    Ack, FinishedReq, NodeOutcome, OutcomeKind, Topology, UpgradeAbortReq, UpgradeGroupReq, UpgradeImage,
-    UpgradeReq, UpgradeReqType,
+    Ack, FinishedReq, NodeOutcome, OutcomeKind, StatusReport, Topology, UpgradeAbortReq, UpgradeGroupReq,
+    UpgradeImage, UpgradeReq, UpgradeReqType,
 };
 
 use super::fleet::{Fleet, NodeId, Seen};
@@ -181,7 +181,7 @@ impl Engine {
             for n in &nodes {
                 let o = outcome(
                     &run.id,
-                    stage,
+                    run.outcome_stage(stage),
                     n,
                     OutcomeKind::Aborted,
                     format!("{why} before it started"),
@@ -337,6 +337,7 @@ impl Engine {
                 None => Readiness::Outcome(OutcomeKind::SkippedNotReady, "no longer in the topology".into()),
                 Some(node) => match stage {
                     Stage::Prepare => readiness::prepare(&run, &self.fleet, node, now),
+                    Stage::Commit if run.is_revert() => readiness::revert(&run, &self.fleet, node, now),
                     Stage::Commit => readiness::commit(&run, &self.fleet, node, now),
                 },
             };
@@ -399,7 +400,25 @@ impl Engine {
                     }
                     return;
                 }
-                (c.nodes, c.explanation)
+                if !run.is_revert() {
+                    (c.nodes, c.explanation)
+                } else {
+                    let (kept, held) = super::collateral::hold_back(&live, c.nodes);
+                    for (n, spared) in held {
+                        if let Some(run) = self.work.run_mut() {
+                            run.pending.retain(|p| p != &n);
+                        }
+                        let reason = format!(
+                            "held back: reverting it would cut off {}, left out of this revert, from every POP",
+                            spared.join(", ")
+                        );
+                        self.record_outcome(&n, OutcomeKind::SkippedNotReady, reason, now);
+                    }
+                    if kept.is_empty() {
+                        return;
+                    }
+                    (kept, c.explanation)
+                }
             }
         };
         self.dispatch(stage, chosen, &watch, explanation, now);
@@ -436,6 +455,7 @@ impl Engine {
         let mut batch_nodes = Vec::with_capacity(chosen.len());
         let target_version = run.target_version();
         let target_sha = run.target_sha();
+        let revert = run.is_revert();
         for n in &chosen {
             let Some(node) = self.topology.node(n) else { continue };
             let seen = self.fleet.get(n);
@@ -449,7 +469,11 @@ impl Engine {
                 detail = "watching: busy with an earlier COMMIT of this request".to_string();
             } else {
                 let req = match stage {
-                    Stage::Prepare => prepare_req(&run.id, &run.req, run.image.as_ref()),
+                    Stage::Prepare => {
+                        let mut r = prepare_req(&run.id, &run.req, run.image.as_ref());
+                        r.startup_config = self.startup_config_for(n);
+                        r
+                    }
                     Stage::Commit => {
                         let report = seen.map(|s| &s.report);
                         let mut ignored = run.req.skip_links.clone();
@@ -469,14 +493,29 @@ impl Engine {
                                 None
                             },
                             boot_id: report.map(|r| r.boot_id.clone()).unwrap_or_default(),
+                            expected_slot: None,
                         };
+                        let base = if revert { revert_baseline(base, report) } else { base };
                         state.commit_sent = true;
                         state.baseline = Some(base.clone());
                         commit = Some(base);
-                        commit_req(&run.id, &run.req, target_version.clone(), self.config.confirm_timeout_s)
+                        if revert {
+                            revert_req(&run.id, &run.req)
+                        } else {
+                            commit_req(
+                                &run.id,
+                                &run.req,
+                                target_version.clone(),
+                                self.config.confirm_timeout_s,
+                            )
+                        }
                     }
                 };
-                detail = format!("{} sent", stage.as_str().to_uppercase());
+                detail = if revert {
+                    "REVERT sent".to_string()
+                } else {
+                    format!("{} sent", stage.as_str().to_uppercase())
+                };
                 let mut req = req;
                 req.attempt = attempt;
                 if stage == Stage::Prepare {
@@ -512,7 +551,11 @@ impl Engine {
             now,
             Some(&id),
             None,
-            format!("{} batch {index} dispatched: {} ({explanation})", stage.as_str(), chosen.join(", ")),
+            format!(
+                "{} batch {index} dispatched: {} ({explanation})",
+                if revert { "revert" } else { stage.as_str() },
+                chosen.join(", ")
+            ),
         );
         let swarm_size = sends.len() as u32;
         for (n, mut req) in sends {
@@ -766,8 +809,9 @@ impl Engine {
         if let Some(r) = &run.stop_reason {
             summary.push(format!("stopped: {r}"));
         }
+        let what = if run.is_revert() { "revert" } else { "upgrade" };
         let summary =
-            format!("upgrade {}: {}", if success { "succeeded" } else { "failed" }, summary.join(", "));
+            format!("{what} {}: {}", if success { "succeeded" } else { "failed" }, summary.join(", "));
         let f =
             FinishedReq { request_id: run.id.clone(), success, summary: summary.clone(), finished_at: now };
         run.phase = Phase::Finished(f.clone());
@@ -794,6 +838,7 @@ impl Engine {
     pub(super) fn record_outcome(&mut self, node: &str, kind: OutcomeKind, reason: String, now: u64) {
         let Some(run) = self.work.run_mut() else { return };
         let stage = run.stage().unwrap_or(Stage::Commit);
+        let stage = run.outcome_stage(stage);
         let state = run.node_state.entry(node.to_string()).or_default();
         state.outcome = Some(kind);
         let started = state.started_at.unwrap_or(run.stage_started_at);
@@ -839,6 +884,9 @@ fn node_verdict(
     match stage {
         Stage::Prepare => verdict::prepare(&run.id, run.target_sha(), seen, bn.rx_at_dispatch, bn.attempt),
         Stage::Commit => match &bn.commit {
+            Some(base) if run.is_revert() => {
+                verdict::revert(&run.id, node, base, fleet, bn.rx_at_dispatch, now)
+            }
             Some(base) => verdict::commit(&run.id, node, base, fleet, bn.rx_at_dispatch, &base.boot_id, now),
             None => Verdict::Pending("no commit baseline recorded; waiting for the batch timeout".into()),
         },
@@ -851,12 +899,13 @@ fn request_stage_name(t: UpgradeReqType) -> &'static str {
         UpgradeReqType::CommitUpgrade => "commit",
         UpgradeReqType::ResetStatus => "reset",
         UpgradeReqType::FullUpgrade => "full upgrade",
+        UpgradeReqType::RevertToStandby => "revert",
     }
 }
 
 fn outcome(
     request_id: &str,
-    stage: Stage,
+    stage: UpgradeReqType,
     node: &str,
     kind: OutcomeKind,
     reason: String,
@@ -865,7 +914,7 @@ fn outcome(
 ) -> NodeOutcome {
     NodeOutcome {
         request_id: request_id.to_string(),
-        stage: stage.req_type(),
+        stage,
         node: node.to_string(),
         outcome: kind,
         reason,
@@ -910,4 +959,25 @@ fn commit_req(
         r.version = version;
     }
     r
+}
+
+/// The REVERT a node receives: no image, no trial settings; `version` (if the operator gave one)
+/// is the version the standby slot must hold.
+fn revert_req(id: &str, req: &UpgradeGroupReq) -> UpgradeReq {
+    let mut r = UpgradeReq::new(UpgradeReqType::RevertToStandby, id);
+    r.version = req.version.clone();
+    r.skip_links = req.skip_links.clone();
+    r
+}
+
+/// A revert is judged against the node's standby slot at dispatch: the slot it must come back
+/// on, and the version and image that slot held.
+fn revert_baseline(mut base: CommitBaseline, report: Option<&StatusReport>) -> CommitBaseline {
+    if let Some(r) = report {
+        let standby = r.slots.standby();
+        base.expected_slot = Some(standby.slot);
+        base.expected_version = standby.version.clone().unwrap_or_default();
+        base.expected_sha = standby.sha256;
+    }
+    base
 }

@@ -146,22 +146,8 @@ pub fn commit(
                 };
             }
         }
-        let id = fleet.id(node);
-        let waiting: Vec<&str> = fleet
-            .wireless_links(node)
-            .iter()
-            .filter(|w| !base.ignored_links.contains(&w.link))
-            .filter(|w| !id.is_some_and(|i| fleet.wireless_alive_id(&w.link, i, w.peer, now)))
-            .map(|w| w.link.as_str())
-            .collect();
-        if !waiting.is_empty() {
-            return Verdict::Pending(format!("waiting for links to come back: {}", waiting.join(", ")));
-        }
-        if let Some(want) = base.bgp_peers {
-            let have = r.bgp_peers_up.unwrap_or(0);
-            if have < want {
-                return Verdict::Pending(format!("waiting for BGP peers (expecting {want}, have {have})"));
-            }
+        if let Some(waiting) = links_and_peers_back(node, base, fleet, r.bgp_peers_up, now) {
+            return Verdict::Pending(waiting);
         }
         return Verdict::Success(format!(
             "running {} from confirmed slot {}, links back",
@@ -176,4 +162,101 @@ pub fn commit(
         UpgradeStatusType::Trial => "trial boot: post-boot checks running".to_string(),
         t => format!("status {}", t.as_str()),
     })
+}
+
+/// REVERT_TO_STANDBY: success is a report under a new boot id from the slot that was the
+/// standby at dispatch, now booted **and** active, running the version that slot held, with the
+/// node's links (and a POP's BGP peers) back as for a commit. A revert has no trial, so the
+/// minion's refusal (standby empty or never confirmed here) comes back as COMMIT_FAILED with the
+/// reason, which is final: nothing on the node changed, and trying again changes nothing.
+pub fn revert(
+    req_id: &str,
+    node: &str,
+    base: &CommitBaseline,
+    fleet: &Fleet,
+    rx_at_dispatch: u64,
+    now: u64,
+) -> Verdict {
+    let Some(s) = fresh(fleet.get(node), rx_at_dispatch) else {
+        return Verdict::Pending("waiting for a status report since the REVERT was sent".into());
+    };
+    let r = &s.report;
+    let us = &r.upgrade_status;
+    if us.us_type == UpgradeStatusType::CommitFailed && us.upgrade_req_id == req_id {
+        return Verdict::Failure { outcome: OutcomeKind::Failed, reason: us.reason.clone(), retry: false };
+    }
+    if r.boot_id == base.boot_id {
+        return Verdict::Pending(match us.us_type {
+            UpgradeStatusType::Rebooting => "rebooting into the standby slot".to_string(),
+            t => format!("status {}: waiting for the reboot", t.as_str()),
+        });
+    }
+    let slots = &r.slots;
+    if let Some(want) = base.expected_slot {
+        if slots.booted != want || slots.active != want {
+            return Verdict::Failure {
+                outcome: OutcomeKind::Failed,
+                reason: format!(
+                    "rebooted into slot {} (active {}), expected slot {}",
+                    slots.booted.as_str(),
+                    slots.active.as_str(),
+                    want.as_str()
+                ),
+                retry: false,
+            };
+        }
+    }
+    if r.version.trim() != base.expected_version.trim() {
+        return Verdict::Failure {
+            outcome: OutcomeKind::Failed,
+            reason: format!("rebooted and runs {:?}, expected {:?}", r.version, base.expected_version),
+            retry: false,
+        };
+    }
+    if let (Some(want), Some(have)) = (base.expected_sha, slots.running().sha256) {
+        if want != have {
+            return Verdict::Failure {
+                outcome: OutcomeKind::Failed,
+                reason: "running slot's sha256 differs from the standby image at dispatch".into(),
+                retry: false,
+            };
+        }
+    }
+    if let Some(waiting) = links_and_peers_back(node, base, fleet, r.bgp_peers_up, now) {
+        return Verdict::Pending(waiting);
+    }
+    Verdict::Success(format!(
+        "reverted: running {} from slot {} (confirmed here before), links back",
+        r.version,
+        slots.booted.as_str()
+    ))
+}
+
+/// What a rebooted node still waits for (its wireless links, a POP's BGP peers), or `None` when
+/// everything is back.
+fn links_and_peers_back(
+    node: &str,
+    base: &CommitBaseline,
+    fleet: &Fleet,
+    bgp_peers_up: Option<u32>,
+    now: u64,
+) -> Option<String> {
+    let id = fleet.id(node);
+    let waiting: Vec<&str> = fleet
+        .wireless_links(node)
+        .iter()
+        .filter(|w| !base.ignored_links.contains(&w.link))
+        .filter(|w| !id.is_some_and(|i| fleet.wireless_alive_id(&w.link, i, w.peer, now)))
+        .map(|w| w.link.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        return Some(format!("waiting for links to come back: {}", waiting.join(", ")));
+    }
+    if let Some(want) = base.bgp_peers {
+        let have = bgp_peers_up.unwrap_or(0);
+        if have < want {
+            return Some(format!("waiting for BGP peers (expecting {want}, have {have})"));
+        }
+    }
+    None
 }

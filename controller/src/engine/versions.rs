@@ -87,6 +87,7 @@ mod tests {
             version: active.map(|(v, _)| v.to_string()),
             slots,
             upgrade_status: None,
+            startup_config: None,
             last_seen: None,
         }
     }

@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 
-use meshlift_protocol::{NodeOutcome, Operator, OutcomeKind, UpgradeImage, UpgradeReqType};
+use meshlift_protocol::{ConfigDoc, NodeOutcome, Operator, OutcomeKind, UpgradeImage, UpgradeReqType};
 
 mod snapshot;
 pub use snapshot::{RunningRows, Snapshot};
@@ -126,6 +126,16 @@ pub const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
+    // v7: startup configuration documents (per node, board or fleet), every version kept; the
+    // current one of a scope is its highest version (a cleared scope's is a row with cleared = 1).
+    "CREATE TABLE startup_configs (
+        version INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        cleared INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX startup_configs_scope ON startup_configs(scope, version);",
 ];
 
 /// How long a write waits for another writer's lock before it fails (see [`Store::open`]).
@@ -253,6 +263,11 @@ pub enum StoreOp {
     PruneJournal {
         before: u64,
         keep_rows: u64,
+    },
+    /// A new version of a scope's startup configuration (`cleared`: the scope has none from now).
+    PutStartupConfig {
+        doc: ConfigDoc,
+        cleared: bool,
     },
 }
 
@@ -506,6 +521,27 @@ impl Store {
         Ok(self.conn.query_row("SELECT body FROM golden WHERE id = 1", [], |r| r.get(0)).optional()?)
     }
 
+    /// The current startup configuration of every scope that has one (cleared scopes left out),
+    /// and the highest version ever written (versions are never reused).
+    pub fn startup_configs(&self) -> Result<(Vec<ConfigDoc>, u64), StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.version, c.cleared, c.body FROM startup_configs c
+             WHERE c.version = (SELECT MAX(version) FROM startup_configs d WHERE d.scope = c.scope)",
+        )?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?)))?;
+        let mut docs = Vec::new();
+        for row in rows {
+            let (version, cleared, body) = row?;
+            if !cleared {
+                docs.push(from_json::<ConfigDoc>(&format!("startup_configs({version})"), &body)?);
+            }
+        }
+        let max: Option<i64> =
+            self.conn.query_row("SELECT MAX(version) FROM startup_configs", [], |r| r.get(0))?;
+        Ok((docs, max.unwrap_or(0) as u64))
+    }
+
     /// Number of journal lines.
     pub fn journal_len(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get::<_, i64>(0))? as u64)
@@ -614,6 +650,12 @@ impl StoreTxn<'_> {
             StoreOp::DeleteSnapshot { name } => {
                 tx.prepare_cached("DELETE FROM snapshots WHERE name = ?1")?.execute([name])?;
             }
+            StoreOp::PutStartupConfig { doc, cleared } => {
+                tx.prepare_cached(
+                    "INSERT INTO startup_configs (version, scope, cleared, at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![doc.version as i64, doc.scope.label(), *cleared, doc.at as i64, to_json(doc)])?;
+            }
             StoreOp::PutGolden { at, body } => {
                 tx.prepare_cached(
                     "INSERT INTO golden (id, updated_at, body) VALUES (1, ?1, ?2)
@@ -662,6 +704,7 @@ pub fn stage_str(stage: UpgradeReqType) -> &'static str {
         UpgradeReqType::CommitUpgrade => "commit",
         UpgradeReqType::ResetStatus => "reset",
         UpgradeReqType::FullUpgrade => "full",
+        UpgradeReqType::RevertToStandby => "revert",
     }
 }
 
@@ -670,6 +713,7 @@ fn parse_stage(s: &str) -> UpgradeReqType {
         "prepare" => UpgradeReqType::PrepareUpgrade,
         "reset" => UpgradeReqType::ResetStatus,
         "full" => UpgradeReqType::FullUpgrade,
+        "revert" => UpgradeReqType::RevertToStandby,
         _ => UpgradeReqType::CommitUpgrade,
     }
 }

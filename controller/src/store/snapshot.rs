@@ -24,6 +24,10 @@ pub struct Snapshot {
     pub image_tags: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     /// (name, body) of every stored fleet snapshot (`snapshots`).
     pub snapshots: Vec<(String, String)>,
+    /// The current startup configuration of every scope (`startup_configs`).
+    pub startup_configs: Vec<meshlift_protocol::ConfigDoc>,
+    /// The highest configuration version ever written (versions are never reused).
+    pub last_config_version: u64,
 }
 
 /// The per-node rows, open batches and outcomes of one running request.
@@ -55,7 +59,10 @@ impl Store {
                 outcomes: self.outcomes(&row.id)?,
             });
         }
+        let (startup_configs, last_config_version) = self.startup_configs()?;
         Ok(Snapshot {
+            startup_configs,
+            last_config_version,
             images: self.images()?,
             requests,
             running,

@@ -105,11 +105,33 @@ pub enum OnCommit {
 
 #[derive(Debug, Clone)]
 enum Timer {
-    Flash { at: u64, req_id: String, sha: Sha256Digest, version: String },
-    Reboot { at: u64, req_id: String },
-    Boot { at: u64, req_id: String },
-    Decide { at: u64, req_id: String },
-    BackAfterFallback { at: u64, req_id: String },
+    Flash {
+        at: u64,
+        req_id: String,
+        sha: Sha256Digest,
+        version: String,
+    },
+    Reboot {
+        at: u64,
+        req_id: String,
+    },
+    Boot {
+        at: u64,
+        req_id: String,
+    },
+    Decide {
+        at: u64,
+        req_id: String,
+    },
+    BackAfterFallback {
+        at: u64,
+        req_id: String,
+    },
+    /// REVERT_TO_STANDBY: boot the standby slot as active, no trial.
+    RevertBoot {
+        at: u64,
+        req_id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +155,9 @@ pub struct FakeMinion {
     pub links_down_after_boot: bool,
     pub last_fallback: Option<FallbackRecord>,
     pub received: Vec<UpgradeReq>,
+    /// The minion's own check refuses a REVERT with this reason (its boot environment disagrees
+    /// with what its last report said).
+    pub refuse_revert: Option<String>,
     timers: VecDeque<Timer>,
     seq: u64,
 }
@@ -167,6 +192,7 @@ impl FakeMinion {
             links_down_after_boot: false,
             last_fallback: None,
             received: Vec::new(),
+            refuse_revert: None,
             timers: VecDeque::new(),
             seq: 0,
         }
@@ -225,6 +251,33 @@ impl FakeMinion {
                 self.status = UpgradeStatus::default();
             }
             UpgradeReqType::FullUpgrade => {}
+            UpgradeReqType::RevertToStandby => {
+                self.status.upgrade_req_id = req.upgrade_req_id.clone();
+                let standby = self.slots.standby().clone();
+                let refusal = if let Some(r) = &self.refuse_revert {
+                    Some(r.clone())
+                } else if standby.version.is_none() {
+                    Some(format!("standby slot {} is empty", standby.slot.as_str()))
+                } else if !standby.confirmed {
+                    Some(format!("standby slot {} was never confirmed", standby.slot.as_str()))
+                } else {
+                    None
+                };
+                match refusal {
+                    Some(reason) => {
+                        self.status.us_type = UpgradeStatusType::CommitFailed;
+                        self.status.reason = reason;
+                    }
+                    None => {
+                        self.status.us_type = UpgradeStatusType::Rebooting;
+                        self.running = false;
+                        self.timers.push_back(Timer::RevertBoot {
+                            at: now + 3 * STEP_MS,
+                            req_id: req.upgrade_req_id,
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -235,7 +288,8 @@ impl FakeMinion {
                 | Timer::Reboot { at, .. }
                 | Timer::Boot { at, .. }
                 | Timer::Decide { at, .. }
-                | Timer::BackAfterFallback { at, .. } => *at,
+                | Timer::BackAfterFallback { at, .. }
+                | Timer::RevertBoot { at, .. } => *at,
             };
             if at > now {
                 return;
@@ -295,6 +349,19 @@ impl FakeMinion {
                         }
                     }
                 },
+                Timer::RevertBoot { req_id, .. } => {
+                    self.running = true;
+                    self.boot += 1;
+                    self.slots.booted = self.slots.booted.other();
+                    self.slots.active = self.slots.booted;
+                    self.version = self.slots.running().version.clone().unwrap_or_default();
+                    self.status = UpgradeStatus {
+                        us_type: UpgradeStatusType::None,
+                        upgrade_req_id: req_id,
+                        reason: "reverted".into(),
+                        ..Default::default()
+                    };
+                }
                 Timer::BackAfterFallback { req_id, .. } => {
                     self.running = true;
                     self.boot += 1;
@@ -457,7 +524,7 @@ impl Sim {
         let mut commits = Vec::new();
         while let Some(a) = self.next_action() {
             if let Action::SendToNode { node, req, .. } = &a {
-                if req.ur_type == UpgradeReqType::CommitUpgrade {
+                if matches!(req.ur_type, UpgradeReqType::CommitUpgrade | UpgradeReqType::RevertToStandby) {
                     commits.push(node.clone());
                 }
                 if let Some(m) = self.fleet.get_mut(node) {
@@ -505,6 +572,7 @@ impl Sim {
             bgp_peers_up: m.bgp,
             last_fallback: m.last_fallback.clone(),
             seq: m.seq,
+            startup_config: None,
         };
         self.engine.handle_status_report(r, now).expect("known MAC");
     }
@@ -668,6 +736,7 @@ pub fn seen_with_status(status: UpgradeStatus, rx: u64) -> meshlift_controller::
             bgp_peers_up: None,
             last_fallback: None,
             seq: rx,
+            startup_config: None,
         },
         at: 0,
         rx,

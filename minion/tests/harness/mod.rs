@@ -125,6 +125,7 @@ impl Node {
             .map(|i| i.manifest.hooks.iter().map(|h| h.kind).collect())
             .unwrap_or_default();
         let report = slots_report(&slots, &outcome.env);
+        let startup_config = meshlift_minion::startup_config::activate(&self.data(), &slots).unwrap();
         let persisted = load_state(&self.state_path()).unwrap();
         self.agent = Some(Agent::new(AgentInit {
             persisted,
@@ -132,6 +133,7 @@ impl Node {
             slots: report,
             running_hooks,
             board: BOARD.into(),
+            startup_config,
             now: self.now,
         }));
         self.drain();
@@ -234,8 +236,9 @@ impl Node {
             match action {
                 Action::StartDownload(req) => self.pending_download = Some(req),
                 Action::CancelDownload => self.pending_download = None,
-                Action::Flash { image_path, allow_downgrade, expected_sha256 } => {
-                    let result = self.flash(&image_path, allow_downgrade, expected_sha256);
+                Action::Flash { image_path, allow_downgrade, expected_sha256, startup_config } => {
+                    let result =
+                        self.flash(&image_path, allow_downgrade, expected_sha256, startup_config.as_ref());
                     let now = self.now;
                     self.agent().handle_flash_done(result, now);
                 }
@@ -274,6 +277,20 @@ impl Node {
                     self.crash();
                     return;
                 }
+                Action::Revert { .. } => {
+                    let slots = FileSlotStore::open(&self.data(), self.running_slot).unwrap();
+                    let mut bl = FileBootloader::new(&self.data());
+                    match boot::revert_to_standby(&mut bl, &slots) {
+                        Ok(_) => {
+                            self.crash();
+                            return;
+                        }
+                        Err(e) => {
+                            let now = self.now;
+                            self.agent().handle_revert_failed(e.to_string(), now);
+                        }
+                    }
+                }
                 Action::CleanDownloads => {
                     self.pending_download = None;
                     match std::fs::remove_dir_all(self.download_dir()) {
@@ -299,6 +316,7 @@ impl Node {
         image: &Path,
         allow_downgrade: bool,
         expected: Option<meshlift_protocol::Sha256Digest>,
+        startup_config: Option<&meshlift_protocol::StartupConfig>,
     ) -> Result<meshlift_minion::FlashedImage, String> {
         let env = self.env();
         let mut slots = FileSlotStore::open(&self.data(), self.running_slot).unwrap();
@@ -316,8 +334,15 @@ impl Node {
             hooks: Some(&ctx),
         };
         let mut standby = slots.standby();
-        let result = verify_and_flash(&req, standby.as_mut()).map_err(|e| e.to_string());
-        result
+        let mut flashed = verify_and_flash(&req, standby.as_mut()).map_err(|e| e.to_string())?;
+        meshlift_minion::startup_config::attach(
+            &self.data(),
+            standby.as_mut(),
+            &mut flashed.image,
+            startup_config,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(flashed)
     }
 }
 
@@ -336,6 +361,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::Reboot { .. } => "Reboot",
         Action::Confirm { .. } => "Confirm",
         Action::FallBack { .. } => "FallBack",
+        Action::Revert { .. } => "Revert",
         Action::CleanDownloads => "CleanDownloads",
     }
 }
