@@ -23,8 +23,8 @@ macro_rules! emit {
     }};
 }
 
-pub mod confirm;
 pub mod config;
+pub mod confirm;
 mod connection;
 pub mod credentials;
 pub mod golden;

@@ -657,10 +657,7 @@ mod tests {
             let used = names_in(text, &exported);
             assert!(used.len() > 5, "{file} names metrics");
             for name in used {
-                assert!(
-                    exported.contains(&name),
-                    "{file} uses {name}, which the controller does not export"
-                );
+                assert!(exported.contains(&name), "{file} uses {name}, which the controller does not export");
             }
         }
     }

@@ -65,7 +65,8 @@ fn each_prepare_carries_the_nodes_effective_document_and_it_survives_a_restart()
     let later = sim.now + 1_000;
     sim.deliver();
     let store = Store::open(&db).unwrap();
-    let mut engine = Engine::from_snapshot(topo, EngineConfig::default(), store.snapshot().unwrap(), later).unwrap();
+    let mut engine =
+        Engine::from_snapshot(topo, EngineConfig::default(), store.snapshot().unwrap(), later).unwrap();
     // Before n00 reports its board, only its own and the fleet's documents can apply.
     let s = show(&mut engine, "n00", later);
     assert_eq!(s.effective.as_ref().map(|d| d.version), Some(1), "{s:?}");

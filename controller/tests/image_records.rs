@@ -60,7 +60,8 @@ fn tags_survive_a_restart_and_filter_the_listing() {
         sim.deliver();
     }
     let store = Store::open(&db).unwrap();
-    let mut e = Engine::from_snapshot(topology, EngineConfig::default(), store.snapshot().unwrap(), T0 + 1).unwrap();
+    let mut e =
+        Engine::from_snapshot(topology, EngineConfig::default(), store.snapshot().unwrap(), T0 + 1).unwrap();
     let tagged = |t: &str| ImageRecordsReq { tag: Some(t.into()), ..Default::default() };
     assert_eq!(names(&mut e, tagged("stable")), ["1.0.0", "2.0.0"], "tags reloaded from SQLite");
     assert!(names(&mut e, tagged("lab")).is_empty(), "the untag was stored too");

@@ -119,8 +119,16 @@ impl Engine {
 
     /// Rebuild the state from the start-up snapshot.
     pub(super) fn load(&mut self, snapshot: Snapshot) -> Result<(), EngineError> {
-        let Snapshot { images, requests, running: running_rows, golden: _, image_tags, snapshots, startup_configs, last_config_version } =
-            snapshot;
+        let Snapshot {
+            images,
+            requests,
+            running: running_rows,
+            golden: _,
+            image_tags,
+            snapshots,
+            startup_configs,
+            last_config_version,
+        } = snapshot;
         for image in images {
             self.images.insert(image.name.clone(), image);
         }
