@@ -33,6 +33,7 @@ fn nodes_revert_sends_revert_to_standby_with_the_planner_options_and_the_reason(
         "fewest-batches",
         "--request-id",
         "R9",
+        "--yes",
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let g = match fake.received().as_slice() {

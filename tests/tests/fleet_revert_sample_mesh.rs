@@ -47,6 +47,7 @@ async fn fleet_revert_of_the_sample_mesh_back_to_v1_with_zero_collateral_isolati
             "revert",
             "--reason",
             "v2 drops links at night",
+            "--yes",
             "--json",
             "--request-id",
             "e2e-revert",

@@ -297,6 +297,8 @@ pub struct Reconciler {
 
 /// How often a baking rollout's canaries are looked at (the minions' status interval).
 pub const BAKE_POLL_MS: u64 = 5_000;
+/// How often a snapshot restore waiting for an idle engine is looked at (see `next_deadline`).
+pub const RESTORE_POLL_MS: u64 = 1_000;
 
 impl Reconciler {
     pub fn new(settings: Settings) -> Reconciler {
@@ -373,6 +375,13 @@ impl Reconciler {
             if let Some(x) = e.expires_at {
                 at(x);
             }
+        }
+        // A snapshot restore acts whether or not the loop is enabled, as soon as the engine is
+        // idle. Its requests starting and finishing wake the loop (the server's cue), but the
+        // first one and one waiting for another request to end need a poll: once a second, as
+        // the loop ran before it slept until its deadline.
+        if s.restore.is_some() {
+            at(self.now.saturating_add(RESTORE_POLL_MS));
         }
         d
     }
