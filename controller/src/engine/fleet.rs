@@ -215,6 +215,11 @@ impl Fleet {
 
     /// Whether some node is online at `now` but has not reported after `since`. Runs on every
     /// report while a COMMIT stage settles: a scan by id, no name lookups.
+    /// Some node of the topology has not reported since this controller started.
+    pub fn any_unreported(&self) -> bool {
+        self.seen.iter().any(Option::is_none)
+    }
+
     pub fn any_online_silent_since(&self, since: u64, now: u64) -> bool {
         self.seen.iter().flatten().any(|s| self.fresh(s, now) && s.at <= since)
     }
