@@ -25,9 +25,10 @@ fn main() -> anyhow::Result<()> {
     for seed in first..first + seeds {
         let r = rt.block_on(meshlift_tests::chaos::run(seed, topology.clone()));
         println!(
-            "seed {seed}: {}/{} faults fired, {} violations, {} upgraded, {} not, collateral isolation {:.1} s (power-cycled or frozen nodes {:.1} s), {:.0} s",
+            "seed {seed}: {}/{} faults fired ({} link cuts dropped: PREPARE over), {} violations, {} upgraded, {} not, collateral isolation {:.1} s (power-cycled or frozen nodes {:.1} s), {:.0} s",
             r.fired,
             r.planned,
+            r.dropped,
             r.violations.len(),
             r.succeeded,
             r.failed,
