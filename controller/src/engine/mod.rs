@@ -199,8 +199,8 @@ pub struct Engine {
     next_seq: u64,
     started_at: u64,
     now: u64,
-    /// When the last COMMIT batch closed: the next one waits for a fresh view (see
-    /// `run::Engine::settling`).
+    /// When the last COMMIT batch closed, or the COMMIT stage of a FULL_UPGRADE began: the next
+    /// batch waits for a fresh view (see `run::Engine::settling`).
     last_commit_closed_at: Option<u64>,
     /// Actions of the input being handled; released after its `Persist`.
     staged: Vec<Action>,
