@@ -70,7 +70,15 @@ async fn a_bad_golden_image_is_quarantined_and_nobody_beyond_the_canaries_is_tou
         }
     }
     assert!(journal(&lab).iter().any(|e| e.message.contains("quarantined 2.0.0 fleet-wide")));
-    let m = lab.metrics().await.expect("metrics");
+    // The gauges are refreshed every `tick_interval_ms`: wait for the refresh after the verdict.
+    let mut m = lab.metrics().await.expect("metrics");
+    for _ in 0..40 {
+        if metric_sum(&m, "meshlift_golden_quarantined", Some(("version", V2))) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        m = lab.metrics().await.expect("metrics");
+    }
     assert_eq!(metric_sum(&m, "meshlift_golden_quarantined", Some(("version", V2))), 1.0, "{m}");
     lab.stop().await;
 }

@@ -57,8 +57,17 @@ async fn the_sample_mesh_converges_on_its_golden_image_with_no_operator_request(
         assert_eq!(op.who, "golden-image loop");
         assert!(op.reason.as_deref().is_some_and(|r| r.contains("golden-image loop:")), "{op:?}");
     }
-    // The metrics say so too.
-    let m = lab.metrics().await.expect("metrics");
+    // The metrics say so too, once their next refresh (every `tick_interval_ms`) has run: the
+    // gauges are a periodic copy of the engine's and the loop's state, so a scrape right after
+    // the last CONFIRMED may still show the wave running.
+    let mut m = lab.metrics().await.expect("metrics");
+    for _ in 0..40 {
+        if metric_sum(&m, "meshlift_golden_state", Some(("state", "converged"))) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        m = lab.metrics().await.expect("metrics");
+    }
     assert_eq!(metric_sum(&m, "meshlift_golden_nodes_behind", Some(("board", SIM_BOARD))), 0.0, "{m}");
     assert_eq!(metric_sum(&m, "meshlift_golden_state", Some(("state", "converged"))), 1.0);
     assert!(metric_sum(&m, "meshlift_golden_last_run_timestamp_seconds", None) > 0.0);
