@@ -7,7 +7,7 @@
 
 use meshlift_protocol::{Node, OutcomeKind, UpgradeStatusType};
 
-use super::fleet::Fleet;
+use super::fleet::{Fleet, Seen};
 use super::request::RequestRun;
 
 /// What to do with a pending node at batch formation.
@@ -22,25 +22,26 @@ pub enum Readiness {
     Outcome(OutcomeKind, String),
 }
 
-/// Offline is checked first by both stages: nothing else about a silent node is current.
-fn offline(fleet: &Fleet, node: &Node, now: u64) -> Option<Readiness> {
-    if fleet.online(&node.name, now) {
-        return None;
+/// The node's last report, or the outcome of a node that has none worth reading: offline is
+/// checked first by every stage, as nothing else about a silent node is current.
+fn last_report<'a>(fleet: &'a Fleet, node: &Node, now: u64) -> Result<&'a Seen, Readiness> {
+    if !fleet.online(&node.name, now) {
+        let why = match fleet.last_seen(&node.name) {
+            Some(at) => format!("offline: last status report {}s ago", now.saturating_sub(at) / 1000),
+            None => "offline: no status report since the controller started".to_string(),
+        };
+        return Err(Readiness::Outcome(OutcomeKind::SkippedOffline, why));
     }
-    let why = match fleet.last_seen(&node.name) {
-        Some(at) => format!("offline: last status report {}s ago", now.saturating_sub(at) / 1000),
-        None => "offline: no status report since the controller started".to_string(),
-    };
-    Some(Readiness::Outcome(OutcomeKind::SkippedOffline, why))
+    fleet
+        .get(&node.name)
+        .ok_or_else(|| Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into()))
 }
 
 /// PREPARE readiness (Terragraph's `isPrepareReady`, with reasons).
 pub fn prepare(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readiness {
-    if let Some(r) = offline(fleet, node, now) {
-        return r;
-    }
-    let Some(seen) = fleet.get(&node.name) else {
-        return Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into());
+    let seen = match last_report(fleet, node, now) {
+        Ok(seen) => seen,
+        Err(r) => return r,
     };
     let r = &seen.report;
     if let Some(v) = run.target_version() {
@@ -82,11 +83,9 @@ pub fn prepare(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readin
 
 /// COMMIT readiness (Terragraph's `isCommitReady`, with reasons, and never a blind re-commit).
 pub fn commit(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readiness {
-    if let Some(r) = offline(fleet, node, now) {
-        return r;
-    }
-    let Some(seen) = fleet.get(&node.name) else {
-        return Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into());
+    let seen = match last_report(fleet, node, now) {
+        Ok(seen) => seen,
+        Err(r) => return r,
     };
     let r = &seen.report;
     let us = &r.upgrade_status;
@@ -144,11 +143,9 @@ pub fn commit(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readine
 /// says what its standby slot holds. The minion checks the same rule again against its boot
 /// environment, in case the report was out of date.
 pub fn revert(run: &RequestRun, fleet: &Fleet, node: &Node, now: u64) -> Readiness {
-    if let Some(r) = offline(fleet, node, now) {
-        return r;
-    }
-    let Some(seen) = fleet.get(&node.name) else {
-        return Readiness::Outcome(OutcomeKind::SkippedOffline, "never reported".into());
+    let seen = match last_report(fleet, node, now) {
+        Ok(seen) => seen,
+        Err(r) => return r,
     };
     let r = &seen.report;
     let us = &r.upgrade_status;
